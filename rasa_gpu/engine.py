@@ -1,0 +1,273 @@
+"""The one door to Docker. Every call to the engine goes through here, so error mapping, labels and cleanup
+live in one place. Callers get plain values and rasa-gpu errors, never docker SDK exceptions."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.types import DeviceRequest, Mount
+
+from . import gpu as gpu_rules
+from .errors import BuildError, EngineUnavailable, GpuUnavailable, RasaGpuError, RegistryUnreachable
+
+LABEL = "io.rasa-gpu"
+LineSink = Callable[[str], None]
+
+START_HINT = (
+    "start one (Debian/Ubuntu: `sudo systemctl start docker`, or `sudo dockerd &`; "
+    "see https://docs.docker.com/engine/install/) or point DOCKER_HOST at a running engine"
+)
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything about a container rasa-gpu starts, as data: built by pure functions, tested without an engine."""
+
+    image: str
+    command: list[str]
+    name: str
+    labels: dict[str, str]
+    user: Optional[str] = None
+    environment: dict[str, str] = field(default_factory=dict)
+    working_dir: Optional[str] = None
+    binds: dict[str, str] = field(default_factory=dict)  # host path -> container path (read-write)
+    gpu: Optional[gpu_rules.GpuRequest] = None
+    entrypoint: Optional[list[str]] = None
+
+    def create_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "image": self.image,
+            "command": self.command,
+            "name": self.name,
+            "labels": self.labels,
+            "environment": self.environment,
+            "mounts": [Mount(target=dst, source=src, type="bind") for src, dst in self.binds.items()],
+            "init": True,  # PID 1 forwards SIGTERM to Rasa; without an init Rasa would ignore it
+            "detach": True,
+        }
+        if self.user:
+            kwargs["user"] = self.user
+        if self.working_dir:
+            kwargs["working_dir"] = self.working_dir
+        if self.entrypoint is not None:
+            kwargs["entrypoint"] = self.entrypoint
+        if self.gpu is not None and self.gpu.wanted:
+            request = self.gpu.device_request()
+            kwargs["device_requests"] = [
+                DeviceRequest(
+                    count=request.get("Count"),  # type: ignore[arg-type]
+                    device_ids=request.get("DeviceIDs"),  # type: ignore[arg-type]
+                    capabilities=request["Capabilities"],  # type: ignore[arg-type]
+                )
+            ]
+        return kwargs
+
+
+def labels_for(role: str, bot_root: Path, **extra: str) -> dict[str, str]:
+    return {
+        f"{LABEL}.role": role,
+        f"{LABEL}.bot": str(bot_root),
+        f"{LABEL}.host": socket.gethostname(),
+        f"{LABEL}.pid": str(os.getpid()),
+        **{f"{LABEL}.{k}": v for k, v in extra.items()},
+    }
+
+
+class RunningContainer:
+    """A started container: its output, its exit code, and a stop that always removes it."""
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+
+    @property
+    def id(self) -> str:
+        return str(self._container.id)
+
+    def output(self) -> Iterator[bytes]:
+        """stdout and stderr as they come, until the container exits."""
+        try:
+            yield from self._container.logs(stream=True, follow=True, stdout=True, stderr=True)
+        except docker.errors.NotFound:
+            return
+
+    def wait(self) -> int:
+        try:
+            return int(self._container.wait()["StatusCode"])
+        except docker.errors.NotFound:
+            return 137
+
+    def remove(self, stop_timeout: int = 8) -> None:
+        """Stop (SIGTERM, then SIGKILL after stop_timeout seconds) and remove. Safe to call twice."""
+        try:
+            self._container.stop(timeout=stop_timeout)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            pass
+        try:
+            self._container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                raise
+
+
+class Engine:
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+        self.api = client.api
+
+    @classmethod
+    def connect(cls) -> Engine:
+        host = os.environ.get("DOCKER_HOST", "the default socket (/var/run/docker.sock)")
+        try:
+            client = docker.from_env(timeout=600)
+            client.ping()
+        except docker.errors.DockerException as exc:
+            reason = str(exc).split("(")[0].strip().rstrip(":")
+            raise EngineUnavailable(f"cannot reach a Docker engine at {host} ({reason}); {START_HINT}") from None
+        return cls(client)
+
+    # ---- images -----------------------------------------------------------------------------------------------
+
+    def image_id(self, ref: str) -> Optional[str]:
+        """The local image id for a name, or None. One cheap API call, no builder."""
+        try:
+            return str(self.api.inspect_image(ref)["Id"])
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as exc:
+            if exc.status_code == 404:
+                return None
+            raise RasaGpuError(f"Docker could not inspect image {ref}: {exc.explanation}") from None
+
+    def can_pull(self, ref: str) -> bool:
+        """Whether a registry answers for this image, asked without downloading it."""
+        try:
+            self.client.images.get_registry_data(ref)
+        except docker.errors.APIError:
+            return False
+        return True
+
+    def pull(self, ref: str, on_line: LineSink) -> None:
+        repository, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
+        try:
+            for event in self.api.pull(repository, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    raise docker.errors.APIError(event["error"])
+                status = event.get("status", "")
+                if status and "id" not in event:
+                    on_line(status)
+        except docker.errors.APIError as exc:
+            reason = str(exc.explanation or exc).strip().splitlines()[0]
+            raise RegistryUnreachable(
+                f"base image {ref} is not on this machine and cannot be pulled ({reason}); the registry is "
+                "unreachable or the name is wrong: pass --base-image with a local image, or build a registry-less "
+                "base with `rasa-gpu base-image`"
+            ) from None
+
+    def build(
+        self, context: bytes, *, tag: str, target: str, labels: dict[str, str], on_line: LineSink
+    ) -> str:
+        """Build from an in-memory tar context, streaming each output line; returns the image id."""
+        tail: deque[str] = deque(maxlen=20)
+        step = ""
+        try:
+            stream = self.api.build(
+                fileobj=io.BytesIO(context),
+                custom_context=True,
+                tag=tag,
+                target=target,
+                labels=labels,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+            )
+            for event in stream:
+                if "error" in event or "errorDetail" in event:
+                    message = event.get("error") or event["errorDetail"].get("message", "")
+                    raise BuildError(
+                        f"image build failed at {step or 'the first step'}: {message.strip().splitlines()[-1]}",
+                        details=list(tail),
+                    )
+                for line in str(event.get("stream", "")).splitlines():
+                    if line.startswith("Step "):
+                        step = line.split(" : ", 1)[0].replace("Step ", "step ") + f" ({line.split(' : ', 1)[-1]})"
+                    if line.strip():
+                        tail.append(line)
+                        on_line(line)
+        except docker.errors.APIError as exc:
+            raise BuildError(f"image build failed: {exc.explanation or exc}", details=list(tail)) from None
+        image_id = self.image_id(tag)
+        if image_id is None:
+            raise BuildError(f"image build finished but {tag} is missing", details=list(tail))
+        return image_id
+
+    def import_rootfs(self, tar_path: Path, ref: str, changes: list[str]) -> str:
+        repository, _, tag = ref.rpartition(":")
+        try:
+            self.api.import_image_from_file(str(tar_path), repository=repository, tag=tag, changes=changes)
+        except docker.errors.APIError as exc:
+            raise RasaGpuError(f"docker import of {ref} failed: {exc.explanation or exc}") from None
+        image_id = self.image_id(ref)
+        if image_id is None:
+            raise RasaGpuError(f"docker import of {ref} finished but the image is missing")
+        return image_id
+
+    # ---- containers -------------------------------------------------------------------------------------------
+
+    def start(self, spec: ContainerSpec) -> RunningContainer:
+        """Create and start. A GPU request the engine cannot serve becomes GpuUnavailable, with nothing left behind."""
+        try:
+            container = self.client.containers.create(**spec.create_kwargs())
+        except docker.errors.ImageNotFound:
+            raise RasaGpuError(f"image {spec.image} is missing; run `rasa-gpu build` first") from None
+        except docker.errors.APIError as exc:
+            raise self._container_error(exc) from None
+        running = RunningContainer(container)
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            running.remove(stop_timeout=0)
+            raise self._container_error(exc) from None
+        except BaseException:
+            running.remove(stop_timeout=0)
+            raise
+        return running
+
+    @staticmethod
+    def _container_error(exc: docker.errors.APIError) -> RasaGpuError:
+        message = str(exc.explanation or exc)
+        if gpu_rules.is_missing_gpu_driver(message):
+            return GpuUnavailable(f"this Docker engine has no NVIDIA runtime for GPU requests; {gpu_rules.TOOLKIT_HINT}")
+        return RasaGpuError(f"Docker could not start the container: {message}")
+
+    def remove_leftovers(self, labels: dict[str, str]) -> int:
+        """Remove every container (running or not) carrying all these labels; returns how many."""
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        removed = 0
+        for container in self.client.containers.list(all=True, filters=filters):
+            RunningContainer(container).remove(stop_timeout=2)
+            removed += 1
+        return removed
+
+    def run_to_completion(self, spec: ContainerSpec) -> tuple[int, list[str]]:
+        """Run a short helper container; returns exit code and its output lines. The container is always removed."""
+        running = self.start(spec)
+        try:
+            lines = b"".join(running.output()).decode("utf-8", errors="replace").splitlines()
+            return running.wait(), lines
+        finally:
+            running.remove(stop_timeout=1)

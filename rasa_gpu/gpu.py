@@ -1,0 +1,69 @@
+"""GPU rules shared by every command: what to ask the engine for, and what its answers mean."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+from .errors import SettingsError
+
+#: Printed by the entry script inside the container, followed by a JSON list of the GPUs TensorFlow sees.
+DEVICES_MARKER = "RASA_GPU_DEVICES "
+#: Exit code of the entry script when --gpu on was asked for and TensorFlow sees no GPU.
+EXIT_NO_GPU_IN_TF = 86
+
+TOOLKIT_HINT = (
+    "install the NVIDIA Container Toolkit on this host and restart Docker "
+    "(https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/install-guide.html), "
+    "or train on the CPU with --gpu off"
+)
+
+
+@dataclass(frozen=True)
+class GpuRequest:
+    """What `--gpu`/`--gpus` ask of the engine: nothing, all GPUs, or some by id."""
+
+    mode: str  # auto | on | off
+    device_ids: Optional[tuple[str, ...]] = None  # None: all GPUs
+
+    @property
+    def wanted(self) -> bool:
+        return self.mode != "off"
+
+    def device_request(self) -> dict[str, object]:
+        """The engine API's DeviceRequest. Count -1 means all GPUs; leaving count out would mean none."""
+        if self.device_ids:
+            return {"Driver": "", "DeviceIDs": list(self.device_ids), "Capabilities": [["gpu"]]}
+        return {"Driver": "", "Count": -1, "Capabilities": [["gpu"]]}
+
+    def describe(self) -> str:
+        return "GPUs " + ",".join(self.device_ids) if self.device_ids else "all GPUs"
+
+
+def parse_gpu_request(mode: Optional[str], gpus: Optional[str]) -> GpuRequest:
+    mode = mode or "auto"
+    ids: Optional[tuple[str, ...]] = None
+    if gpus:
+        ids = tuple(part.strip() for part in str(gpus).split(",") if part.strip())
+        if not ids or not all(part.isdigit() or part.startswith("GPU-") for part in ids):
+            raise SettingsError(f"--gpus takes device numbers or UUIDs separated by commas (e.g. 0,1), not '{gpus}'")
+        if mode == "off":
+            raise SettingsError("--gpus picks devices to train on, but --gpu off trains on the CPU; drop one of them")
+    return GpuRequest(mode=mode, device_ids=ids)
+
+
+def is_missing_gpu_driver(message: str) -> bool:
+    """True when the engine refused a GPU request because it has no NVIDIA runtime."""
+    return "could not select device driver" in message
+
+
+def parse_devices_line(line: str) -> Optional[list[str]]:
+    """The GPU names from the entry script's marker line, or None if the line is something else."""
+    if not line.startswith(DEVICES_MARKER):
+        return None
+    try:
+        names = json.loads(line[len(DEVICES_MARKER) :])
+    except json.JSONDecodeError:
+        return None
+    return [str(n) for n in names] if isinstance(names, list) else None

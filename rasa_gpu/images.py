@@ -1,0 +1,176 @@
+"""Training images: the Dockerfile rendered from the templates in docker/, its build context, and tags derived from
+a hash of everything that goes into them, so that an image that exists is found with one cheap lookup."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Optional, Protocol
+
+from . import __version__, templates
+from .compat import RasaRelease
+from .errors import SettingsError
+
+IMAGE_REPO = "rasa-gpu/rasa"
+BOT_IMAGE_REPO = "rasa-gpu/bot"
+PIP_VERSION = "24.0"  # the last pip that still runs on every Python Rasa 2.x/3.x supports
+CA_BUNDLE = "/usr/local/share/rasa-gpu/ca-bundle.pem"
+
+
+class _Tmpl(Template):
+    delimiter = "@"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What a training image is made of. Pure data: rendering and hashing need no engine."""
+
+    release: RasaRelease
+    base_image: str
+    variant: str = "gpu"  # gpu | cpu: which default base image the tag names
+    pip_index_url: Optional[str] = None
+    ca_certs: tuple[bytes, ...] = ()
+    extra_requirements: tuple[str, ...] = ()
+
+    # ---- rendering ----------------------------------------------------------------------------------------------
+
+    def dockerfile(self) -> str:
+        return self._render(with_bot_stage=True)
+
+    def _render(self, *, with_bot_stage: bool) -> str:
+        pip_index = f"--index-url {self.pip_index_url} " if self.pip_index_url else ""
+        packages = [f'"rasa=={self.release.version}"', f'"tensorflow=={self.release.tensorflow}"']
+        if self.release.tensorflow_text:
+            packages.append(f'"tensorflow-text=={self.release.tensorflow_text}"')
+        ca_block = ""
+        if self.ca_certs:
+            ca_block = (
+                "# Extra CA certificates (--ca-cert), added to the system bundle for pip and for Rasa at run time\n"
+                "COPY rasa-gpu-ca.pem /usr/local/share/rasa-gpu/extra-ca.pem\n"
+                "RUN { cat /etc/ssl/certs/ca-certificates.crt 2>/dev/null || true; "
+                f"cat /usr/local/share/rasa-gpu/extra-ca.pem; }} > {CA_BUNDLE}\n"
+                f"ENV PIP_CERT={CA_BUNDLE} REQUESTS_CA_BUNDLE={CA_BUNDLE} SSL_CERT_FILE={CA_BUNDLE}"
+            )
+        bot_stage = ""
+        if self.extra_requirements and with_bot_stage:
+            bot_stage = _Tmpl(templates.read_text("docker", "Dockerfile.bot.tmpl")).substitute(pip_index=pip_index)
+        text = _Tmpl(templates.read_text("docker", "Dockerfile.tmpl")).substitute(
+            tool_version=__version__,
+            rasa_version=self.release.version,
+            tensorflow=self.release.tensorflow,
+            cuda=self.release.cuda,
+            cudnn=self.release.cudnn,
+            base_image=self.base_image,
+            ca_block=ca_block,
+            pip_index=pip_index,
+            pip_version=PIP_VERSION,
+            rasa_packages=" ".join(packages),
+            bot_stage=bot_stage,
+        )
+        return "\n".join(line.rstrip() for line in text.splitlines()).replace("\n\n\n", "\n\n").strip() + "\n"
+
+    def context_files(self) -> dict[str, bytes]:
+        files = {
+            "Dockerfile": self.dockerfile().encode(),
+            "rasa-gpu-entry.py": templates.read_bytes("docker", "rasa-gpu-entry.py"),
+        }
+        if self.ca_certs:
+            files["rasa-gpu-ca.pem"] = b"\n".join(cert.strip() for cert in self.ca_certs) + b"\n"
+        if self.extra_requirements:
+            files["bot-requirements.txt"] = ("\n".join(self.extra_requirements) + "\n").encode()
+            constraints = [f"rasa=={self.release.version}", f"tensorflow=={self.release.tensorflow}"]
+            files["bot-constraints.txt"] = ("\n".join(constraints) + "\n").encode()
+        return files
+
+    # ---- tags -----------------------------------------------------------------------------------------------------
+
+    def _digest(self, names: list[str], files: dict[str, bytes]) -> str:
+        digest = hashlib.sha256()
+        for name in names:
+            digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+        return digest.hexdigest()[:12]
+
+    def rasa_tag(self) -> str:
+        """Tag of the shared Rasa stage: changes when anything it is built from changes."""
+        # The Rasa stage depends on its own part of the Dockerfile, the entry script and the CA file, not on the bot.
+        files = {**self.context_files(), "Dockerfile": self._render(with_bot_stage=False).encode()}
+        names = [n for n in ("Dockerfile", "rasa-gpu-entry.py", "rasa-gpu-ca.pem") if n in files]
+        return f"{IMAGE_REPO}:{self.release.version}-tf{self.release.tensorflow}-{self.variant}-{self._digest(names, files)}"
+
+    def tag(self) -> str:
+        """Tag of the image that trains this bot: the Rasa stage itself when the bot needs nothing extra."""
+        if not self.extra_requirements:
+            return self.rasa_tag()
+        files = self.context_files()
+        return f"{BOT_IMAGE_REPO}:{self.release.version}-{self._digest(sorted(files), files)}"
+
+    def context_tar(self) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name, data in sorted(self.context_files().items()):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mode = 0o644
+                tar.addfile(info, io.BytesIO(data))
+        return buffer.getvalue()
+
+
+def read_ca_certs(paths: list[str]) -> tuple[bytes, ...]:
+    certs = []
+    for path in paths:
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise SettingsError(f"--ca-cert {path}: no such file; pass a PEM file with the CA certificate(s)")
+        data = file.read_bytes()
+        if b"-----BEGIN CERTIFICATE-----" not in data:
+            raise SettingsError(f"--ca-cert {path}: not a PEM certificate (no BEGIN CERTIFICATE block)")
+        certs.append(data)
+    return tuple(certs)
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    tag: str
+    image_id: str
+    built: bool  # False: found, no builder was called
+
+
+class ImageEngine(Protocol):
+    """The subset of the engine that image resolution needs (the real one is rasa_gpu.engine.Engine)."""
+
+    def image_id(self, ref: str) -> Optional[str]: ...
+
+    def pull(self, ref: str, on_line: Callable[[str], None]) -> None: ...
+
+    def build(
+        self, context: bytes, *, tag: str, target: str, labels: dict[str, str], on_line: Callable[[str], None]
+    ) -> str: ...
+
+
+def ensure_image(
+    engine: ImageEngine, spec: ImageSpec, on_line: Callable[[str], None], *, rebuild: bool = False
+) -> ImageResult:
+    """Find the training image by its tag, or build it (the Rasa stage first, so other bots can share it)."""
+    tag = spec.tag()
+    if not rebuild:
+        image_id = engine.image_id(tag)
+        if image_id is not None:
+            return ImageResult(tag=tag, image_id=image_id, built=False)
+    if engine.image_id(spec.base_image) is None:
+        engine.pull(spec.base_image, on_line)
+    labels = {"io.rasa-gpu.rasa": spec.release.version, "io.rasa-gpu.tensorflow": spec.release.tensorflow}
+    context = spec.context_tar()
+    rasa_tag = spec.rasa_tag()
+    if rebuild or engine.image_id(rasa_tag) is None:
+        engine.build(context, tag=rasa_tag, target="rasa", labels=labels, on_line=on_line)
+    if tag == rasa_tag:
+        image_id = engine.image_id(tag)
+        assert image_id is not None
+        return ImageResult(tag=tag, image_id=image_id, built=True)
+    image_id = engine.build(context, tag=tag, target="bot", labels=labels, on_line=on_line)
+    return ImageResult(tag=tag, image_id=image_id, built=True)

@@ -1,0 +1,94 @@
+"""Turn Rasa's training output (log lines and tqdm bars) into a few events a person can follow."""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+_STARTED = re.compile(r"Starting to train component '([\w.]+)'")
+_FINISHED = re.compile(r"Finished training component '([\w.]+)'")
+_RESTORED = re.compile(r"Restored component '([\w.]+)' from cache")
+# tqdm: "Epochs:  45%|████▌     | 45/100 [00:10<00:12,  4.40it/s, t_loss=1.23, i_acc=0.950]"
+_EPOCHS = re.compile(r"Epochs:\s*\d+%\|[^|]*\|\s*(\d+)/(\d+)\s*\[[^\]]*?(?:it/s|s/it|\?)(?:,\s*([^\]]*))?\]")
+# Any other tqdm bar ("Processed trackers: 100%|...| 3/3 [...]", "Processed actions: 12it [...]"): noise.
+_TQDM = re.compile(r"^[^|]{0,60}:\s*(\d+%\||\d+it \[)")
+_METRIC = re.compile(r"(\w+)=([-+0-9.eE]+)")
+
+
+@dataclass(frozen=True)
+class ComponentStarted:
+    name: str
+
+
+@dataclass(frozen=True)
+class ComponentFinished:
+    name: str
+
+
+@dataclass(frozen=True)
+class ComponentRestored:
+    name: str
+
+
+@dataclass(frozen=True)
+class EpochProgress:
+    component: Optional[str]
+    epoch: int
+    total: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """Any other line, for --verbose and for the error tail."""
+
+    text: str
+
+
+ProgressEvent = Union[ComponentStarted, ComponentFinished, ComponentRestored, EpochProgress, LogLine]
+
+
+def split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Lines from a byte stream, splitting on \\n and on tqdm's \\r."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        parts = re.split(rb"\r\n|\r|\n", pending)
+        pending = parts.pop()
+        for part in parts:
+            if part.strip():
+                yield part.decode("utf-8", errors="replace").rstrip()
+    if pending.strip():
+        yield pending.decode("utf-8", errors="replace").rstrip()
+
+
+class ProgressParser:
+    """Stateful: knows which component is training so epoch bars can be attributed to it."""
+
+    def __init__(self, tail_size: int = 30) -> None:
+        self.current: Optional[str] = None
+        self.tail: deque[str] = deque(maxlen=tail_size)
+
+    def feed(self, line: str) -> ProgressEvent:
+        if m := _EPOCHS.search(line):
+            metrics = {k: float(v) for k, v in _METRIC.findall(m.group(3) or "")}
+            return EpochProgress(self.current, int(m.group(1)), int(m.group(2)), metrics)
+        if _TQDM.search(line):
+            return LogLine(line)
+        self.tail.append(line)
+        if m := _STARTED.search(line):
+            self.current = m.group(1)
+            return ComponentStarted(m.group(1))
+        if m := _FINISHED.search(line):
+            self.current = None
+            return ComponentFinished(m.group(1))
+        if m := _RESTORED.search(line):
+            return ComponentRestored(m.group(1))
+        return LogLine(line)
+
+    def error_lines(self, count: int = 12) -> list[str]:
+        """The last lines of output other than progress bars: where Rasa explains a failure."""
+        return list(self.tail)[-count:]

@@ -1,0 +1,136 @@
+"""A Rasa bot folder: what it contains, whether its YAML parses, who owns it, and what its training depends on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import ProjectError, YamlError
+
+STATE_DIR = ".rasa-gpu"
+#: Folders that never hold training inputs.
+_NOT_INPUTS = {"models", "actions", "tests", "results", "__pycache__", "node_modules", "venv", "env"}
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class BotProject:
+    root: Path
+    config: Path
+    domain: Path
+    data: Path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> BotProject:
+        """Find the bot's files and parse every YAML input, or raise a ProjectError/YamlError that says what to fix."""
+        root = Path(path).expanduser()
+        if not root.exists():
+            raise ProjectError(f"bot folder '{path}' does not exist; pass the folder that holds config.yml")
+        if not root.is_dir():
+            raise ProjectError(f"'{path}' is not a folder; pass the bot folder that holds config.yml")
+        root = root.resolve()
+        config = root / "config.yml"
+        domain = next((p for p in (root / "domain.yml", root / "domain.yaml", root / "domain") if p.exists()), None)
+        data = root / "data"
+        missing = [
+            name
+            for name, present in (("config.yml", config.is_file()), ("domain.yml", domain), ("data/", data.is_dir()))
+            if not present
+        ]
+        if missing:
+            raise ProjectError(
+                f"'{root}' is not a Rasa project: {', '.join(missing)} missing; "
+                "run rasa-gpu in the folder made by `rasa init`"
+            )
+        assert domain is not None
+        project = cls(root=root, config=config, domain=domain, data=data)
+        project.validate_yaml()
+        return project
+
+    # ---- files -----------------------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return _SLUG.sub("-", self.root.name.lower()).strip("-") or "bot"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    def yaml_files(self) -> Iterator[Path]:
+        yield self.config
+        for base in (self.domain, self.data):
+            if base.is_file():
+                yield base
+            else:
+                yield from sorted(p for p in base.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+        for extra in ("endpoints.yml", "credentials.yml"):
+            if (self.root / extra).is_file():
+                yield self.root / extra
+
+    def validate_yaml(self) -> None:
+        for path in self.yaml_files():
+            try:
+                yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.MarkedYAMLError as exc:
+                mark = exc.problem_mark or exc.context_mark
+                line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+                raise YamlError(self.relative(path), line, col, exc.problem or str(exc)) from None
+            except (yaml.YAMLError, UnicodeDecodeError) as exc:
+                raise YamlError(self.relative(path), 1, 1, str(exc).splitlines()[0]) from None
+
+    def relative(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def training_inputs(self) -> list[Path]:
+        """Files whose content changes a trained model: config, domain, data and custom component code."""
+        files: set[Path] = {self.config}
+        for base in (self.domain, self.data):
+            files.update([base] if base.is_file() else (p for p in base.rglob("*") if p.is_file()))
+        for py in self.root.rglob("*.py"):
+            rel = py.relative_to(self.root).parts
+            if not any(part.startswith(".") or part in _NOT_INPUTS for part in rel[:-1]):
+                files.add(py)
+        return sorted(files)
+
+    def inputs_digest(self) -> str:
+        """Hash of the training inputs. YAML is hashed by content, not bytes: Rasa rewrites the comments of
+        config.yml while training (its auto-configuration), which must not count as a change."""
+        digest = hashlib.sha256()
+        for path in self.training_inputs():
+            data = path.read_bytes()
+            if path.suffix in (".yml", ".yaml"):
+                try:
+                    data = json.dumps(yaml.safe_load(data), sort_keys=True, default=str).encode()
+                except yaml.YAMLError:
+                    pass
+            digest.update(self.relative(path).encode() + b"\0" + hashlib.sha256(data).digest())
+        return digest.hexdigest()
+
+    # ---- ownership -------------------------------------------------------------------------------------------
+
+    @property
+    def owner(self) -> tuple[int, int]:
+        """uid and gid that own the bot folder; containers run as them so every file they write is the user's."""
+        st = self.root.stat()
+        return st.st_uid, st.st_gid
+
+    # ---- requirements ----------------------------------------------------------------------------------------
+
+    def requirements_file(self) -> Path | None:
+        path = self.root / "requirements.txt"
+        return path if path.is_file() else None

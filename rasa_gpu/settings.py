@@ -1,0 +1,188 @@
+"""Project settings: ``rasa-gpu.toml`` or ``[tool.rasa-gpu]`` in the bot's pyproject.toml, and the bot's requirements.
+
+Command-line options win over settings; settings win over what the bot's requirements say; the newest supported
+Rasa release is the last resort.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from .compat import Matrix, RasaRelease, is_exact_version
+from .errors import SettingsError, VersionError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python < 3.11 only
+    import tomli as tomllib
+
+SETTINGS_FILE = "rasa-gpu.toml"
+GPU_MODES = ("auto", "on", "off")
+
+
+@dataclass
+class Settings:
+    """Everything a user may set per bot. ``None`` means "not set here"."""
+
+    rasa_version: Optional[str] = None
+    base_image: Optional[str] = None
+    pip_index_url: Optional[str] = None
+    ca_certs: list[str] = field(default_factory=list)
+    gpu: Optional[str] = None
+    gpus: Optional[str] = None
+    set: list[str] = field(default_factory=list)
+    #: Where the settings came from, for messages.
+    source: str = "defaults"
+    #: Settings given on the command line (they name the option in messages).
+    from_cli: frozenset[str] = frozenset()
+
+    def origin(self, key: str) -> str:
+        return f"--{key.replace('_', '-')}" if key in self.from_cli or self.source == "defaults" else self.source
+
+    def merged(self, **cli: Any) -> Settings:
+        """These settings with every command-line value that was given (not None, not empty) on top."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        given = {k: v for k, v in cli.items() if v not in (None, (), [])}
+        for key, value in given.items():
+            values[key] = list(value) if isinstance(value, (tuple, list)) else value
+        values["from_cli"] = self.from_cli | set(given)
+        merged = Settings(**values)
+        if merged.gpu is not None and merged.gpu not in GPU_MODES:
+            raise SettingsError(f"{merged.origin('gpu')}: gpu must be one of {', '.join(GPU_MODES)}, not '{merged.gpu}'")
+        return merged
+
+
+def load_settings(root: Path) -> Settings:
+    """Read rasa-gpu.toml, else [tool.rasa-gpu] of pyproject.toml, else defaults."""
+    for path, table in ((root / SETTINGS_FILE, None), (root / "pyproject.toml", ("tool", "rasa-gpu"))):
+        if not path.is_file():
+            continue
+        try:
+            data: Any = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path.name}: invalid TOML: {exc}") from None
+        for key in table or ():
+            data = data.get(key, {}) if isinstance(data, dict) else {}
+        if not data:
+            continue
+        known = {f.name for f in fields(Settings)} - {"source", "from_cli"}
+        values = {k.replace("-", "_"): v for k, v in data.items()}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SettingsError(
+                f"{path.name}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        for key in ("ca_certs", "set"):
+            if isinstance(values.get(key), str):
+                values[key] = [values[key]]
+        if "gpus" in values:
+            values["gpus"] = ",".join(str(g) for g in values["gpus"]) if isinstance(values["gpus"], list) else str(
+                values["gpus"]
+            )
+        settings = Settings(**values, source=path.name if table is None else f"{path.name} [tool.rasa-gpu]")
+        return settings.merged()
+    return Settings()
+
+
+# ---- which Rasa --------------------------------------------------------------------------------------------------
+
+_POETRY_CARET = re.compile(r"^\^(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
+_POETRY_TILDE = re.compile(r"^~(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
+
+
+def _poetry_to_pep440(spec: str) -> str:
+    spec = spec.strip()
+    if m := _POETRY_CARET.match(spec):
+        major, minor, patch = (int(x) if x else 0 for x in m.groups())
+        upper = f"{major + 1}.0.0" if major else f"0.{minor + 1}.0"
+        return f">={major}.{minor}.{patch},<{upper}"
+    if m := _POETRY_TILDE.match(spec):
+        major, minor, patch = (int(x) if x else 0 for x in m.groups())
+        return f">={major}.{minor}.{patch},<{major}.{minor + 1}.0" if m.group(2) else f">={major},<{major + 1}"
+    if is_exact_version(spec):
+        return f"=={spec}"
+    return spec
+
+
+def rasa_requirement(root: Path) -> tuple[str, str] | None:
+    """The bot's own Rasa pin as (PEP 440 specifier, where it was found), from requirements.txt or pyproject.toml."""
+    req_file = root / "requirements.txt"
+    if req_file.is_file():
+        for line in req_file.read_text(encoding="utf-8").splitlines():
+            req = _parse_requirement(line)
+            if req is not None and req.name.lower() == "rasa":
+                return str(req.specifier), "requirements.txt"
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"pyproject.toml: invalid TOML: {exc}") from None
+        for line in data.get("project", {}).get("dependencies", []):
+            req = _parse_requirement(line)
+            if req is not None and req.name.lower() == "rasa":
+                return str(req.specifier), "pyproject.toml"
+        poetry = data.get("tool", {}).get("poetry", {}).get("dependencies", {}).get("rasa")
+        if isinstance(poetry, dict):
+            poetry = poetry.get("version")
+        if isinstance(poetry, str):
+            return _poetry_to_pep440(poetry), "pyproject.toml [tool.poetry]"
+    return None
+
+
+def extra_requirements(root: Path) -> list[str]:
+    """Lines of the bot's requirements.txt other than Rasa itself: what custom components need."""
+    req_file = root / "requirements.txt"
+    if not req_file.is_file():
+        return []
+    lines = []
+    for raw in req_file.read_text(encoding="utf-8").splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-"):
+            raise SettingsError(
+                f"requirements.txt: option lines such as '{line}' are not supported in the image build; "
+                "use plain requirement lines (and --pip-index-url for another index)"
+            )
+        req = _parse_requirement(line)
+        if req is None:
+            raise SettingsError(f"requirements.txt: cannot read the line '{line}'; use a PEP 508 requirement")
+        if req.name.lower() not in ("rasa", "rasa-sdk", "rasa_sdk", "tensorflow"):
+            lines.append(line)
+    return lines
+
+
+def _parse_requirement(line: str) -> Requirement | None:
+    line = line.split(" #", 1)[0].strip()
+    if not line or line.startswith(("#", "-")):
+        return None
+    try:
+        return Requirement(line)
+    except InvalidRequirement:
+        return None
+
+
+def resolve_rasa(matrix: Matrix, root: Path, settings: Settings) -> tuple[RasaRelease, str]:
+    """The Rasa release to use and a phrase saying why."""
+    if settings.rasa_version:
+        origin = settings.origin("rasa_version")
+        version = settings.rasa_version.lstrip("=")
+        if not is_exact_version(version):
+            raise VersionError(
+                f"{origin}: '{settings.rasa_version}' is not a version; supported: {matrix.supported_summary()}"
+            )
+        return matrix.get(version), f"from {origin}"
+    found = rasa_requirement(root)
+    if found is not None:
+        spec, where = found
+        if not spec:
+            return matrix.get(matrix.default), f"newest supported ({where} does not pin Rasa)"
+        return matrix.newest_matching(spec, source=where), f"from {where} (rasa{spec})"
+    return matrix.get(matrix.default), "newest supported"

@@ -1,0 +1,446 @@
+"""`rasa-gpu train`: one training of one bot in a container, from lock to a verified model in models/.
+
+Events go to a callback (the CLI draws them); the result or a RasaGpuError comes back. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from filelock import FileLock, Timeout
+
+from . import gpu as gpu_rules
+from . import progress
+from .engine import LABEL, ContainerSpec, Engine, RunningContainer, labels_for
+from .errors import BusyError, DiskFull, GpuUnavailable, RasaGpuError, SettingsError, TrainingFailed
+from .images import ImageSpec, ensure_image
+from .overrides import Override, apply_overrides, render_config
+from .project import BotProject
+
+BOT_MOUNT = "/bot"
+STATE_FILE = "last-train.json"
+#: rasa train options that rasa-gpu itself sets.
+_OWNED_ARGS = ("--out",)
+
+
+@dataclass(frozen=True)
+class Notice:
+    text: str
+    level: str = "info"  # info | warn
+
+
+@dataclass(frozen=True)
+class BuildOutput:
+    text: str
+
+
+@dataclass(frozen=True)
+class TrainingStarted:
+    image: str
+    gpu: str  # what was requested from the engine, "none" for the CPU
+
+
+Event = Any  # Notice | BuildOutput | TrainingStarted | progress.ProgressEvent
+EventSink = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    gpu: gpu_rules.GpuRequest
+    overrides: list[Override] = field(default_factory=list)
+    rasa_args: list[str] = field(default_factory=list)
+    force: bool = False
+    wait: bool = True
+    rebuild: bool = False
+
+
+@dataclass
+class TrainResult:
+    model: Path
+    size: int
+    skipped: bool
+    wall_seconds: float
+    device: str
+    image: str
+    rasa_version: str
+    components: dict[str, float] = field(default_factory=dict)
+    restored: list[str] = field(default_factory=list)
+
+
+def train(
+    project: BotProject,
+    spec: ImageSpec,
+    options: TrainOptions,
+    on_event: EventSink,
+    *,
+    engine: Optional[Engine] = None,
+) -> TrainResult:
+    started = time.monotonic()
+    for arg in options.rasa_args:
+        if arg.split("=", 1)[0] in _OWNED_ARGS:
+            raise SettingsError(f"rasa train {arg} is managed by rasa-gpu (models always land in models/); drop it")
+    config_text = _config_with_overrides(project, options.overrides)
+    engine = engine or Engine.connect()
+    with _bot_lock(project, options.wait, on_event):
+        _remove_leftovers(engine, project, on_event)
+        fingerprint = _fingerprint(project, spec, options)
+        if not options.force and (previous := _unchanged_model(project, fingerprint)) is not None:
+            return TrainResult(
+                model=previous["model_path"],
+                size=previous["model_path"].stat().st_size,
+                skipped=True,
+                wall_seconds=time.monotonic() - started,
+                device=previous.get("device", "unknown"),
+                image=spec.tag(),
+                rasa_version=spec.release.version,
+            )
+        image = ensure_image(engine, spec, lambda line: on_event(BuildOutput(line)), rebuild=options.rebuild)
+        run_dir = project.state_dir / "tmp" / uuid.uuid4().hex[:12]
+        try:
+            _make_owned_dirs(project, run_dir / "out")
+            command = ["train", "--out", f"{BOT_MOUNT}/{project.relative(run_dir / 'out')}"]
+            if config_text is not None:
+                (run_dir / "config.yml").write_text(config_text, encoding="utf-8")
+                _chown_to_owner(project, run_dir / "config.yml")
+                command += ["--config", f"{BOT_MOUNT}/{project.relative(run_dir / 'config.yml')}"]
+            command += options.rasa_args
+            outcome = _run_training(engine, project, image.tag, command, options.gpu, run_dir.name, on_event)
+            model = _publish_model(run_dir / "out", project.models_dir)
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        _fix_ownership(engine, project, image.tag)
+        result = TrainResult(
+            model=model,
+            size=model.stat().st_size,
+            skipped=False,
+            wall_seconds=time.monotonic() - started,
+            device=outcome.device,
+            image=image.tag,
+            rasa_version=spec.release.version,
+            components=outcome.components,
+            restored=outcome.restored,
+        )
+        _save_state(project, fingerprint, result)
+        return result
+
+
+# ---- before training ---------------------------------------------------------------------------------------------
+
+
+def _config_with_overrides(project: BotProject, overrides: list[Override]) -> Optional[str]:
+    if not overrides:
+        return None
+    config = yaml.safe_load(project.config.read_text(encoding="utf-8")) or {}
+    return render_config(apply_overrides(config, overrides, config_name=project.relative(project.config)))
+
+
+@contextmanager
+def _bot_lock(project: BotProject, wait: bool, on_event: EventSink) -> Iterator[None]:
+    _make_owned_dirs(project, project.state_dir)
+    lock_path = project.state_dir / "train.lock"
+    lock = FileLock(str(lock_path))
+    holder_file = project.state_dir / "train.pid"
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        holder = holder_file.read_text().strip() if holder_file.exists() else "unknown"
+        if not wait:
+            raise BusyError(
+                f"another training of {project.root} is running (pid {holder}); wait for it or drop --no-wait"
+            ) from None
+        on_event(Notice(f"another training of this bot is running (pid {holder}); waiting for it to finish"))
+        lock.acquire()
+    try:
+        holder_file.write_text(str(os.getpid()))
+        _chown_to_owner(project, lock_path, holder_file)
+        yield
+    finally:
+        lock.release()
+
+
+def _remove_leftovers(engine: Engine, project: BotProject, on_event: EventSink) -> None:
+    """Containers and temporary output of a wrapper that was killed (SIGKILL, power loss) before it could clean up.
+
+    Holding the bot's lock means no live training of this bot exists, so anything labelled for it is a leftover.
+    """
+    removed = engine.remove_leftovers({f"{LABEL}.role": "train", f"{LABEL}.bot": str(project.root)})
+    tmp = project.state_dir / "tmp"
+    stale = list(tmp.iterdir()) if tmp.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    if removed or stale:
+        on_event(Notice(f"removed what an interrupted training left behind: {removed} container(s), "
+                        f"{len(stale)} temporary folder(s)"))
+
+
+def _fingerprint(project: BotProject, spec: ImageSpec, options: TrainOptions) -> str:
+    parts = {
+        "inputs": project.inputs_digest(),
+        "rasa": spec.release.version,
+        "image": spec.tag(),
+        "args": options.rasa_args,
+        "overrides": [o.text for o in options.overrides],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _unchanged_model(project: BotProject, fingerprint: str) -> Optional[dict[str, Any]]:
+    """The previous training's record if nothing that affects training changed and its model is still the newest."""
+    try:
+        state = json.loads((project.state_dir / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if state.get("fingerprint") != fingerprint:
+        return None
+    model = project.root / state.get("model", "")
+    models = sorted(project.models_dir.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    if not model.is_file() or not models or models[-1] != model:
+        return None
+    return {**state, "model_path": model}
+
+
+# ---- the container -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Outcome:
+    device: str
+    components: dict[str, float]
+    restored: list[str]
+
+
+def _run_training(
+    engine: Engine,
+    project: BotProject,
+    image: str,
+    command: list[str],
+    gpu: gpu_rules.GpuRequest,
+    run_id: str,
+    on_event: EventSink,
+) -> _Outcome:
+    uid, gid = project.owner
+    environment = {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    spec = ContainerSpec(
+        image=image,
+        command=command,
+        name=f"rasa-gpu-train-{project.name}-{run_id}",
+        labels=labels_for("train", project.root, run=run_id),
+        user=f"{uid}:{gid}",
+        environment=environment,
+        working_dir=BOT_MOUNT,
+        binds={str(project.root): BOT_MOUNT},
+        gpu=gpu if gpu.wanted else None,
+    )
+    granted = gpu.wanted
+    try:
+        if gpu.wanted:
+            spec = _with_env(spec, RASA_GPU_MODE=gpu.mode)
+        running = engine.start(spec)
+    except GpuUnavailable:
+        if gpu.mode == "on":
+            raise
+        on_event(Notice("no NVIDIA runtime in this Docker engine: training on the CPU. "
+                        f"To use a GPU, {gpu_rules.TOOLKIT_HINT.split(', or ')[0]}.", "warn"))
+        granted = False
+        running = engine.start(ContainerSpec(**{**spec.__dict__, "gpu": None, "environment": environment}))
+    on_event(TrainingStarted(image=image, gpu=gpu.describe() if granted else "none"))
+    try:
+        return _follow(running, gpu, granted, on_event)
+    finally:
+        running.remove(stop_timeout=8)
+
+
+def _with_env(spec: ContainerSpec, **env: str) -> ContainerSpec:
+    return ContainerSpec(**{**spec.__dict__, "environment": {**spec.environment, **env}})
+
+
+def _follow(running: RunningContainer, gpu: gpu_rules.GpuRequest, granted: bool, on_event: EventSink) -> _Outcome:
+    parser = progress.ProgressParser()
+    gpus_seen: Optional[list[str]] = None
+    started: dict[str, float] = {}
+    components: dict[str, float] = {}
+    restored: list[str] = []
+    for line in progress.split_lines(running.output()):
+        devices = gpu_rules.parse_devices_line(line)
+        if devices is not None:
+            gpus_seen = devices
+            if not devices and gpu.mode == "auto":
+                on_event(Notice(
+                    "GPU REQUESTED BUT TENSORFLOW SEES NONE: the container was given GPUs, yet TensorFlow found no "
+                    "usable GPU (driver too old for this CUDA, or missing CUDA libraries in the base image). "
+                    "Training continues ON THE CPU; run with --gpu on to make this an error.", "warn"))
+            continue
+        event = parser.feed(line)
+        now = time.monotonic()
+        if isinstance(event, progress.ComponentStarted):
+            started[event.name] = now
+        elif isinstance(event, progress.ComponentFinished) and event.name in started:
+            components[event.name] = components.get(event.name, 0.0) + now - started.pop(event.name)
+        elif isinstance(event, progress.ComponentRestored):
+            restored.append(event.name)
+        on_event(event)
+    code = running.wait()
+    if code == gpu_rules.EXIT_NO_GPU_IN_TF:
+        raise GpuUnavailable(
+            "GPU requested with --gpu on, but TensorFlow inside the container sees no GPU (the driver may be too "
+            "old for this TensorFlow's CUDA, see `rasa-gpu doctor`); nothing was trained"
+        )
+    if code != 0:
+        tail = parser.error_lines()
+        if any("No space left on device" in line for line in tail):
+            raise DiskFull("disk full while Rasa was writing the model; free some space and train again "
+                           "(existing models are untouched)", details=tail)
+        raise TrainingFailed(f"rasa train failed inside the container (exit code {code})",
+                             exit_code=code, details=tail)
+    device = f"GPU: {', '.join(gpus_seen)}" if granted and gpus_seen else f"CPU: {_cpu_name()}"
+    return _Outcome(device=device, components=components, restored=restored)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores"
+
+
+# ---- after training ----------------------------------------------------------------------------------------------
+
+
+def _publish_model(out_dir: Path, models_dir: Path) -> Path:
+    """Verify the archive Rasa wrote, then move it into models/ in one step: models/ never holds a partial file."""
+    archives = sorted(out_dir.glob("*.tar.gz"))
+    if len(archives) != 1:
+        raise TrainingFailed(f"rasa train finished but wrote {len(archives)} model archives instead of one",
+                             exit_code=0)
+    archive = archives[0]
+    _verify_archive(archive)
+    models_dir.mkdir(exist_ok=True)
+    target = models_dir / archive.name
+    try:
+        os.replace(archive, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise _disk_error(exc, target) from None
+        # models/ is on another filesystem: copy beside the target, then rename within models/.
+        partial = models_dir / f".{archive.name}.partial"
+        try:
+            with archive.open("rb") as src, partial.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1024 * 1024)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(partial, target)
+        except OSError as copy_exc:
+            partial.unlink(missing_ok=True)
+            raise _disk_error(copy_exc, target) from None
+    return target
+
+
+def _disk_error(exc: OSError, target: Path) -> RasaGpuError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"disk full while writing {target}; free some space on {target.parent} and train again "
+                        "(existing models are untouched)")
+    return RasaGpuError(f"could not write {target}: {exc.strerror}")
+
+
+def _verify_archive(archive: Path) -> None:
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            names = {member.name.lstrip("./").lstrip("/") for member in tar}
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise TrainingFailed(f"the model Rasa wrote is not a readable archive ({exc})", exit_code=0) from None
+    if "metadata.json" not in names:
+        raise TrainingFailed("the model Rasa wrote has no metadata.json; it would not load", exit_code=0)
+
+
+def _save_state(project: BotProject, fingerprint: str, result: TrainResult) -> None:
+    path = project.state_dir / STATE_FILE
+    state = {"fingerprint": fingerprint, "model": project.relative(result.model), "device": result.device,
+             "image": result.image, "rasa": result.rasa_version}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    _chown_to_owner(project, path)
+
+
+# ---- ownership ---------------------------------------------------------------------------------------------------
+
+
+def _make_owned_dirs(project: BotProject, path: Path) -> None:
+    """mkdir -p, giving every folder it creates inside the bot to the bot's owner."""
+    missing = []
+    current = path
+    while not current.exists() and current != project.root:
+        missing.append(current)
+        current = current.parent
+    path.mkdir(parents=True, exist_ok=True)
+    if path == project.state_dir or project.state_dir in missing:
+        (project.state_dir / ".gitignore").write_text("# rasa-gpu's own state; not for version control\n*\n")
+        missing.append(project.state_dir / ".gitignore")
+    _chown_to_owner(project, *missing)
+
+
+def _chown_to_owner(project: BotProject, *paths: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    uid, gid = project.owner
+    for path in paths:
+        try:
+            os.lchown(path, uid, gid)
+        except FileNotFoundError:
+            pass
+
+
+def foreign_files(project: BotProject) -> list[Path]:
+    """Files under models/, .rasa/ and .rasa-gpu/ that do not belong to the bot's owner."""
+    uid, gid = project.owner
+    found = []
+    for top in (project.models_dir, project.root / ".rasa", project.state_dir):
+        if not top.exists():
+            continue
+        for dirpath, dirnames, filenames in os.walk(top):
+            for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+                st = os.lstat(name)
+                if (st.st_uid, st.st_gid) != (uid, gid):
+                    found.append(Path(name))
+    return found
+
+
+def _fix_ownership(engine: Engine, project: BotProject, image: str) -> None:
+    """Give everything under models/, .rasa/ and .rasa-gpu/ back to the bot's owner (earlier root runs leave
+    root-owned files there). As root: chown directly. Otherwise only root can do it: a short-lived root container."""
+    foreign = foreign_files(project)
+    if not foreign:
+        return
+    if os.geteuid() == 0:
+        _chown_to_owner(project, *foreign)
+        return
+    uid, gid = project.owner
+    targets = [f"{BOT_MOUNT}/{project.relative(p)}" for p in foreign]
+    spec = ContainerSpec(
+        image=image,
+        command=["-R", f"{uid}:{gid}", *targets],
+        entrypoint=["chown"],
+        name=f"rasa-gpu-chown-{project.name}-{uuid.uuid4().hex[:8]}",
+        labels=labels_for("chown", project.root),
+        user="0:0",
+        binds={str(project.root): BOT_MOUNT},
+    )
+    code, lines = engine.run_to_completion(spec)
+    if code != 0:
+        raise RasaGpuError(f"could not give {len(foreign)} file(s) back to uid {uid}: {' '.join(lines[-2:])}")

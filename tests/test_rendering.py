@@ -1,0 +1,144 @@
+"""Specs as data: Dockerfile, tags, container spec, overrides, GPU requests and the progress parser."""
+
+import pytest
+import yaml
+
+from rasa_gpu import progress
+from rasa_gpu.compat import load_matrix
+from rasa_gpu.engine import ContainerSpec
+from rasa_gpu.errors import SettingsError
+from rasa_gpu.gpu import GpuRequest, is_missing_gpu_driver, parse_devices_line, parse_gpu_request
+from rasa_gpu.images import ImageSpec, ensure_image
+from rasa_gpu.overrides import apply_overrides, parse_overrides
+
+CERT = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def spec(**kw):
+    return ImageSpec(release=load_matrix().get("3.6.21"), base_image="tensorflow/tensorflow:2.12.0-gpu", **kw)
+
+
+def test_dockerfile_pins_rasa_and_tensorflow_and_has_two_stages():
+    text = spec(extra_requirements=("nltk==3.8",)).dockerfile()
+    assert "FROM tensorflow/tensorflow:2.12.0-gpu AS rasa" in text
+    assert '"rasa==3.6.21" "tensorflow==2.12.0"' in text
+    assert "FROM rasa AS bot" in text
+    assert "@" not in text.replace("io.rasa-gpu", "")  # every placeholder was filled
+
+
+def test_ca_certs_and_index_reach_pip():
+    text = spec(ca_certs=(CERT,), pip_index_url="https://pypi.corp/simple").dockerfile()
+    assert "PIP_CERT=" in text and "--index-url https://pypi.corp/simple" in text
+    assert "rasa-gpu-ca.pem" in spec(ca_certs=(CERT,)).context_files()
+
+
+def test_tags_are_stable_and_change_with_inputs():
+    assert spec().tag() == spec().tag()
+    assert spec().tag().startswith("rasa-gpu/rasa:3.6.21-tf2.12.0-gpu-")
+    assert spec(ca_certs=(CERT,)).tag() != spec().tag()
+    with_reqs = spec(extra_requirements=("nltk==3.8",))
+    # The shared Rasa stage does not depend on the bot's requirements; the bot image does.
+    assert with_reqs.rasa_tag() == spec().rasa_tag()
+    assert with_reqs.tag() != spec(extra_requirements=("nltk==3.9",)).tag()
+
+
+class CountingEngine:
+    """Stands in for the engine only to count calls; the real build is tested in test_docker_train.py."""
+
+    def __init__(self, present):
+        self.present, self.builds = set(present), []
+
+    def image_id(self, ref):
+        return "sha256:x" if ref in self.present else None
+
+    def pull(self, ref, on_line):
+        self.present.add(ref)
+
+    def build(self, context, *, tag, target, labels, on_line):
+        self.builds.append(target)
+        self.present.add(tag)
+        return "sha256:y"
+
+
+def test_existing_image_is_found_without_the_builder():
+    s = spec()
+    engine = CountingEngine({s.tag()})
+    assert ensure_image(engine, s, print).built is False
+    assert engine.builds == []
+
+
+def test_bot_stage_reuses_an_existing_rasa_stage():
+    s = spec(extra_requirements=("nltk==3.8",))
+    engine = CountingEngine({s.rasa_tag(), s.base_image})
+    assert ensure_image(engine, s, print).built is True
+    assert engine.builds == ["bot"]
+
+
+def test_gpu_requests():
+    assert GpuRequest("auto").device_request()["Count"] == -1
+    assert parse_gpu_request("on", "0,1").device_request()["DeviceIDs"] == ["0", "1"]
+    with pytest.raises(SettingsError):
+        parse_gpu_request("off", "0")
+    with pytest.raises(SettingsError):
+        parse_gpu_request("auto", "first")
+    assert is_missing_gpu_driver('could not select device driver "" with capabilities: [[gpu]]')
+    assert parse_devices_line('RASA_GPU_DEVICES ["Tesla T4"]') == ["Tesla T4"]
+    assert parse_devices_line("RASA_GPU_DEVICES []") == []
+    assert parse_devices_line("other") is None
+
+
+def test_container_spec_runs_with_init_labels_and_gpus():
+    kwargs = ContainerSpec(image="i", command=["train"], name="n", labels={"a": "b"}, user="1000:1000",
+                           gpu=GpuRequest("auto"), binds={"/host/bot": "/bot"}).create_kwargs()
+    assert kwargs["init"] is True and kwargs["user"] == "1000:1000" and kwargs["labels"] == {"a": "b"}
+    assert kwargs["device_requests"][0]["Count"] == -1
+    assert kwargs["mounts"][0]["Target"] == "/bot"
+    off = ContainerSpec(image="i", command=[], name="n", labels={}, gpu=GpuRequest("off")).create_kwargs()
+    assert "device_requests" not in off
+
+
+CONFIG = yaml.safe_load("""
+recipe: default.v1
+pipeline:
+  - name: WhitespaceTokenizer
+  - name: DIETClassifier
+    epochs: 100
+policies:
+  - name: TEDPolicy
+    epochs: 100
+  - name: custom.components.MyPolicy
+""")
+
+
+def test_overrides_change_a_copy_only():
+    result = apply_overrides(CONFIG, parse_overrides(["DIETClassifier.epochs=5", "MyPolicy.alpha=0.5",
+                                                      "TEDPolicy.constrain_similarities=true"]))
+    assert result["pipeline"][1]["epochs"] == 5
+    assert result["policies"][1]["alpha"] == 0.5
+    assert result["policies"][0]["constrain_similarities"] is True
+    assert CONFIG["pipeline"][1]["epochs"] == 100
+
+
+def test_bad_overrides_are_explained():
+    with pytest.raises(SettingsError, match="Component.key=value"):
+        parse_overrides(["epochs=5"])
+    with pytest.raises(SettingsError, match="components there: DIETClassifier"):
+        apply_overrides(CONFIG, parse_overrides(["Nope.epochs=1"]))
+
+
+def test_progress_parser_reads_rasa_output():
+    raw = (
+        b"2026-11-21 22:43:04 INFO     rasa.engine.training.hooks  - Starting to train component 'TEDPolicy'.\n"
+        b"Epochs:   0%|          | 0/100 [00:00<?, ?it/s]\rEpochs:   1%|          | 1/100 [00:07<12:54,  7.82s/it, "
+        b"t_loss=5.3, loss=5.16, acc=0]\rProcessed trackers: 100%|##| 3/3 [00:00<00:00, 3228.04it/s, # action=12]\n"
+        b"2026-11-21 22:43:35 INFO     rasa.engine.training.hooks  - Finished training component 'TEDPolicy'.\n"
+        b"2026-11-21 22:43:36 INFO     rasa.engine.training.hooks  - Restored component 'DIETClassifier' from cache.\n"
+    )
+    parser = progress.ProgressParser()
+    events = [parser.feed(line) for line in progress.split_lines([raw[:50], raw[50:]])]
+    assert events[0] == progress.ComponentStarted("TEDPolicy")
+    epochs = [e for e in events if isinstance(e, progress.EpochProgress)]
+    assert epochs[-1] == progress.EpochProgress("TEDPolicy", 1, 100, {"t_loss": 5.3, "loss": 5.16, "acc": 0.0})
+    assert progress.ComponentFinished("TEDPolicy") in events
+    assert progress.ComponentRestored("DIETClassifier") in events
+    assert not any("Processed trackers" in line for line in parser.error_lines())
