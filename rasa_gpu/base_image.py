@@ -13,7 +13,6 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
 
 from .engine import Engine
 from .errors import RasaGpuError
@@ -24,7 +23,7 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PACKAGES = "python3,python3-venv,python3-pip,ca-certificates"
 
 
-def debootstrap_command(suite: str, rootfs: Path, mirror: Optional[str]) -> list[str]:
+def debootstrap_command(suite: str, rootfs: Path, mirror: str | None) -> list[str]:
     command = ["debootstrap", "--variant=minbase", f"--include={PACKAGES}", suite, str(rootfs)]
     return command + [mirror] if mirror else command
 
@@ -35,7 +34,7 @@ def build_base_image(
     *,
     suite: str = "bullseye",
     name: str = DEFAULT_NAME,
-    mirror: Optional[str] = None,
+    mirror: str | None = None,
 ) -> str:
     """Build the base image and return its id."""
     if suite not in SUITE_PYTHON:
@@ -71,7 +70,7 @@ def build_base_image(
 def _run(command: list[str], on_line: Callable[[str], None]) -> None:
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         assert proc.stdout is not None
-        tail = []
+        tail: list[str] = []
         for line in proc.stdout:
             tail = (tail + [line.rstrip()])[-10:]
             on_line(line.rstrip())

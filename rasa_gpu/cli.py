@@ -7,8 +7,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import click
 from rich.console import Console
@@ -35,21 +34,45 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # ---- shared options ------------------------------------------------------------------------------------------------
 
+
 def image_options(func: Any) -> Any:
     options = [
-        click.option("--rasa-version", metavar="X.Y.Z", help="Rasa release to use (default: settings, then the "
-                     "bot's requirements, then the newest supported)."),
-        click.option("--base-image", envvar="RASA_GPU_BASE_IMAGE", metavar="IMAGE",
-                     help="Base image (any registry or local image) instead of tensorflow/tensorflow:<tf>-gpu. "
-                     "[env: RASA_GPU_BASE_IMAGE]"),
-        click.option("--variant", type=click.Choice(["gpu", "cpu"]), default="gpu", show_default=True,
-                     help="Which default base image: TensorFlow's GPU image or its smaller CPU-only image."),
-        click.option("--pip-index-url", envvar="RASA_GPU_PIP_INDEX_URL", metavar="URL",
-                     help="Python package index used inside the image. [env: RASA_GPU_PIP_INDEX_URL]"),
-        click.option("--ca-cert", "ca_certs", multiple=True, envvar="RASA_GPU_CA_CERT", metavar="FILE",
-                     type=click.Path(dir_okay=False),
-                     help="Extra CA certificate (PEM) trusted inside the image, for TLS-intercepting networks. "
-                     "Repeatable. [env: RASA_GPU_CA_CERT, space-separated]"),
+        click.option(
+            "--rasa-version",
+            metavar="X.Y.Z",
+            help="Rasa release to use (default: settings, then the "
+            "bot's requirements, then the newest supported).",
+        ),
+        click.option(
+            "--base-image",
+            envvar="RASA_GPU_BASE_IMAGE",
+            metavar="IMAGE",
+            help="Base image (any registry or local image) instead of tensorflow/tensorflow:<tf>-gpu. "
+            "[env: RASA_GPU_BASE_IMAGE]",
+        ),
+        click.option(
+            "--variant",
+            type=click.Choice(["gpu", "cpu"]),
+            default="gpu",
+            show_default=True,
+            help="Which default base image: TensorFlow's GPU image or its smaller CPU-only image.",
+        ),
+        click.option(
+            "--pip-index-url",
+            envvar="RASA_GPU_PIP_INDEX_URL",
+            metavar="URL",
+            help="Python package index used inside the image. [env: RASA_GPU_PIP_INDEX_URL]",
+        ),
+        click.option(
+            "--ca-cert",
+            "ca_certs",
+            multiple=True,
+            envvar="RASA_GPU_CA_CERT",
+            metavar="FILE",
+            type=click.Path(dir_okay=False),
+            help="Extra CA certificate (PEM) trusted inside the image, for TLS-intercepting networks. "
+            "Repeatable. [env: RASA_GPU_CA_CERT, space-separated]",
+        ),
         click.option("--rebuild", is_flag=True, help="Build the image again even if it exists."),
     ]
     for option in reversed(options):
@@ -79,6 +102,7 @@ def _load(bot: str, **cli_values: Any) -> tuple[BotProject, Settings]:
 
 # ---- commands ------------------------------------------------------------------------------------------------------
 
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rasa-gpu")
 def cli() -> None:
@@ -94,19 +118,38 @@ def cli() -> None:
 @click.argument("bot", default=".", type=click.Path(file_okay=True))
 @click.argument("rasa_args", nargs=-1, type=click.UNPROCESSED)
 @image_options
-@click.option("--gpu", type=click.Choice(GPU_MODES), help="auto: use GPUs when the engine has them (default); "
-              "on: fail without a GPU; off: train on the CPU.")
+@click.option(
+    "--gpu",
+    type=click.Choice(GPU_MODES),
+    help="auto: use GPUs when the engine has them (default); on: fail without a GPU; off: train on the CPU.",
+)
 @click.option("--gpus", metavar="IDS", help="GPU device ids to use, e.g. 0,1 (default: all).")
-@click.option("--set", "overrides", multiple=True, metavar="COMPONENT.KEY=VALUE",
-              help="Change a setting of config.yml for this training only, e.g. DIETClassifier.epochs=20. "
-              "Repeatable.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="COMPONENT.KEY=VALUE",
+    help="Change a setting of config.yml for this training only, e.g. DIETClassifier.epochs=20. Repeatable.",
+)
 @click.option("--force", is_flag=True, help="Train even if nothing changed since the newest model.")
 @click.option("--no-wait", is_flag=True, help="Fail instead of waiting when this bot is already training.")
 @click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output.")
-def train_cmd(bot: str, rasa_args: Sequence[str], rasa_version: Optional[str], base_image: Optional[str],
-              variant: str, pip_index_url: Optional[str], ca_certs: Sequence[str], rebuild: bool,
-              gpu: Optional[str], gpus: Optional[str], overrides: Sequence[str], force: bool, no_wait: bool,
-              verbose: bool) -> None:
+def train_cmd(
+    bot: str,
+    rasa_args: Sequence[str],
+    rasa_version: str | None,
+    base_image: str | None,
+    variant: str,
+    pip_index_url: str | None,
+    ca_certs: Sequence[str],
+    rebuild: bool,
+    gpu: str | None,
+    gpus: str | None,
+    overrides: Sequence[str],
+    force: bool,
+    no_wait: bool,
+    verbose: bool,
+) -> None:
     """Train BOT (default: the current folder) in a container; the model lands in BOT/models/.
 
     Arguments after -- go to `rasa train`.
@@ -119,8 +162,16 @@ def train_cmd(bot: str, rasa_args: Sequence[str], rasa_version: Optional[str], b
     """
     if bot.startswith("-"):  # `rasa-gpu train -- --flag`: everything was meant for rasa train
         rasa_args, bot = (bot, *rasa_args), "."
-    project, settings = _load(bot, rasa_version=rasa_version, base_image=base_image, pip_index_url=pip_index_url,
-                              ca_certs=ca_certs, gpu=gpu, gpus=gpus, set=overrides)
+    project, settings = _load(
+        bot,
+        rasa_version=rasa_version,
+        base_image=base_image,
+        pip_index_url=pip_index_url,
+        ca_certs=ca_certs,
+        gpu=gpu,
+        gpus=gpus,
+        set=overrides,
+    )
     spec, why = _image_spec(project, settings, variant)
     options = TrainOptions(
         gpu=parse_gpu_request(settings.gpu, settings.gpus),
@@ -130,8 +181,10 @@ def train_cmd(bot: str, rasa_args: Sequence[str], rasa_version: Optional[str], b
         wait=not no_wait,
         rebuild=rebuild,
     )
-    err.print(f"[bold]rasa-gpu[/] training [cyan]{escape(str(project.root))}[/] with Rasa {spec.release.version} "
-              f"({why}), TensorFlow {spec.release.tensorflow}")
+    err.print(
+        f"[bold]rasa-gpu[/] training [cyan]{escape(str(project.root))}[/] with Rasa {spec.release.version} "
+        f"({why}), TensorFlow {spec.release.tensorflow}"
+    )
     with TrainView(verbose) as view:
         result = train(project, spec, options, view.handle)
     _print_summary(result)
@@ -140,9 +193,19 @@ def train_cmd(bot: str, rasa_args: Sequence[str], rasa_version: Optional[str], b
 @cli.command()
 @click.argument("bot", default=".", type=click.Path())
 @image_options
-@click.option("--print", "print_only", is_flag=True, help="Print the rendered Dockerfile and tag; build nothing.")
-def build(bot: str, rasa_version: Optional[str], base_image: Optional[str], variant: str,
-          pip_index_url: Optional[str], ca_certs: Sequence[str], rebuild: bool, print_only: bool) -> None:
+@click.option(
+    "--print", "print_only", is_flag=True, help="Print the rendered Dockerfile and tag; build nothing."
+)
+def build(
+    bot: str,
+    rasa_version: str | None,
+    base_image: str | None,
+    variant: str,
+    pip_index_url: str | None,
+    ca_certs: Sequence[str],
+    rebuild: bool,
+    print_only: bool,
+) -> None:
     """Build (or find) the training image for BOT.
 
     \b
@@ -151,28 +214,38 @@ def build(bot: str, rasa_version: Optional[str], base_image: Optional[str], vari
       rasa-gpu build example_bot --print
       rasa-gpu build . --base-image rasa-gpu/base:bullseye --ca-cert corp-root.pem
     """
-    project, settings = _load(bot, rasa_version=rasa_version, base_image=base_image, pip_index_url=pip_index_url,
-                              ca_certs=ca_certs)
+    project, settings = _load(
+        bot, rasa_version=rasa_version, base_image=base_image, pip_index_url=pip_index_url, ca_certs=ca_certs
+    )
     spec, why = _image_spec(project, settings, variant)
     if print_only:
         click.echo(f"# image: {spec.tag()}  (Rasa {spec.release.version}, {why})")
         click.echo(spec.dockerfile(), nl=False)
         return
     started = time.monotonic()
-    result = ensure_image(Engine.connect(), spec, lambda line: err.print(f"[dim]{escape(line)}[/]"),
-                          rebuild=rebuild)
+    result = ensure_image(
+        Engine.connect(), spec, lambda line: err.print(f"[dim]{escape(line)}[/]"), rebuild=rebuild
+    )
     verb = "built" if result.built else "found (cached, nothing built)"
     click.echo(f"{result.tag} {verb} in {time.monotonic() - started:.2f} s")
 
 
 @cli.command("base-image")
-@click.option("--suite", type=click.Choice(sorted(SUITE_PYTHON)), default="bullseye", show_default=True,
-              help="Debian release: bullseye has Python 3.9 (Rasa 3.x), buster Python 3.7 (Rasa 2.x).")
+@click.option(
+    "--suite",
+    type=click.Choice(sorted(SUITE_PYTHON)),
+    default="bullseye",
+    show_default=True,
+    help="Debian release: bullseye has Python 3.9 (Rasa 3.x), buster Python 3.7 (Rasa 2.x).",
+)
 @click.option("--name", default=DEFAULT_BASE_NAME, show_default=True, help="Name:tag of the image to create.")
 @click.option("--mirror", metavar="URL", help="Debian mirror (default: debootstrap's).")
-@click.option("--if-needed", is_flag=True, help="Do nothing if the image exists or the default GPU base image "
-              "can be pulled.")
-def base_image_cmd(suite: str, name: str, mirror: Optional[str], if_needed: bool) -> None:
+@click.option(
+    "--if-needed",
+    is_flag=True,
+    help="Do nothing if the image exists or the default GPU base image can be pulled.",
+)
+def base_image_cmd(suite: str, name: str, mirror: str | None, if_needed: bool) -> None:
     """Build a Python base image from a Debian mirror (debootstrap + docker import), for hosts where no container
     registry answers. Use it with --base-image or `base_image` in rasa-gpu.toml.
 
@@ -190,9 +263,12 @@ def base_image_cmd(suite: str, name: str, mirror: Optional[str], if_needed: bool
             out.print(f"{default} is available; no registry-less base needed", markup=False)
             return
     started = time.monotonic()
-    build_base_image(engine, lambda line: err.print(f"[dim]{escape(line)}[/]"), suite=suite, name=name,
-                     mirror=mirror)
-    out.print(f"{name} built in {time.monotonic() - started:.0f} s; use it with --base-image {name}", markup=False)
+    build_base_image(
+        engine, lambda line: err.print(f"[dim]{escape(line)}[/]"), suite=suite, name=name, mirror=mirror
+    )
+    out.print(
+        f"{name} built in {time.monotonic() - started:.0f} s; use it with --base-image {name}", markup=False
+    )
 
 
 @cli.command()
@@ -213,16 +289,22 @@ def versions() -> None:
 
 # ---- training view -------------------------------------------------------------------------------------------------
 
+
 class TrainView:
     """Live view of a training: one bar per training component with epoch and metrics, instead of tqdm noise."""
 
     def __init__(self, verbose: bool) -> None:
         self.verbose = verbose
         self.bars = Progress(
-            TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[metrics]}"), console=err, transient=True,
+            TextColumn("  {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            console=err,
+            transient=True,
         )
-        self.task: Optional[Any] = None
+        self.task: Any | None = None
         self.started: dict[str, float] = {}
 
     def __enter__(self) -> TrainView:
@@ -254,8 +336,9 @@ class TrainView:
         elif isinstance(event, progress.EpochProgress):
             metrics = " ".join(f"{k}={v:g}" for k, v in event.metrics.items())
             if self.task is None:
-                self.task = self.bars.add_task(f"{event.component or 'training'} epochs", total=event.total,
-                                               metrics=metrics)
+                self.task = self.bars.add_task(
+                    f"{event.component or 'training'} epochs", total=event.total, metrics=metrics
+                )
             self.bars.update(self.task, completed=event.epoch, total=event.total, metrics=metrics)
         elif isinstance(event, progress.LogLine) and self.verbose:
             self.bars.console.print(escape(event.text), style="dim")
@@ -269,11 +352,16 @@ class TrainView:
 def _print_summary(result: TrainResult) -> None:
     size_mb = result.size / 1_000_000
     if result.skipped:
-        out.print(f"Nothing changed since the newest model; not training (use --force to train anyway).\n"
-                  f"model: {result.model} ({size_mb:.1f} MB, trained on {result.device})", markup=False)
+        out.print(
+            f"Nothing changed since the newest model; not training (use --force to train anyway).\n"
+            f"model: {result.model} ({size_mb:.1f} MB, trained on {result.device})",
+            markup=False,
+        )
         return
     out.print(f"[bold green]Model ready:[/] {escape(str(result.model))} ({size_mb:.1f} MB)")
-    out.print(f"wall time {result.wall_seconds:.1f} s · device {escape(result.device)} · Rasa {result.rasa_version}")
+    out.print(
+        f"wall time {result.wall_seconds:.1f} s · device {escape(result.device)} · Rasa {result.rasa_version}"
+    )
     if result.components or result.restored:
         table = Table("component", "seconds", box=None, padding=(0, 2))
         for name, seconds in result.components.items():
@@ -285,11 +373,12 @@ def _print_summary(result: TrainResult) -> None:
 
 # ---- entry point ---------------------------------------------------------------------------------------------------
 
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI: expected errors become one line and an exit code, never a traceback."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -300,7 +389,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             err.print(f"  [dim]│[/] {escape(line)}")
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, click.Abort):
-        err.print("[bold red]interrupted:[/] stopped and removed the training container; no model was written")
+        err.print(
+            "[bold red]interrupted:[/] stopped and removed the training container; no model was written"
+        )
         sys.exit(Interrupted.exit_code)
     except click.ClickException as exc:
         exc.show()
@@ -311,10 +402,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except Exception as exc:  # a bug in rasa-gpu: one line, and the traceback only on request
         if os.environ.get("RASA_GPU_DEBUG"):
             raise
-        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
-                  "(set RASA_GPU_DEBUG=1 for the traceback and report it)")
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
+            "(set RASA_GPU_DEBUG=1 for the traceback and report it)"
+        )
         sys.exit(1)
-
 
 
 if __name__ == "__main__":  # pragma: no cover

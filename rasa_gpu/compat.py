@@ -10,7 +10,6 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Optional
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -25,14 +24,14 @@ class RasaRelease:
     version: str
     tensorflow: str
     tensorflow_spec: str
-    tensorflow_text: Optional[str]
+    tensorflow_text: str | None
     rasa_sdk: str
     python: str
     base_tensorflow: str
     cuda: str
     cudnn: str
     min_driver: str
-    min_driver_compat: Optional[str]
+    min_driver_compat: str | None
     gpu_base_image: str
     cpu_base_image: str
 

@@ -10,12 +10,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-import docker
 import docker.errors
 from docker.models.containers import Container
 from docker.types import DeviceRequest, Mount
+
+import docker
 
 from . import gpu as gpu_rules
 from .errors import BuildError, EngineUnavailable, GpuUnavailable, RasaGpuError, RegistryUnreachable
@@ -37,12 +38,12 @@ class ContainerSpec:
     command: list[str]
     name: str
     labels: dict[str, str]
-    user: Optional[str] = None
+    user: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
-    working_dir: Optional[str] = None
+    working_dir: str | None = None
     binds: dict[str, str] = field(default_factory=dict)  # host path -> container path (read-write)
-    gpu: Optional[gpu_rules.GpuRequest] = None
-    entrypoint: Optional[list[str]] = None
+    gpu: gpu_rules.GpuRequest | None = None
+    entrypoint: list[str] | None = None
 
     def create_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -136,12 +137,14 @@ class Engine:
             client.ping()
         except docker.errors.DockerException as exc:
             reason = str(exc).split("(")[0].strip().rstrip(":")
-            raise EngineUnavailable(f"cannot reach a Docker engine at {host} ({reason}); {START_HINT}") from None
+            raise EngineUnavailable(
+                f"cannot reach a Docker engine at {host} ({reason}); {START_HINT}"
+            ) from None
         return cls(client)
 
     # ---- images -----------------------------------------------------------------------------------------------
 
-    def image_id(self, ref: str) -> Optional[str]:
+    def image_id(self, ref: str) -> str | None:
         """The local image id for a name, or None. One cheap API call, no builder."""
         try:
             return str(self.api.inspect_image(ref)["Id"])
@@ -204,7 +207,10 @@ class Engine:
                     )
                 for line in str(event.get("stream", "")).splitlines():
                     if line.startswith("Step "):
-                        step = line.split(" : ", 1)[0].replace("Step ", "step ") + f" ({line.split(' : ', 1)[-1]})"
+                        step = (
+                            line.split(" : ", 1)[0].replace("Step ", "step ")
+                            + f" ({line.split(' : ', 1)[-1]})"
+                        )
                     if line.strip():
                         tail.append(line)
                         on_line(line)
@@ -251,7 +257,9 @@ class Engine:
     def _container_error(exc: docker.errors.APIError) -> RasaGpuError:
         message = str(exc.explanation or exc)
         if gpu_rules.is_missing_gpu_driver(message):
-            return GpuUnavailable(f"this Docker engine has no NVIDIA runtime for GPU requests; {gpu_rules.TOOLKIT_HINT}")
+            return GpuUnavailable(
+                f"this Docker engine has no NVIDIA runtime for GPU requests; {gpu_rules.TOOLKIT_HINT}"
+            )
         return RasaGpuError(f"Docker could not start the container: {message}")
 
     def remove_leftovers(self, labels: dict[str, str]) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Optional
 
 from .errors import SettingsError
 
@@ -25,7 +24,7 @@ class GpuRequest:
     """What `--gpu`/`--gpus` ask of the engine: nothing, all GPUs, or some by id."""
 
     mode: str  # auto | on | off
-    device_ids: Optional[tuple[str, ...]] = None  # None: all GPUs
+    device_ids: tuple[str, ...] | None = None  # None: all GPUs
 
     @property
     def wanted(self) -> bool:
@@ -41,15 +40,19 @@ class GpuRequest:
         return "GPUs " + ",".join(self.device_ids) if self.device_ids else "all GPUs"
 
 
-def parse_gpu_request(mode: Optional[str], gpus: Optional[str]) -> GpuRequest:
+def parse_gpu_request(mode: str | None, gpus: str | None) -> GpuRequest:
     mode = mode or "auto"
-    ids: Optional[tuple[str, ...]] = None
+    ids: tuple[str, ...] | None = None
     if gpus:
         ids = tuple(part.strip() for part in str(gpus).split(",") if part.strip())
         if not ids or not all(part.isdigit() or part.startswith("GPU-") for part in ids):
-            raise SettingsError(f"--gpus takes device numbers or UUIDs separated by commas (e.g. 0,1), not '{gpus}'")
+            raise SettingsError(
+                f"--gpus takes device numbers or UUIDs separated by commas (e.g. 0,1), not '{gpus}'"
+            )
         if mode == "off":
-            raise SettingsError("--gpus picks devices to train on, but --gpu off trains on the CPU; drop one of them")
+            raise SettingsError(
+                "--gpus picks devices to train on, but --gpu off trains on the CPU; drop one of them"
+            )
     return GpuRequest(mode=mode, device_ids=ids)
 
 
@@ -58,7 +61,7 @@ def is_missing_gpu_driver(message: str) -> bool:
     return "could not select device driver" in message
 
 
-def parse_devices_line(line: str) -> Optional[list[str]]:
+def parse_devices_line(line: str) -> list[str] | None:
     """The GPU names from the entry script's marker line, or None if the line is something else."""
     if not line.startswith(DEVICES_MARKER):
         return None

@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Optional, Protocol
+from typing import Protocol
 
 from . import __version__, templates
 from .compat import RasaRelease
@@ -33,7 +33,7 @@ class ImageSpec:
     release: RasaRelease
     base_image: str
     variant: str = "gpu"  # gpu | cpu: which default base image the tag names
-    pip_index_url: Optional[str] = None
+    pip_index_url: str | None = None
     ca_certs: tuple[bytes, ...] = ()
     extra_requirements: tuple[str, ...] = ()
 
@@ -58,7 +58,9 @@ class ImageSpec:
             )
         bot_stage = ""
         if self.extra_requirements and with_bot_stage:
-            bot_stage = _Tmpl(templates.read_text("docker", "Dockerfile.bot.tmpl")).substitute(pip_index=pip_index)
+            bot_stage = _Tmpl(templates.read_text("docker", "Dockerfile.bot.tmpl")).substitute(
+                pip_index=pip_index
+            )
         text = _Tmpl(templates.read_text("docker", "Dockerfile.tmpl")).substitute(
             tool_version=__version__,
             rasa_version=self.release.version,
@@ -89,7 +91,7 @@ class ImageSpec:
 
     # ---- tags -----------------------------------------------------------------------------------------------------
 
-    def _digest(self, names: list[str], files: dict[str, bytes]) -> str:
+    def _digest(self, names: Sequence[str], files: dict[str, bytes]) -> str:
         digest = hashlib.sha256()
         for name in names:
             digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
@@ -143,7 +145,7 @@ class ImageResult:
 class ImageEngine(Protocol):
     """The subset of the engine that image resolution needs (the real one is rasa_gpu.engine.Engine)."""
 
-    def image_id(self, ref: str) -> Optional[str]: ...
+    def image_id(self, ref: str) -> str | None: ...
 
     def pull(self, ref: str, on_line: Callable[[str], None]) -> None: ...
 

@@ -38,14 +38,20 @@ def parse_overrides(items: list[str]) -> list[Override]:
     return overrides
 
 
-def apply_overrides(config: dict[str, Any], overrides: list[Override], *, config_name: str = "config.yml") -> dict:
+def apply_overrides(
+    config: dict[str, Any], overrides: list[Override], *, config_name: str = "config.yml"
+) -> dict:
     """A copy of the Rasa config with every override applied to every pipeline/policy entry of that name."""
     if not overrides:
         return config
     if not isinstance(config, dict):
-        raise SettingsError(f"{config_name} is not a mapping; --set needs a pipeline or policies list to change")
+        raise SettingsError(
+            f"{config_name} is not a mapping; --set needs a pipeline or policies list to change"
+        )
     result = dict(config)
-    sections = {name: [dict(entry) for entry in (config.get(name) or [])] for name in ("pipeline", "policies")}
+    sections = {
+        name: [dict(entry) for entry in (config.get(name) or [])] for name in ("pipeline", "policies")
+    }
     for override in overrides:
         hits = [
             entry
@@ -54,7 +60,9 @@ def apply_overrides(config: dict[str, Any], overrides: list[Override], *, config
             if isinstance(entry, dict) and _matches(entry.get("name"), override.component)
         ]
         if not hits:
-            known = sorted({str(e.get("name")) for es in sections.values() for e in es if isinstance(e, dict)})
+            known = sorted(
+                {str(e.get("name")) for es in sections.values() for e in es if isinstance(e, dict)}
+            )
             raise SettingsError(
                 f"--set {override.text}: no component '{override.component}' in {config_name}; "
                 f"components there: {', '.join(known) or 'none'}"

@@ -6,7 +6,7 @@ import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Union
 
 _STARTED = re.compile(r"Starting to train component '([\w.]+)'")
 _FINISHED = re.compile(r"Finished training component '([\w.]+)'")
@@ -35,7 +35,7 @@ class ComponentRestored:
 
 @dataclass(frozen=True)
 class EpochProgress:
-    component: Optional[str]
+    component: str | None
     epoch: int
     total: int
     metrics: dict[str, float] = field(default_factory=dict)
@@ -69,7 +69,7 @@ class ProgressParser:
     """Stateful: knows which component is training so epoch bars can be attributed to it."""
 
     def __init__(self, tail_size: int = 30) -> None:
-        self.current: Optional[str] = None
+        self.current: str | None = None
         self.tail: deque[str] = deque(maxlen=tail_size)
 
     def feed(self, line: str) -> ProgressEvent:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -37,11 +38,17 @@ class BotProject:
             raise ProjectError(f"'{path}' is not a folder; pass the bot folder that holds config.yml")
         root = root.resolve()
         config = root / "config.yml"
-        domain = next((p for p in (root / "domain.yml", root / "domain.yaml", root / "domain") if p.exists()), None)
+        domain = next(
+            (p for p in (root / "domain.yml", root / "domain.yaml", root / "domain") if p.exists()), None
+        )
         data = root / "data"
         missing = [
             name
-            for name, present in (("config.yml", config.is_file()), ("domain.yml", domain), ("data/", data.is_dir()))
+            for name, present in (
+                ("config.yml", config.is_file()),
+                ("domain.yml", domain),
+                ("data/", data.is_dir()),
+            )
             if not present
         ]
         if missing:
@@ -114,10 +121,8 @@ class BotProject:
         for path in self.training_inputs():
             data = path.read_bytes()
             if path.suffix in (".yml", ".yaml"):
-                try:
+                with contextlib.suppress(yaml.YAMLError):
                     data = json.dumps(yaml.safe_load(data), sort_keys=True, default=str).encode()
-                except yaml.YAMLError:
-                    pass
             digest.update(self.relative(path).encode() + b"\0" + hashlib.sha256(data).digest())
         return digest.hexdigest()
 

@@ -10,7 +10,7 @@ import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -30,12 +30,12 @@ GPU_MODES = ("auto", "on", "off")
 class Settings:
     """Everything a user may set per bot. ``None`` means "not set here"."""
 
-    rasa_version: Optional[str] = None
-    base_image: Optional[str] = None
-    pip_index_url: Optional[str] = None
+    rasa_version: str | None = None
+    base_image: str | None = None
+    pip_index_url: str | None = None
     ca_certs: list[str] = field(default_factory=list)
-    gpu: Optional[str] = None
-    gpus: Optional[str] = None
+    gpu: str | None = None
+    gpus: str | None = None
     set: list[str] = field(default_factory=list)
     #: Where the settings came from, for messages.
     source: str = "defaults"
@@ -43,7 +43,9 @@ class Settings:
     from_cli: frozenset[str] = frozenset()
 
     def origin(self, key: str) -> str:
-        return f"--{key.replace('_', '-')}" if key in self.from_cli or self.source == "defaults" else self.source
+        return (
+            f"--{key.replace('_', '-')}" if key in self.from_cli or self.source == "defaults" else self.source
+        )
 
     def merged(self, **cli: Any) -> Settings:
         """These settings with every command-line value that was given (not None, not empty) on top."""
@@ -54,7 +56,9 @@ class Settings:
         values["from_cli"] = self.from_cli | set(given)
         merged = Settings(**values)
         if merged.gpu is not None and merged.gpu not in GPU_MODES:
-            raise SettingsError(f"{merged.origin('gpu')}: gpu must be one of {', '.join(GPU_MODES)}, not '{merged.gpu}'")
+            raise SettingsError(
+                f"{merged.origin('gpu')}: gpu must be one of {', '.join(GPU_MODES)}, not '{merged.gpu}'"
+            )
         return merged
 
 
@@ -82,8 +86,10 @@ def load_settings(root: Path) -> Settings:
             if isinstance(values.get(key), str):
                 values[key] = [values[key]]
         if "gpus" in values:
-            values["gpus"] = ",".join(str(g) for g in values["gpus"]) if isinstance(values["gpus"], list) else str(
-                values["gpus"]
+            values["gpus"] = (
+                ",".join(str(g) for g in values["gpus"])
+                if isinstance(values["gpus"], list)
+                else str(values["gpus"])
             )
         settings = Settings(**values, source=path.name if table is None else f"{path.name} [tool.rasa-gpu]")
         return settings.merged()
@@ -104,7 +110,9 @@ def _poetry_to_pep440(spec: str) -> str:
         return f">={major}.{minor}.{patch},<{upper}"
     if m := _POETRY_TILDE.match(spec):
         major, minor, patch = (int(x) if x else 0 for x in m.groups())
-        return f">={major}.{minor}.{patch},<{major}.{minor + 1}.0" if m.group(2) else f">={major},<{major + 1}"
+        return (
+            f">={major}.{minor}.{patch},<{major}.{minor + 1}.0" if m.group(2) else f">={major},<{major + 1}"
+        )
     if is_exact_version(spec):
         return f"=={spec}"
     return spec

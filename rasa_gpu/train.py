@@ -14,10 +14,10 @@ import tarfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 from filelock import FileLock, Timeout
@@ -86,12 +86,14 @@ def train(
     options: TrainOptions,
     on_event: EventSink,
     *,
-    engine: Optional[Engine] = None,
+    engine: Engine | None = None,
 ) -> TrainResult:
     started = time.monotonic()
     for arg in options.rasa_args:
         if arg.split("=", 1)[0] in _OWNED_ARGS:
-            raise SettingsError(f"rasa train {arg} is managed by rasa-gpu (models always land in models/); drop it")
+            raise SettingsError(
+                f"rasa train {arg} is managed by rasa-gpu (models always land in models/); drop it"
+            )
     config_text = _config_with_overrides(project, options.overrides)
     engine = engine or Engine.connect()
     with _bot_lock(project, options.wait, on_event):
@@ -140,7 +142,7 @@ def train(
 # ---- before training ---------------------------------------------------------------------------------------------
 
 
-def _config_with_overrides(project: BotProject, overrides: list[Override]) -> Optional[str]:
+def _config_with_overrides(project: BotProject, overrides: list[Override]) -> str | None:
     if not overrides:
         return None
     config = yaml.safe_load(project.config.read_text(encoding="utf-8")) or {}
@@ -182,8 +184,12 @@ def _remove_leftovers(engine: Engine, project: BotProject, on_event: EventSink) 
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
     if removed or stale:
-        on_event(Notice(f"removed what an interrupted training left behind: {removed} container(s), "
-                        f"{len(stale)} temporary folder(s)"))
+        on_event(
+            Notice(
+                f"removed what an interrupted training left behind: {removed} container(s), "
+                f"{len(stale)} temporary folder(s)"
+            )
+        )
 
 
 def _fingerprint(project: BotProject, spec: ImageSpec, options: TrainOptions) -> str:
@@ -197,7 +203,7 @@ def _fingerprint(project: BotProject, spec: ImageSpec, options: TrainOptions) ->
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def _unchanged_model(project: BotProject, fingerprint: str) -> Optional[dict[str, Any]]:
+def _unchanged_model(project: BotProject, fingerprint: str) -> dict[str, Any] | None:
     """The previous training's record if nothing that affects training changed and its model is still the newest."""
     try:
         state = json.loads((project.state_dir / STATE_FILE).read_text(encoding="utf-8"))
@@ -252,8 +258,13 @@ def _run_training(
     except GpuUnavailable:
         if gpu.mode == "on":
             raise
-        on_event(Notice("no NVIDIA runtime in this Docker engine: training on the CPU. "
-                        f"To use a GPU, {gpu_rules.TOOLKIT_HINT.split(', or ')[0]}.", "warn"))
+        on_event(
+            Notice(
+                "no NVIDIA runtime in this Docker engine: training on the CPU. "
+                f"To use a GPU, {gpu_rules.TOOLKIT_HINT.split(', or ')[0]}.",
+                "warn",
+            )
+        )
         granted = False
         running = engine.start(ContainerSpec(**{**spec.__dict__, "gpu": None, "environment": environment}))
     on_event(TrainingStarted(image=image, gpu=gpu.describe() if granted else "none"))
@@ -267,9 +278,11 @@ def _with_env(spec: ContainerSpec, **env: str) -> ContainerSpec:
     return ContainerSpec(**{**spec.__dict__, "environment": {**spec.environment, **env}})
 
 
-def _follow(running: RunningContainer, gpu: gpu_rules.GpuRequest, granted: bool, on_event: EventSink) -> _Outcome:
+def _follow(
+    running: RunningContainer, gpu: gpu_rules.GpuRequest, granted: bool, on_event: EventSink
+) -> _Outcome:
     parser = progress.ProgressParser()
-    gpus_seen: Optional[list[str]] = None
+    gpus_seen: list[str] | None = None
     started: dict[str, float] = {}
     components: dict[str, float] = {}
     restored: list[str] = []
@@ -278,10 +291,14 @@ def _follow(running: RunningContainer, gpu: gpu_rules.GpuRequest, granted: bool,
         if devices is not None:
             gpus_seen = devices
             if not devices and gpu.mode == "auto":
-                on_event(Notice(
-                    "GPU REQUESTED BUT TENSORFLOW SEES NONE: the container was given GPUs, yet TensorFlow found no "
-                    "usable GPU (driver too old for this CUDA, or missing CUDA libraries in the base image). "
-                    "Training continues ON THE CPU; run with --gpu on to make this an error.", "warn"))
+                on_event(
+                    Notice(
+                        "GPU REQUESTED BUT TENSORFLOW SEES NONE: the container was given GPUs, yet TensorFlow found no "
+                        "usable GPU (driver too old for this CUDA, or missing CUDA libraries in the base image). "
+                        "Training continues ON THE CPU; run with --gpu on to make this an error.",
+                        "warn",
+                    )
+                )
             continue
         event = parser.feed(line)
         now = time.monotonic()
@@ -301,10 +318,14 @@ def _follow(running: RunningContainer, gpu: gpu_rules.GpuRequest, granted: bool,
     if code != 0:
         tail = parser.error_lines()
         if any("No space left on device" in line for line in tail):
-            raise DiskFull("disk full while Rasa was writing the model; free some space and train again "
-                           "(existing models are untouched)", details=tail)
-        raise TrainingFailed(f"rasa train failed inside the container (exit code {code})",
-                             exit_code=code, details=tail)
+            raise DiskFull(
+                "disk full while Rasa was writing the model; free some space and train again "
+                "(existing models are untouched)",
+                details=tail,
+            )
+        raise TrainingFailed(
+            f"rasa train failed inside the container (exit code {code})", exit_code=code, details=tail
+        )
     device = f"GPU: {', '.join(gpus_seen)}" if granted and gpus_seen else f"CPU: {_cpu_name()}"
     return _Outcome(device=device, components=components, restored=restored)
 
@@ -326,8 +347,9 @@ def _publish_model(out_dir: Path, models_dir: Path) -> Path:
     """Verify the archive Rasa wrote, then move it into models/ in one step: models/ never holds a partial file."""
     archives = sorted(out_dir.glob("*.tar.gz"))
     if len(archives) != 1:
-        raise TrainingFailed(f"rasa train finished but wrote {len(archives)} model archives instead of one",
-                             exit_code=0)
+        raise TrainingFailed(
+            f"rasa train finished but wrote {len(archives)} model archives instead of one", exit_code=0
+        )
     archive = archives[0]
     _verify_archive(archive)
     models_dir.mkdir(exist_ok=True)
@@ -353,8 +375,10 @@ def _publish_model(out_dir: Path, models_dir: Path) -> Path:
 
 def _disk_error(exc: OSError, target: Path) -> RasaGpuError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DiskFull(f"disk full while writing {target}; free some space on {target.parent} and train again "
-                        "(existing models are untouched)")
+        return DiskFull(
+            f"disk full while writing {target}; free some space on {target.parent} and train again "
+            "(existing models are untouched)"
+        )
     return RasaGpuError(f"could not write {target}: {exc.strerror}")
 
 
@@ -370,8 +394,13 @@ def _verify_archive(archive: Path) -> None:
 
 def _save_state(project: BotProject, fingerprint: str, result: TrainResult) -> None:
     path = project.state_dir / STATE_FILE
-    state = {"fingerprint": fingerprint, "model": project.relative(result.model), "device": result.device,
-             "image": result.image, "rasa": result.rasa_version}
+    state = {
+        "fingerprint": fingerprint,
+        "model": project.relative(result.model),
+        "device": result.device,
+        "image": result.image,
+        "rasa": result.rasa_version,
+    }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
     os.replace(tmp, path)
@@ -400,10 +429,8 @@ def _chown_to_owner(project: BotProject, *paths: Path) -> None:
         return
     uid, gid = project.owner
     for path in paths:
-        try:
+        with suppress(FileNotFoundError):
             os.lchown(path, uid, gid)
-        except FileNotFoundError:
-            pass
 
 
 def foreign_files(project: BotProject) -> list[Path]:

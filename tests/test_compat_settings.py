@@ -82,5 +82,7 @@ def test_bad_settings_are_explained(tmp_path):
 
 
 def test_extra_requirements_skip_rasa_itself(tmp_path):
-    bot = _bot(tmp_path, **{"requirements.txt": "# comment\nrasa==3.6.21\nrasa-sdk\nnltk==3.8  # tokenizer\n"})
+    bot = _bot(
+        tmp_path, **{"requirements.txt": "# comment\nrasa==3.6.21\nrasa-sdk\nnltk==3.8  # tokenizer\n"}
+    )
     assert extra_requirements(bot) == ["nltk==3.8"]

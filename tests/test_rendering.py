@@ -88,8 +88,15 @@ def test_gpu_requests():
 
 
 def test_container_spec_runs_with_init_labels_and_gpus():
-    kwargs = ContainerSpec(image="i", command=["train"], name="n", labels={"a": "b"}, user="1000:1000",
-                           gpu=GpuRequest("auto"), binds={"/host/bot": "/bot"}).create_kwargs()
+    kwargs = ContainerSpec(
+        image="i",
+        command=["train"],
+        name="n",
+        labels={"a": "b"},
+        user="1000:1000",
+        gpu=GpuRequest("auto"),
+        binds={"/host/bot": "/bot"},
+    ).create_kwargs()
     assert kwargs["init"] is True and kwargs["user"] == "1000:1000" and kwargs["labels"] == {"a": "b"}
     assert kwargs["device_requests"][0]["Count"] == -1
     assert kwargs["mounts"][0]["Target"] == "/bot"
@@ -111,8 +118,12 @@ policies:
 
 
 def test_overrides_change_a_copy_only():
-    result = apply_overrides(CONFIG, parse_overrides(["DIETClassifier.epochs=5", "MyPolicy.alpha=0.5",
-                                                      "TEDPolicy.constrain_similarities=true"]))
+    result = apply_overrides(
+        CONFIG,
+        parse_overrides(
+            ["DIETClassifier.epochs=5", "MyPolicy.alpha=0.5", "TEDPolicy.constrain_similarities=true"]
+        ),
+    )
     assert result["pipeline"][1]["epochs"] == 5
     assert result["policies"][1]["alpha"] == 0.5
     assert result["policies"][0]["constrain_similarities"] is True
@@ -138,7 +149,9 @@ def test_progress_parser_reads_rasa_output():
     events = [parser.feed(line) for line in progress.split_lines([raw[:50], raw[50:]])]
     assert events[0] == progress.ComponentStarted("TEDPolicy")
     epochs = [e for e in events if isinstance(e, progress.EpochProgress)]
-    assert epochs[-1] == progress.EpochProgress("TEDPolicy", 1, 100, {"t_loss": 5.3, "loss": 5.16, "acc": 0.0})
+    assert epochs[-1] == progress.EpochProgress(
+        "TEDPolicy", 1, 100, {"t_loss": 5.3, "loss": 5.16, "acc": 0.0}
+    )
     assert progress.ComponentFinished("TEDPolicy") in events
     assert progress.ComponentRestored("DIETClassifier") in events
     assert not any("Processed trackers" in line for line in parser.error_lines())

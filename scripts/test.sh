@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: lint, types, and every test against a real Docker engine (a missing engine fails).
+# Extra arguments go to pytest (e.g. -k train -x).
+set -euo pipefail
+. "$(dirname "$0")/setup.sh" test
+RASA_GPU_TEST_STUB_HOST="$(bash scripts/engine.sh gpu-stub)"
+export RASA_GPU_TEST_STUB_HOST RASA_GPU_REQUIRE_DOCKER=1
+ruff check rasa_gpu tests tools benchmarks
+ruff format --check rasa_gpu tests tools benchmarks
+mypy
+python -m pytest -p no:cacheprovider "$@"

@@ -1,0 +1,109 @@
+"""Every bad input: one line that says what is wrong and what to do, a non-zero exit, no traceback, nothing lost."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from conftest import EXAMPLE_BOT, copy_bot, leftover_containers, models, run_cli
+
+
+def assert_one_line_error(result, code: int, *needles: str) -> str:
+    assert result.returncode == code, result.output
+    assert "Traceback" not in result.output
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    for needle in needles:
+        assert needle in line, line
+    return line
+
+
+@pytest.fixture
+def bot(tmp_path):
+    return copy_bot(EXAMPLE_BOT, tmp_path / "bot", owner=None)
+
+
+# ---- without an engine ---------------------------------------------------------------------------------------------
+
+
+def test_missing_bot_folder(tmp_path):
+    assert_one_line_error(run_cli("train", str(tmp_path / "nope")), 1, "does not exist")
+
+
+def test_folder_that_is_not_a_rasa_project(tmp_path):
+    (tmp_path / "config.yml").write_text("language: en\n")
+    assert_one_line_error(run_cli("train", str(tmp_path)), 1, "is not a Rasa project", "domain.yml", "data/")
+
+
+def test_invalid_yaml_names_file_and_line(bot):
+    (bot / "data" / "nlu.yml").write_text(
+        'version: "3.1"\nnlu:\n  - intent: greet\n    examples: [unclosed\n'
+    )
+    line = assert_one_line_error(run_cli("train", str(bot)), 1, "data/nlu.yml:")
+    assert "invalid YAML" in line and line.split(":")[2].isdigit()
+
+
+def test_unknown_rasa_version_lists_supported(bot):
+    assert_one_line_error(
+        run_cli("train", str(bot), "--rasa-version", "3.99.0"), 1, "3.99.0", "3.6.21", "2.0.0"
+    )
+
+
+def test_unreachable_engine_says_how_to_start_one(bot):
+    result = run_cli("train", str(bot), env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert_one_line_error(result, 3, "cannot reach a Docker engine", "dockerd")
+
+
+def test_bad_override_and_gpu_options(bot):
+    assert_one_line_error(run_cli("train", str(bot), "--set", "NoSuch.epochs=1"), 1, "no component 'NoSuch'")
+    assert_one_line_error(run_cli("train", str(bot), "--gpu", "off", "--gpus", "0"), 1, "--gpu off")
+
+
+# ---- with an engine ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.docker
+def test_base_image_that_cannot_be_pulled(bot, docker_client):
+    result = run_cli("build", str(bot), "--base-image", "registry.invalid/nobody/none:1")
+    assert_one_line_error(result, 1, "cannot be pulled", "--base-image", "rasa-gpu base-image")
+
+
+@pytest.mark.docker
+def test_build_failure_shows_the_failing_step(bot, built_image, docker_client):
+    (bot / "requirements.txt").write_text("rasa-gpu-no-such-package-anywhere==0.0.1\n")
+    result = run_cli("train", str(bot))
+    line = assert_one_line_error(result, 1, "image build failed at step")
+    assert "pip install" in line
+    assert "rasa-gpu-no-such-package-anywhere" in result.stderr  # pip's own last lines are shown
+
+
+@pytest.mark.docker
+def test_training_failure_shows_rasa_error_and_keeps_models(trained_bot, tmp_path, docker_client):
+    bot = copy_bot(trained_bot[0], tmp_path / "bot")
+    before = {p: p.read_bytes() for p in models(bot)}
+    config = bot / "config.yml"
+    config.write_text(config.read_text().replace("- name: EntitySynonymMapper", "- name: NoSuchComponent"))
+    result = run_cli("train", str(bot), "--gpu", "off")
+    assert_one_line_error(result, 1, "rasa train failed inside the container", "exit code")
+    assert "NoSuchComponent" in result.stderr
+    assert {p: p.read_bytes() for p in models(bot)} == before
+    assert leftover_containers(docker_client, bot) == []
+
+
+@pytest.mark.docker
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs over models/ needs root")
+def test_disk_full_while_writing_the_model(trained_bot, tmp_path, docker_client):
+    bot = copy_bot(trained_bot[0], tmp_path / "bot")
+    existing = {p.name: p.read_bytes()[:1000] for p in models(bot)}
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(bot / "models")], check=True)
+    try:
+        (bot / "models" / "old-model.tar.gz").write_bytes(b"an existing model\n")
+        os.chown(bot / "models", *(lambda s: (s.st_uid, s.st_gid))(bot.stat()))
+        result = run_cli("train", str(bot), "--force", "--gpu", "off")
+        assert_one_line_error(result, 1, "disk full", "models")
+        assert [p.name for p in (bot / "models").iterdir()] == ["old-model.tar.gz"]
+        assert (bot / "models" / "old-model.tar.gz").read_bytes() == b"an existing model\n"
+    finally:
+        subprocess.run(["umount", str(bot / "models")], check=True)
+    assert {p.name: p.read_bytes()[:1000] for p in models(bot)} == existing
+    assert leftover_containers(docker_client, bot) == []

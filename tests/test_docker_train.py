@@ -1,0 +1,238 @@
+"""rasa-gpu build and train against a real Docker engine and real Rasa."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tarfile
+import time
+import urllib.request
+
+import pytest
+from conftest import (
+    BOT_UID,
+    EXAMPLE_BOT,
+    SIGNALS,
+    copy_bot,
+    leftover_containers,
+    models,
+    run_cli,
+    send_and_wait,
+    start_cli,
+    wait_for_line,
+)
+
+from rasa_gpu import gpu as gpu_rules
+from rasa_gpu.compat import load_matrix
+from rasa_gpu.engine import ContainerSpec, Engine
+from rasa_gpu.images import ImageSpec, ensure_image
+
+pytestmark = [pytest.mark.docker]
+
+
+def test_second_build_is_a_cache_hit_without_the_builder(built_image, monkeypatch):
+    result = run_cli("build", str(EXAMPLE_BOT))
+    assert result.returncode == 0, result.output
+    assert "found (cached, nothing built)" in result.stdout and built_image in result.stdout
+
+    engine = Engine.connect()
+    calls = []
+    monkeypatch.setattr(engine, "build", lambda *a, **k: calls.append(k) or "")
+    spec = ImageSpec(
+        release=load_matrix().get("3.6.21"),
+        base_image=os.environ.get("RASA_GPU_BASE_IMAGE", "tensorflow/tensorflow:2.12.0-gpu"),
+    )
+    found = ensure_image(engine, spec, lambda line: None)
+    assert found.tag == built_image and found.built is False and calls == []
+
+
+def test_bot_requirements_build_a_bot_stage_on_the_shared_rasa_stage(built_image, tmp_path, docker_client):
+    bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot", owner=None)
+    (bot / "requirements.txt").write_text(f"rasa==3.6.21\nsix==1.16.0  # {tmp_path.name}\n")
+    first = run_cli("build", str(bot))
+    assert first.returncode == 0, first.output
+    tag = first.stdout.split()[0]
+    assert tag.startswith("rasa-gpu/bot:3.6.21-") and " built in " in first.stdout
+    assert "Step" in first.stderr  # the build streamed its output
+    second = run_cli("build", str(bot))
+    assert "found (cached, nothing built)" in second.stdout
+    out = docker_client.containers.run(
+        tag,
+        ["-c", "import six, rasa; print(six.__version__, rasa.__version__)"],
+        entrypoint=["python3"],
+        remove=True,
+    )
+    assert out.decode().split() == ["1.16.0", "3.6.21"]
+    docker_client.images.remove(tag)
+
+
+def test_example_bot_trains_into_models_owned_by_the_bot_owner(trained_bot, docker_client):
+    bot, result = trained_bot
+    [model] = models(bot)
+    assert "Model ready:" in result.stdout and str(model) in result.stdout
+    assert "device CPU" in result.stdout
+    assert "no NVIDIA runtime in this Docker engine: training on the CPU" in result.stderr
+    with tarfile.open(model) as tar:
+        assert "metadata.json" in {m.name.lstrip("/") for m in tar}
+    if os.geteuid() == 0:
+        owners = {
+            (p.stat().st_uid, p.stat().st_gid)
+            for top in ("models", ".rasa", ".rasa-gpu")
+            for p in [bot / top, *(bot / top).rglob("*")]
+        }
+        assert owners == {(BOT_UID, BOT_UID)}
+    assert list((bot / ".rasa" / "cache").iterdir()), "Rasa's training cache stays in the bot folder"
+    assert not list((bot / ".rasa-gpu" / "tmp").iterdir())
+    assert leftover_containers(docker_client, bot) == []
+
+
+def test_trained_model_answers_model_parse(trained_bot, built_image, docker_client):
+    bot, _ = trained_bot
+    [model] = models(bot)
+    container = docker_client.containers.run(
+        built_image,
+        ["run", "--enable-api", "--model", f"/bot/models/{model.name}", "--port", "5005"],
+        entrypoint=["rasa"],
+        user=f"{BOT_UID}:{BOT_UID}",
+        working_dir="/bot",
+        detach=True,
+        volumes={str(bot): {"bind": "/bot", "mode": "ro"}},
+        ports={"5005/tcp": ("127.0.0.1", None)},
+        environment={"HOME": "/tmp"},
+        labels={"io.rasa-gpu.test": "parse"},
+    )
+    try:
+        container.reload()
+        port = container.attrs["NetworkSettings"]["Ports"]["5005/tcp"][0]["HostPort"]
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as resp:
+                    if json.load(resp).get("model_file"):
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, container.logs()[-2000:].decode()
+            time.sleep(1)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/model/parse",
+            method="POST",
+            data=json.dumps({"text": "hello there"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            parsed = json.load(resp)
+        assert parsed["intent"]["name"] == "greet"
+    finally:
+        container.remove(force=True)
+
+
+def test_no_change_skip_then_force(bot_copy, docker_client):
+    before = models(bot_copy)
+    skipped = run_cli("train", str(bot_copy))
+    assert skipped.returncode == 0, skipped.output
+    assert "Nothing changed since the newest model; not training" in skipped.stdout
+    assert models(bot_copy) == before
+    forced = run_cli("train", str(bot_copy), "--force", "--gpu", "off")
+    assert forced.returncode == 0, forced.output
+    assert len(models(bot_copy)) == len(before) + 1
+    assert "restored from cache" in forced.stderr  # Rasa's cache survived between containers
+    assert "no NVIDIA runtime" not in forced.stderr  # --gpu off asks for no GPU at all
+
+
+def test_one_line_nlu_edit_retrains(bot_copy):
+    nlu = bot_copy / "data" / "nlu.yml"
+    nlu.write_text(nlu.read_text().replace("      - hello\n", "      - hello\n      - hello hello\n", 1))
+    result = run_cli("train", str(bot_copy), "--gpu", "off")
+    assert result.returncode == 0, result.output
+    assert "Model ready:" in result.stdout and len(models(bot_copy)) == 2
+
+
+def test_gpu_on_without_nvidia_runtime_is_a_clear_error(bot_copy, docker_client):
+    before = models(bot_copy)
+    result = run_cli("train", str(bot_copy), "--gpu", "on", "--force")
+    assert result.returncode == 4
+    assert "NVIDIA Container Toolkit" in result.stderr and "Traceback" not in result.output
+    assert models(bot_copy) == before
+    assert leftover_containers(docker_client, bot_copy) == []
+
+
+def test_gpu_request_reaches_the_container_on_a_stub_engine(stub_engine, built_image, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", stub_engine)
+    engine = Engine.connect()
+    for request, expected in (
+        (gpu_rules.GpuRequest("on"), "all"),
+        (gpu_rules.parse_gpu_request("on", "1,2"), "1,2"),
+    ):
+        spec = ContainerSpec(
+            image=built_image,
+            command=["-c", "echo $NVIDIA_VISIBLE_DEVICES"],
+            entrypoint=["sh"],
+            name=f"rasa-gpu-test-stub-{expected.replace(',', '-')}",
+            labels={"io.rasa-gpu.test": "1"},
+            gpu=request,
+        )
+        code, lines = engine.run_to_completion(spec)
+        assert (code, lines) == (0, [expected])
+
+
+def test_tensorflow_seeing_no_gpu_is_loud(stub_engine, bot_copy):
+    env = {"DOCKER_HOST": stub_engine}
+    before = models(bot_copy)
+    on = run_cli("train", str(bot_copy), "--gpu", "on", "--force", env=env)
+    assert on.returncode == 4, on.output
+    assert "TensorFlow inside the container sees no GPU" in on.stderr
+    assert models(bot_copy) == before
+    auto = run_cli("train", str(bot_copy), "--force", "--gpus", "0", env=env)
+    assert auto.returncode == 0, auto.output
+    assert "GPU REQUESTED BUT TENSORFLOW SEES NONE" in auto.stderr
+    assert "training in" in auto.stderr and "with GPUs 0" in auto.stderr
+    assert "device CPU" in auto.stdout
+    assert len(models(bot_copy)) == len(before) + 1
+
+
+@pytest.mark.parametrize("name", sorted(SIGNALS))
+def test_interrupt_stops_and_removes_everything(name, bot_copy, docker_client):
+    before = models(bot_copy)
+    proc = start_cli("train", str(bot_copy), "--force", "--gpu", "off")
+    wait_for_line(proc, "training in")
+    time.sleep(3)
+    assert len(leftover_containers(docker_client, bot_copy)) == 1
+    code, took = send_and_wait(proc, SIGNALS[name])
+    assert code == 130, proc.stderr.read() if proc.stderr else ""
+    assert took < 15
+    assert leftover_containers(docker_client, bot_copy) == []
+    assert models(bot_copy) == before
+    assert not [p for p in (bot_copy / "models").iterdir() if p.name.startswith(".")]
+    assert not list((bot_copy / ".rasa-gpu" / "tmp").iterdir())
+
+
+def test_leftovers_of_a_killed_wrapper_are_removed_by_the_next_run(bot_copy, docker_client):
+    proc = start_cli("train", str(bot_copy), "--force", "--gpu", "off")
+    wait_for_line(proc, "training in")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert len(leftover_containers(docker_client, bot_copy)) == 1
+    assert list((bot_copy / ".rasa-gpu" / "tmp").iterdir())
+    result = run_cli("train", str(bot_copy))
+    assert result.returncode == 0, result.output
+    assert (
+        "removed what an interrupted training left behind: 1 container(s), 1 temporary folder(s)"
+        in result.stderr
+    )
+    assert leftover_containers(docker_client, bot_copy) == []
+
+
+def test_two_trainings_of_one_bot_are_serialized(bot_copy):
+    first = start_cli("train", str(bot_copy), "--force", "--gpu", "off")
+    wait_for_line(first, "training in")
+    busy = run_cli("train", str(bot_copy), "--no-wait")
+    assert busy.returncode == 75 and "another training of" in busy.stderr and "--no-wait" in busy.stderr
+    second = start_cli("train", str(bot_copy), "--gpu", "off")
+    waiting = wait_for_line(second, "waiting for it to finish", timeout=60)
+    assert waiting and second.poll() is None
+    assert first.wait(timeout=600) == 0
+    assert second.wait(timeout=600) == 0
+    # The second one ran after the first and found its model: nothing changed since.
+    assert "Nothing changed since the newest model" in (second.stdout.read() if second.stdout else "")
