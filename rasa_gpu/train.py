@@ -237,23 +237,9 @@ def _run_training(
     run_id: str,
     on_event: EventSink,
 ) -> _Outcome:
-    uid, gid = project.owner
-    environment = {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
-    spec = ContainerSpec(
-        image=image,
-        command=command,
-        name=f"rasa-gpu-train-{project.name}-{run_id}",
-        labels=labels_for("train", project.root, run=run_id),
-        user=f"{uid}:{gid}",
-        environment=environment,
-        working_dir=BOT_MOUNT,
-        binds={str(project.root): BOT_MOUNT},
-        gpu=gpu if gpu.wanted else None,
-    )
+    spec = training_container(project, image, command, gpu, run_id)
     granted = gpu.wanted
     try:
-        if gpu.wanted:
-            spec = _with_env(spec, RASA_GPU_MODE=gpu.mode)
         running = engine.start(spec)
     except GpuUnavailable:
         if gpu.mode == "on":
@@ -266,7 +252,9 @@ def _run_training(
             )
         )
         granted = False
-        running = engine.start(ContainerSpec(**{**spec.__dict__, "gpu": None, "environment": environment}))
+        running = engine.start(
+            training_container(project, image, command, gpu_rules.GpuRequest("off"), run_id)
+        )
     on_event(TrainingStarted(image=image, gpu=gpu.describe() if granted else "none"))
     try:
         return _follow(running, gpu, granted, on_event)
@@ -274,8 +262,26 @@ def _run_training(
         running.remove(stop_timeout=8)
 
 
-def _with_env(spec: ContainerSpec, **env: str) -> ContainerSpec:
-    return ContainerSpec(**{**spec.__dict__, "environment": {**spec.environment, **env}})
+def training_container(
+    project: BotProject, image: str, command: list[str], gpu: gpu_rules.GpuRequest, run_id: str
+) -> ContainerSpec:
+    """The training container: the bot mounted at /bot, run as the bot's owner with a writable HOME, labelled so a
+    later run can find it, and with a GPU request (plus the entry script's TensorFlow check) when GPUs are wanted."""
+    uid, gid = project.owner
+    environment = {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    if gpu.wanted:
+        environment["RASA_GPU_MODE"] = gpu.mode
+    return ContainerSpec(
+        image=image,
+        command=command,
+        name=f"rasa-gpu-train-{project.name}-{run_id}",
+        labels=labels_for("train", project.root, run=run_id),
+        user=f"{uid}:{gid}",
+        environment=environment,
+        working_dir=BOT_MOUNT,
+        binds={str(project.root): BOT_MOUNT},
+        gpu=gpu if gpu.wanted else None,
+    )
 
 
 def _follow(

@@ -155,3 +155,24 @@ def test_progress_parser_reads_rasa_output():
     assert progress.ComponentFinished("TEDPolicy") in events
     assert progress.ComponentRestored("DIETClassifier") in events
     assert not any("Processed trackers" in line for line in parser.error_lines())
+
+
+def test_training_container_runs_as_the_bot_owner_with_labels(tmp_path):
+    from rasa_gpu.project import BotProject
+    from rasa_gpu.train import training_container
+
+    for name in ("config.yml", "domain.yml"):
+        (tmp_path / name).write_text("{}\n")
+    (tmp_path / "data").mkdir()
+    project = BotProject.load(tmp_path)
+    st = tmp_path.stat()
+    gpu_spec = training_container(project, "img", ["train"], GpuRequest("auto"), "abc")
+    assert gpu_spec.user == f"{st.st_uid}:{st.st_gid}"
+    assert gpu_spec.environment["RASA_GPU_MODE"] == "auto" and gpu_spec.environment["HOME"] == "/tmp"
+    assert (
+        gpu_spec.labels["io.rasa-gpu.bot"] == str(project.root)
+        and gpu_spec.labels["io.rasa-gpu.role"] == "train"
+    )
+    assert gpu_spec.binds == {str(project.root): "/bot"}
+    cpu_spec = training_container(project, "img", ["train"], GpuRequest("off"), "abc")
+    assert cpu_spec.gpu is None and "RASA_GPU_MODE" not in cpu_spec.environment
