@@ -123,7 +123,7 @@ def train(
             model = _publish_model(run_dir / "out", project.models_dir)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
-        _fix_ownership(engine, project, image.tag)
+        fix_ownership(engine, project, image.tag)
         result = TrainResult(
             model=model,
             size=model.stat().st_size,
@@ -454,7 +454,7 @@ def foreign_files(project: BotProject) -> list[Path]:
     return found
 
 
-def _fix_ownership(engine: Engine, project: BotProject, image: str) -> None:
+def fix_ownership(engine: Engine, project: BotProject, image: str) -> None:
     """Give everything under models/, .rasa/ and .rasa-gpu/ back to the bot's owner (earlier root runs leave
     root-owned files there). As root: chown directly. Otherwise only root can do it: a short-lived root container."""
     foreign = foreign_files(project)
