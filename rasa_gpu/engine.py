@@ -89,15 +89,24 @@ class RunningContainer:
 
     def __init__(self, container: Container) -> None:
         self._container = container
+        self._stream: Iterator[bytes] | None = None
 
     @property
     def id(self) -> str:
         return str(self._container.id)
 
+    def attach(self) -> None:
+        """Connect to stdout/stderr before the start, so nothing is missed. Attaching gives the raw stream as it is
+        written; the log driver would hold back tqdm's \r updates until the next newline."""
+        self._stream = self._container.attach(stdout=True, stderr=True, stream=True, logs=True)
+
     def output(self) -> Iterator[bytes]:
         """stdout and stderr as they come, until the container exits."""
         try:
-            yield from self._container.logs(stream=True, follow=True, stdout=True, stderr=True)
+            if self._stream is not None:
+                yield from self._stream
+            else:
+                yield from self._container.logs(stream=True, follow=True, stdout=True, stderr=True)
         except docker.errors.NotFound:
             return
 
@@ -244,6 +253,7 @@ class Engine:
             raise self._container_error(exc) from None
         running = RunningContainer(container)
         try:
+            running.attach()
             container.start()
         except docker.errors.APIError as exc:
             running.remove(stop_timeout=0)
