@@ -61,6 +61,11 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
         for part in parts:
             if part.strip():
                 yield part.decode("utf-8", errors="replace").rstrip()
+        # tqdm writes a whole bar per write and ends it with the next \r, which may come much later (DIET's first
+        # epoch takes half a minute): pass a complete-looking bar on now instead of holding it back.
+        if _TQDM.search(pending.decode("utf-8", errors="replace")) and pending.rstrip().endswith(b"]"):
+            yield pending.decode("utf-8", errors="replace").rstrip()
+            pending = b""
     if pending.strip():
         yield pending.decode("utf-8", errors="replace").rstrip()
 

@@ -176,3 +176,13 @@ def test_training_container_runs_as_the_bot_owner_with_labels(tmp_path):
     assert gpu_spec.binds == {str(project.root): "/bot"}
     cpu_spec = training_container(project, "img", ["train"], GpuRequest("off"), "abc")
     assert cpu_spec.gpu is None and "RASA_GPU_MODE" not in cpu_spec.environment
+
+
+def test_a_tqdm_bar_is_passed_on_without_waiting_for_the_next_update():
+    def chunks():
+        yield b"x  - Starting to train component 'DIETClassifier'.\n\rEpochs:   0%|          | 0/50 [00:00<?, ?it/s]"
+        raise AssertionError("the bar should have been yielded before more output was read")
+
+    lines = progress.split_lines(chunks())
+    assert "Starting to train" in next(lines)
+    assert next(lines).startswith("Epochs:   0%")
