@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import click
@@ -35,7 +37,35 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 # ---- shared options ------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ImageOptions:
+    """The image options shared by build and train, as given on the command line (None: not given)."""
+
+    rasa_version: str | None
+    base_image: str | None
+    variant: str
+    pip_index_url: str | None
+    ca_certs: tuple[str, ...]
+    rebuild: bool
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "rasa_version": self.rasa_version,
+            "base_image": self.base_image,
+            "pip_index_url": self.pip_index_url,
+            "ca_certs": self.ca_certs,
+        }
+
+
 def image_options(func: Any) -> Any:
+    """Add the image options to a command; it receives them as one ImageOptions argument named `image`."""
+
+    @functools.wraps(func)
+    def packed(*args: Any, **kwargs: Any) -> Any:
+        names = [f.name for f in fields(ImageOptions)]
+        image = ImageOptions(**{name: kwargs.pop(name) for name in names})
+        return func(*args, image=image, **kwargs)
+
     options = [
         click.option(
             "--rasa-version",
@@ -76,8 +106,16 @@ def image_options(func: Any) -> Any:
         click.option("--rebuild", is_flag=True, help="Build the image again even if it exists."),
     ]
     for option in reversed(options):
-        func = option(func)
-    return func
+        packed = option(packed)
+    return packed
+
+
+def _load(bot: str, image: ImageOptions, **cli_values: Any) -> tuple[BotProject, Settings, ImageSpec, str]:
+    """The bot, its settings with the command line on top, and its image spec with the reason for its Rasa."""
+    project = BotProject.load(bot)
+    settings = load_settings(project.root).merged(**image.settings(), **cli_values)
+    spec, why = _image_spec(project, settings, image.variant)
+    return project, settings, spec, why
 
 
 def _image_spec(project: BotProject, settings: Settings, variant: str) -> tuple[ImageSpec, str]:
@@ -93,11 +131,6 @@ def _image_spec(project: BotProject, settings: Settings, variant: str) -> tuple[
         extra_requirements=tuple(extra_requirements(project.root)),
     )
     return spec, why
-
-
-def _load(bot: str, **cli_values: Any) -> tuple[BotProject, Settings]:
-    project = BotProject.load(bot)
-    return project, load_settings(project.root).merged(**cli_values)
 
 
 # ---- commands ------------------------------------------------------------------------------------------------------
@@ -137,12 +170,7 @@ def cli() -> None:
 def train_cmd(
     bot: str,
     rasa_args: Sequence[str],
-    rasa_version: str | None,
-    base_image: str | None,
-    variant: str,
-    pip_index_url: str | None,
-    ca_certs: Sequence[str],
-    rebuild: bool,
+    image: ImageOptions,
     gpu: str | None,
     gpus: str | None,
     overrides: Sequence[str],
@@ -162,24 +190,14 @@ def train_cmd(
     """
     if bot.startswith("-"):  # `rasa-gpu train -- --flag`: everything was meant for rasa train
         rasa_args, bot = (bot, *rasa_args), "."
-    project, settings = _load(
-        bot,
-        rasa_version=rasa_version,
-        base_image=base_image,
-        pip_index_url=pip_index_url,
-        ca_certs=ca_certs,
-        gpu=gpu,
-        gpus=gpus,
-        set=overrides,
-    )
-    spec, why = _image_spec(project, settings, variant)
+    project, settings, spec, why = _load(bot, image, gpu=gpu, gpus=gpus, set=overrides)
     options = TrainOptions(
         gpu=parse_gpu_request(settings.gpu, settings.gpus),
         overrides=parse_overrides(settings.set),
         rasa_args=list(rasa_args),
         force=force,
         wait=not no_wait,
-        rebuild=rebuild,
+        rebuild=image.rebuild,
     )
     err.print(
         f"[bold]rasa-gpu[/] training [cyan]{escape(str(project.root))}[/] with Rasa {spec.release.version} "
@@ -198,12 +216,7 @@ def train_cmd(
 )
 def build(
     bot: str,
-    rasa_version: str | None,
-    base_image: str | None,
-    variant: str,
-    pip_index_url: str | None,
-    ca_certs: Sequence[str],
-    rebuild: bool,
+    image: ImageOptions,
     print_only: bool,
 ) -> None:
     """Build (or find) the training image for BOT.
@@ -214,17 +227,14 @@ def build(
       rasa-gpu build example_bot --print
       rasa-gpu build . --base-image rasa-gpu/base:bullseye --ca-cert corp-root.pem
     """
-    project, settings = _load(
-        bot, rasa_version=rasa_version, base_image=base_image, pip_index_url=pip_index_url, ca_certs=ca_certs
-    )
-    spec, why = _image_spec(project, settings, variant)
+    _, _, spec, why = _load(bot, image)
     if print_only:
         click.echo(f"# image: {spec.tag()}  (Rasa {spec.release.version}, {why})")
         click.echo(spec.dockerfile(), nl=False)
         return
     started = time.monotonic()
     result = ensure_image(
-        Engine.connect(), spec, lambda line: err.print(f"[dim]{escape(line)}[/]"), rebuild=rebuild
+        Engine.connect(), spec, lambda line: err.print(f"[dim]{escape(line)}[/]"), rebuild=image.rebuild
     )
     verb = "built" if result.built else "found (cached, nothing built)"
     click.echo(f"{result.tag} {verb} in {time.monotonic() - started:.2f} s")
