@@ -108,10 +108,10 @@ class BotProject:
         files: set[Path] = {self.config}
         for base in (self.domain, self.data):
             files.update([base] if base.is_file() else (p for p in base.rglob("*") if p.is_file()))
-        for py in self.root.rglob("*.py"):
-            rel = py.relative_to(self.root).parts
-            if not any(part.startswith(".") or part in _NOT_INPUTS for part in rel[:-1]):
-                files.add(py)
+        # Walk with pruning: models/, .rasa/, a venv/ inside the bot are never entered (this runs on every train).
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in _NOT_INPUTS]
+            files.update(Path(dirpath, name) for name in filenames if name.endswith(".py"))
         return sorted(files)
 
     def inputs_digest(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -17,9 +18,11 @@ def _path(folder: str, name: str) -> Path:
     raise FileNotFoundError(f"rasa-gpu is installed without its {folder}/{name} template; reinstall it")
 
 
+@cache  # templates never change while rasa-gpu runs; tags are computed several times
 def read_text(folder: str, name: str) -> str:
     return _path(folder, name).read_text(encoding="utf-8")
 
 
+@cache
 def read_bytes(folder: str, name: str) -> bytes:
     return _path(folder, name).read_bytes()

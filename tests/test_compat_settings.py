@@ -86,3 +86,16 @@ def test_extra_requirements_skip_rasa_itself(tmp_path):
         tmp_path, **{"requirements.txt": "# comment\nrasa==3.6.21\nrasa-sdk\nnltk==3.8  # tokenizer\n"}
     )
     assert extra_requirements(bot) == ["nltk==3.8"]
+
+
+def test_training_inputs_skip_models_caches_actions_and_venvs(tmp_path):
+    from rasa_gpu.project import BotProject
+
+    for name in ("config.yml", "domain.yml", "components.py"):
+        (tmp_path / name).write_text("{}\n")
+    for folder in ("data", "actions", "venv/lib", ".rasa/cache", "custom"):
+        (tmp_path / folder).mkdir(parents=True)
+    for path in ("actions/actions.py", "venv/lib/x.py", ".rasa/cache/y.py", "custom/comp.py", "data/nlu.yml"):
+        (tmp_path / path).write_text("# x\n")
+    names = {p.relative_to(tmp_path).as_posix() for p in BotProject.load(tmp_path).training_inputs()}
+    assert names == {"config.yml", "domain.yml", "components.py", "custom/comp.py", "data/nlu.yml"}
