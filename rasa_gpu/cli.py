@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,14 +18,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, progress
+from . import __version__, progress, services, vscode
+from . import watch as watch_mod
 from .base_image import DEFAULT_NAME as DEFAULT_BASE_NAME
 from .base_image import SUITE_PYTHON, build_base_image
 from .compat import load_matrix
-from .engine import Engine
-from .errors import Interrupted, RasaGpuError
+from .engine import Compose, Engine
+from .errors import Interrupted, RasaGpuError, SettingsError
 from .gpu import parse_gpu_request
-from .images import ImageSpec, ensure_image, read_ca_certs
+from .images import ActionsImageSpec, ImageSpec, default_actions_base, ensure_image, read_ca_certs
 from .overrides import parse_overrides
 from .project import BotProject
 from .settings import GPU_MODES, Settings, extra_requirements, load_settings, resolve_rasa
@@ -133,6 +135,22 @@ def _image_spec(project: BotProject, settings: Settings, variant: str) -> tuple[
     return spec, why
 
 
+def _actions_spec(project: BotProject, settings: Settings, spec: ImageSpec) -> ActionsImageSpec | None:
+    if not services.has_actions(project):
+        return None
+    return ActionsImageSpec(
+        release=spec.release,
+        base_image=settings.actions_base_image or settings.base_image or default_actions_base(spec.release),
+        requirements=services.actions_requirements(project),
+        pip_index_url=spec.pip_index_url,
+        ca_certs=spec.ca_certs,
+    )
+
+
+def _bot_or_dot(bot: str | None) -> str:
+    return bot or "."
+
+
 # ---- commands ------------------------------------------------------------------------------------------------------
 
 
@@ -164,6 +182,12 @@ def cli() -> None:
     metavar="COMPONENT.KEY=VALUE",
     help="Change a setting of config.yml for this training only, e.g. DIETClassifier.epochs=20. Repeatable.",
 )
+@click.option(
+    "--tensorboard",
+    is_flag=True,
+    help="Write TensorBoard logs (DIETClassifier, TEDPolicy, ResponseSelector) to .rasa-gpu/tensorboard; "
+    "view them with `rasa-gpu up --profile tensorboard`.",
+)
 @click.option("--force", is_flag=True, help="Train even if nothing changed since the newest model.")
 @click.option("--no-wait", is_flag=True, help="Fail instead of waiting when this bot is already training.")
 @click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output.")
@@ -174,6 +198,7 @@ def train_cmd(
     gpu: str | None,
     gpus: str | None,
     overrides: Sequence[str],
+    tensorboard: bool,
     force: bool,
     no_wait: bool,
     verbose: bool,
@@ -191,9 +216,12 @@ def train_cmd(
     if bot.startswith("-"):  # `rasa-gpu train -- --flag`: everything was meant for rasa train
         rasa_args, bot = (bot, *rasa_args), "."
     project, settings, spec, why = _load(bot, image, gpu=gpu, gpus=gpus, set=overrides)
+    override_lines = list(settings.set)
+    if tensorboard:
+        override_lines += services.tensorboard_overrides(project.config_data())
     options = TrainOptions(
         gpu=parse_gpu_request(settings.gpu, settings.gpus),
-        overrides=parse_overrides(settings.set),
+        overrides=parse_overrides(override_lines),
         rasa_args=list(rasa_args),
         force=force,
         wait=not no_wait,
@@ -206,6 +234,187 @@ def train_cmd(
     with TrainView(verbose) as view:
         result = train(project, spec, options, view.handle)
     _print_summary(result)
+
+
+@cli.command()
+@click.argument("bot", default=".", type=click.Path())
+@image_options
+@click.option(
+    "--gpu", type=click.Choice(GPU_MODES), help="GPUs for the Rasa server: auto (default), on, off."
+)
+@click.option("--gpus", metavar="IDS", help="GPU device ids for the Rasa server, e.g. 0,1 (default: all).")
+@click.option(
+    "--profile",
+    "profiles",
+    multiple=True,
+    type=click.Choice(services.PROFILES),
+    help="Also start TensorBoard or a Jupyter notebook server. Repeatable.",
+)
+@click.option("--bind", metavar="ADDRESS", help="Address the ports are published on (default 127.0.0.1).")
+@click.option("--rasa-port", type=int, help="Host port of the Rasa server (default 5005).")
+@click.option("--actions-port", type=int, help="Host port of the action server (default 5055).")
+@click.option("--tensorboard-port", type=int, help="Host port of TensorBoard (default 6006).")
+@click.option("--jupyter-port", type=int, help="Host port of Jupyter (default 8888).")
+@click.option(
+    "--actions-base-image",
+    metavar="IMAGE",
+    envvar="RASA_GPU_ACTIONS_BASE_IMAGE",
+    help="Base image of the action server (default: --base-image if given, else python:3.X-slim). "
+    "[env: RASA_GPU_ACTIONS_BASE_IMAGE]",
+)
+@click.option(
+    "--timeout", default=300, show_default=True, help="Seconds to wait for the services to become healthy."
+)
+@click.option("--regenerate", is_flag=True, help=f"Rewrite {services.COMPOSE_FILE} even if you edited it.")
+def up(
+    bot: str,
+    image: ImageOptions,
+    gpu: str | None,
+    gpus: str | None,
+    profiles: tuple[str, ...],
+    bind: str | None,
+    rasa_port: int | None,
+    actions_port: int | None,
+    tensorboard_port: int | None,
+    jupyter_port: int | None,
+    actions_base_image: str | None,
+    timeout: int,
+    regenerate: bool,
+) -> None:
+    """Start BOT's action server and a Rasa server with its newest model (docker compose), and wait until they
+    are healthy. The compose file is kept in BOT/rasa-gpu.compose.yml.
+
+    \b
+    Examples:
+      rasa-gpu up example_bot
+      rasa-gpu up example_bot --profile tensorboard --rasa-port 5006
+    """
+    project, settings, spec, _ = _load(
+        bot,
+        image,
+        gpu=gpu,
+        gpus=gpus,
+        bind=bind,
+        rasa_port=rasa_port,
+        actions_port=actions_port,
+        tensorboard_port=tensorboard_port,
+        jupyter_port=jupyter_port,
+        actions_base_image=actions_base_image,
+    )
+    engine, compose = Engine.connect(), Compose.find()
+    options = services.UpOptions(
+        gpu=parse_gpu_request(settings.gpu, settings.gpus),
+        profiles=profiles,
+        timeout=timeout,
+        regenerate=regenerate,
+        rebuild=image.rebuild,
+    )
+    with TrainView(verbose=False) as view:
+        result = services.up(
+            engine,
+            compose,
+            project,
+            spec,
+            _actions_spec(project, settings, spec),
+            settings,
+            options,
+            view.handle,
+        )
+    plan = result.plan
+    out.print(
+        f"[bold green]Services of {escape(project.name)} are up[/] ({escape(str(result.compose_file))})"
+    )
+    for state in result.services:
+        out.print(f"  {state.service:<12} {plan.url(state.service):<24} {state.health or state.status}")
+    out.print(f"  model        {escape(project.relative(result.model))}")
+    out.print(
+        f"Talk to it:  curl -s {plan.url('rasa')}/webhooks/rest/webhook -d "
+        '\'{"sender": "me", "message": "hi"}\'',
+        markup=False,
+    )
+    out.print(f"HTTP API token: RASA_AUTH_TOKEN in {escape(str(project.root / services.ENV_FILE))}")
+
+
+@cli.command()
+@click.argument("bot", default=".", type=click.Path())
+def down(bot: str) -> None:
+    """Stop and remove BOT's services (every profile included).
+
+    \b
+    Example:
+      rasa-gpu down example_bot
+    """
+    project = BotProject.load(bot)
+    removed = services.down(Engine.connect(), Compose.find(), project)
+    out.print(f"stopped and removed {removed} container(s) of {project.name}", markup=False)
+
+
+@cli.command()
+@click.argument("bot", default=".", type=click.Path())
+def ps(bot: str) -> None:
+    """List BOT's services with their state, health and ports.
+
+    \b
+    Example:
+      rasa-gpu ps example_bot
+    """
+    project = BotProject.load(bot)
+    states = Engine.connect().project_containers(services.project_name(project))
+    if not states:
+        out.print(f"no services of {project.name} are running; start them with `rasa-gpu up`", markup=False)
+        return
+    table = Table("service", "status", "health", "ports", "container", box=None, padding=(0, 2))
+    for state in states:
+        ports = ", ".join(f"{host}->{inner}" for inner, host in state.ports.items())
+        table.add_row(state.service, state.status, state.health or "-", ports or "-", state.container)
+    out.print(table)
+
+
+@cli.command()
+@click.argument("bot", default=".", type=click.Path())
+@click.argument("service_names", nargs=-1, metavar="[SERVICE]...")
+@click.option("-f", "--follow", is_flag=True, help="Keep following new lines (Ctrl+C stops).")
+@click.option("--tail", default="100", show_default=True, help="Lines to show from the end of each log.")
+def logs(bot: str, service_names: tuple[str, ...], follow: bool, tail: str) -> None:
+    """Show the logs of BOT's services (all, or the ones named).
+
+    \b
+    Examples:
+      rasa-gpu logs example_bot
+      rasa-gpu logs example_bot rasa -f
+    """
+    project = BotProject.load(bot)
+    Engine.connect()
+    args = ["logs", "--tail", tail, *(["-f"] if follow else []), *service_names]
+    Compose.find().run(
+        services.project_name(project),
+        services.compose_files(project),
+        args,
+        profiles=services.PROFILES,
+        stream=True,
+    )
+
+
+@cli.command()
+@click.argument("bot", default=".", type=click.Path())
+@click.argument("service_names", nargs=-1, metavar="[SERVICE]...")
+@click.option(
+    "--timeout", default=300, show_default=True, help="Seconds to wait until they are healthy again."
+)
+def restart(bot: str, service_names: tuple[str, ...], timeout: int) -> None:
+    """Restart BOT's running services (all, or the ones named) and wait until they are healthy, e.g. after an
+    edit under actions/.
+
+    \b
+    Example:
+      rasa-gpu restart example_bot actions
+    """
+    project = BotProject.load(bot)
+    with TrainView(verbose=False) as view:
+        states = services.restart(
+            Engine.connect(), Compose.find(), project, list(service_names), timeout, view.handle
+        )
+    out.print(f"restarted {', '.join(s.service for s in states)}", markup=False)
 
 
 @cli.command()
@@ -279,6 +488,104 @@ def base_image_cmd(suite: str, name: str, mirror: str | None, if_needed: bool) -
     out.print(
         f"{name} built in {time.monotonic() - started:.0f} s; use it with --base-image {name}", markup=False
     )
+
+
+@cli.command()
+@click.argument("bot", default=".", type=click.Path())
+@image_options
+@click.option("--gpu", type=click.Choice(GPU_MODES), help="As for train: auto (default), on, off.")
+@click.option("--gpus", metavar="IDS", help="GPU device ids to train on, e.g. 0,1 (default: all).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="COMPONENT.KEY=VALUE",
+    help="Change a setting of config.yml for these trainings only. Repeatable.",
+)
+@click.option(
+    "--quiet-period",
+    default=watch_mod.QUIET_SECONDS,
+    show_default=True,
+    help="Seconds without further changes before a batch of changes is acted on.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output.")
+def watch(
+    bot: str,
+    image: ImageOptions,
+    gpu: str | None,
+    gpus: str | None,
+    overrides: Sequence[str],
+    quiet_period: float,
+    verbose: bool,
+) -> None:
+    """Retrain BOT when its data, domain or config change, and load each new model into the running Rasa server
+    (`rasa-gpu up`) without restarting it; restart the action server when actions/ changes. Ctrl+C stops.
+
+    \b
+    Examples:
+      rasa-gpu watch example_bot
+      rasa-gpu watch example_bot --set DIETClassifier.epochs=20
+    """
+    project, settings, spec, why = _load(bot, image, gpu=gpu, gpus=gpus, set=overrides)
+    options = watch_mod.WatchOptions(
+        train=TrainOptions(
+            gpu=parse_gpu_request(settings.gpu, settings.gpus),
+            overrides=parse_overrides(list(settings.set)),
+            rebuild=image.rebuild,
+        ),
+        quiet=quiet_period,
+    )
+    err.print(
+        f"rasa-gpu watch: {escape(str(project.root))} with Rasa {spec.release.version} ({why}); data, domain, "
+        "config → retrain; actions/ → restart the action server. Ctrl+C stops.",
+        markup=False,
+    )
+    view = WatchView(verbose)
+    try:
+        watch_mod.watch(project, spec, options, view.handle)
+    except KeyboardInterrupt:
+        view.close()
+        err.print("rasa-gpu watch: stopped; no container left running", markup=False)
+        sys.exit(0)
+
+
+@cli.command("vscode")
+@click.argument("bot", default=".", type=click.Path())
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False),
+    help="The folder opened in VS Code (default: BOT); its .vscode/tasks.json is written.",
+)
+@click.option(
+    "--command",
+    "command",
+    default="rasa-gpu",
+    show_default=True,
+    help="How the tasks start rasa-gpu: a name on PATH or a full path (e.g. .venv/bin/rasa-gpu).",
+)
+def vscode_cmd(bot: str, workspace: str | None, command: str) -> None:
+    """Write VS Code tasks for BOT into .vscode/tasks.json: Train bot (GPU) as the default build task, Train bot
+    (CPU), Start/Stop services, Watch and retrain, Benchmark CPU vs GPU. An existing tasks.json is merged: your
+    tasks and comments stay, rasa-gpu's tasks are updated in place.
+
+    \b
+    Examples:
+      rasa-gpu vscode example_bot
+      rasa-gpu vscode example_bot --workspace . --command .venv/bin/rasa-gpu
+    """
+    project = BotProject.load(bot)
+    root = Path(workspace).resolve() if workspace else project.root
+    if not root.is_dir():
+        raise SettingsError(f"--workspace {workspace}: no such folder")
+    try:
+        relative = project.root.relative_to(root).as_posix() or "."
+    except ValueError:
+        raise SettingsError(
+            f"the bot folder {project.root} is outside the workspace {root}; open a folder that contains it"
+        ) from None
+    path, status = vscode.write_tasks(root, vscode.TaskTemplate(bot=relative, command=command))
+    extra = " (the previous version is in tasks.json.bak)" if status == "updated" else ""
+    out.print(f"{path}: {status}{extra}", markup=False)
 
 
 @cli.command()
@@ -359,6 +666,68 @@ class TrainView:
             self.task = None
 
 
+class WatchView:
+    """What watch shows: one line per cycle (the VS Code task's begin/end patterns match them), trainings as in
+    train, and errors in the `error: file:line:col: message` form of the problem matcher."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self.training: TrainView | None = None
+
+    def close(self) -> None:
+        if self.training is not None:
+            self.training.__exit__()
+            self.training = None
+
+    def handle(self, event: Any) -> None:
+        if isinstance(event, watch_mod.Watching):
+            self.close()
+            err.print("rasa-gpu watch: watching for changes", markup=False)
+        elif isinstance(event, watch_mod.Changed):
+            what = " and ".join(
+                part
+                for part, on in (("retraining", event.train), ("restarting the action server", event.actions))
+                if on
+            )
+            shown = ", ".join(event.paths[:3]) + (
+                f" (+{len(event.paths) - 3} more)" if len(event.paths) > 3 else ""
+            )
+            err.print(f"rasa-gpu watch: change in {shown}: {what}", markup=False)
+        elif isinstance(event, watch_mod.Invalid):
+            err.print(f"error: {event.error.message}", markup=False)
+            err.print(
+                "rasa-gpu watch: not training until this is fixed; the previous model keeps serving",
+                markup=False,
+            )
+        elif isinstance(event, watch_mod.TrainFailed):
+            self.close()
+            err.print(f"error: {event.error.message}", markup=False)
+            for line in event.error.details[-10:]:
+                err.print(f"  │ {line}", markup=False)
+            err.print("rasa-gpu watch: training failed; the previous model keeps serving", markup=False)
+        elif isinstance(event, watch_mod.Trained):
+            self.close()
+            result = event.result
+            if result.skipped:
+                err.print(f"rasa-gpu watch: model is up to date ({result.model.name})", markup=False)
+            else:
+                err.print(
+                    f"rasa-gpu watch: model ready {result.model.name} ({result.wall_seconds:.1f} s)",
+                    markup=False,
+                )
+            if event.loaded_into:
+                err.print(
+                    f"rasa-gpu watch: loaded {result.model.name} into the Rasa server at {event.loaded_into}",
+                    markup=False,
+                )
+        elif isinstance(event, watch_mod.ActionsRestarted):
+            err.print("rasa-gpu watch: action server restarted", markup=False)
+        else:
+            if self.training is None:
+                self.training = TrainView(self.verbose).__enter__()
+            self.training.handle(event)
+
+
 def _print_summary(result: TrainResult) -> None:
     size_mb = result.size / 1_000_000
     if result.skipped:
@@ -390,7 +759,9 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI: expected errors become one line and an exit code, never a traceback."""
+    # SIGTERM (docker stop, kill) and SIGHUP (a closed terminal or VS Code ending a task) clean up like Ctrl+C.
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGHUP, _on_sigterm)
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="rasa-gpu", standalone_mode=False)
     except RasaGpuError as exc:

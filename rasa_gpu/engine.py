@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import socket
+import subprocess
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +22,14 @@ from docker.types import DeviceRequest, Mount
 import docker
 
 from . import gpu as gpu_rules
-from .errors import BuildError, EngineUnavailable, GpuUnavailable, RasaGpuError, RegistryUnreachable
+from .errors import (
+    BuildError,
+    ComposeError,
+    EngineUnavailable,
+    GpuUnavailable,
+    RasaGpuError,
+    RegistryUnreachable,
+)
 
 LABEL = "io.rasa-gpu"
 LineSink = Callable[[str], None]
@@ -289,3 +299,137 @@ class Engine:
             return running.wait(), lines
         finally:
             running.remove(stop_timeout=1)
+
+    # ---- services (containers that compose started) -----------------------------------------------------------
+
+    def gpu_request_works(self, image: str, request: gpu_rules.GpuRequest) -> bool:
+        """Whether the engine grants this GPU request: a throw-away container that runs `true` with it."""
+        spec = ContainerSpec(
+            image=image,
+            command=[],
+            entrypoint=["true"],
+            name=f"rasa-gpu-probe-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+            labels=labels_for("probe", Path("/")),
+            gpu=request,
+        )
+        try:
+            self.run_to_completion(spec)
+        except GpuUnavailable:
+            return False
+        return True
+
+    def project_containers(self, project: str) -> list[ServiceState]:
+        """The containers compose made for a project, running or not."""
+        filters = {"label": [f"com.docker.compose.project={project}"]}
+        states = []
+        for container in self.client.containers.list(all=True, filters=filters):
+            attrs = container.attrs
+            state = attrs.get("State", {})
+            ports = {
+                key.split("/")[0]: int(binding[0]["HostPort"])
+                for key, binding in (attrs.get("NetworkSettings", {}).get("Ports") or {}).items()
+                if binding
+            }
+            states.append(
+                ServiceState(
+                    service=container.labels.get("com.docker.compose.service", container.name),
+                    container=container.name,
+                    status=str(state.get("Status", "")),
+                    health=str((state.get("Health") or {}).get("Status", "")),
+                    ports=ports,
+                    id=str(container.id),
+                )
+            )
+        return sorted(states, key=lambda s: s.service)
+
+    def logs_tail(self, container_id: str, lines: int = 20) -> list[str]:
+        try:
+            raw = self.client.containers.get(container_id).logs(tail=lines, stdout=True, stderr=True)
+        except docker.errors.NotFound:
+            return []
+        return raw.decode("utf-8", errors="replace").splitlines()
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    service: str
+    container: str
+    status: str  # running, exited, ...
+    health: str  # healthy, unhealthy, starting, or "" without a health check
+    ports: dict[str, int]  # container port -> host port
+    id: str
+
+
+class Compose:
+    """docker compose (v2, the CLI plugin) or docker-compose (v1), whichever is installed. RASA_GPU_COMPOSE picks one
+    ("docker compose" or "docker-compose"). Runs against the same engine as the rest (DOCKER_HOST)."""
+
+    CANDIDATES = (("docker", "compose"), ("docker-compose",))
+
+    def __init__(self, command: tuple[str, ...], version: str) -> None:
+        self.command = command
+        self.version = version
+
+    @property
+    def flavour(self) -> str:
+        return "v2" if self.command == ("docker", "compose") else "v1"
+
+    @classmethod
+    def find(cls) -> Compose:
+        wanted = os.environ.get("RASA_GPU_COMPOSE")
+        candidates = [tuple(wanted.split())] if wanted else list(cls.CANDIDATES)
+        for command in candidates:
+            if not shutil.which(command[0]):
+                continue
+            try:
+                proc = subprocess.run(
+                    [*command, "version", "--short"], capture_output=True, text=True, timeout=30
+                )
+            except (OSError, subprocess.TimeoutExpired):
+                continue
+            if proc.returncode == 0 and proc.stdout.strip():
+                return cls(command, proc.stdout.strip())
+        which = (
+            f"'{wanted}' (RASA_GPU_COMPOSE)" if wanted else "neither `docker compose` nor `docker-compose`"
+        )
+        raise ComposeError(
+            f"{which} is installed; install Docker Compose (https://docs.docker.com/compose/install/, "
+            "Debian/Ubuntu: `sudo apt-get install docker-compose`)"
+        )
+
+    def run(
+        self,
+        project: str,
+        files: list[Path],
+        args: list[str],
+        *,
+        profiles: tuple[str, ...] = (),
+        stream: bool = False,
+    ) -> list[str]:
+        """Run one compose command for the project; returns its output lines, or raises ComposeError with its tail.
+        With stream=True the output goes straight to this process's terminal (logs -f) and nothing is returned."""
+        command = [*self.command, "-p", project, "--project-directory", str(files[0].parent)]
+        for file in files:
+            command += ["-f", str(file)]
+        for profile in profiles:
+            command += ["--profile", profile]
+        command += args
+        if stream:
+            subprocess.run(command, check=False)
+            return []
+        proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = proc.stdout.splitlines()
+        if proc.returncode != 0:
+            raise ComposeError(
+                f"`{' '.join(self.command)} {' '.join(args)}` failed (exit {proc.returncode}): "
+                f"{_last_meaningful(lines)}",
+                details=lines[-20:],
+            )
+        return lines
+
+
+def _last_meaningful(lines: list[str]) -> str:
+    for line in reversed(lines):
+        if line.strip():
+            return line.strip()
+    return "no output"

@@ -78,6 +78,14 @@ class BusyError(RasaGpuError):
     exit_code = 75
 
 
+class ComposeError(RasaGpuError):
+    """docker compose is missing or one of its commands failed; details hold its last lines."""
+
+
+class ServicesError(RasaGpuError):
+    """The services cannot start or did not become healthy (a busy port, no model, an unhealthy service)."""
+
+
 class Interrupted(RasaGpuError):
     """Ctrl+C or SIGTERM: everything started was stopped and removed."""
 

@@ -36,6 +36,15 @@ class GpuRequest:
             return {"Driver": "", "DeviceIDs": list(self.device_ids), "Capabilities": [["gpu"]]}
         return {"Driver": "", "Count": -1, "Capabilities": [["gpu"]]}
 
+    def compose_devices(self) -> list[dict[str, object]]:
+        """The same request in compose's `deploy.resources.reservations.devices` syntax."""
+        device: dict[str, object] = {"driver": "nvidia", "capabilities": ["gpu"]}
+        if self.device_ids:
+            device["device_ids"] = list(self.device_ids)
+        else:
+            device["count"] = "all"
+        return [device]
+
     def describe(self) -> str:
         return "GPUs " + ",".join(self.device_ids) if self.device_ids else "all GPUs"
 

@@ -12,12 +12,17 @@ from pathlib import Path
 from string import Template
 from typing import Protocol
 
+from packaging.specifiers import SpecifierSet
+
 from . import __version__, templates
 from .compat import RasaRelease
 from .errors import SettingsError
 
 IMAGE_REPO = "rasa-gpu/rasa"
 BOT_IMAGE_REPO = "rasa-gpu/bot"
+ACTIONS_IMAGE_REPO = "rasa-gpu/actions"
+NOTEBOOK_IMAGE_REPO = "rasa-gpu/notebook"
+NOTEBOOK_REQUIREMENT = "notebook==7.2.2"
 PIP_VERSION = "24.0"  # the last pip that still runs on every Python Rasa 2.x/3.x supports
 CA_BUNDLE = "/usr/local/share/rasa-gpu/ca-bundle.pem"
 
@@ -47,15 +52,7 @@ class ImageSpec:
         packages = [f'"rasa=={self.release.version}"', f'"tensorflow=={self.release.tensorflow}"']
         if self.release.tensorflow_text:
             packages.append(f'"tensorflow-text=={self.release.tensorflow_text}"')
-        ca_block = ""
-        if self.ca_certs:
-            ca_block = (
-                "# Extra CA certificates (--ca-cert), added to the system bundle for pip and for Rasa at run time\n"
-                "COPY rasa-gpu-ca.pem /usr/local/share/rasa-gpu/extra-ca.pem\n"
-                "RUN { cat /etc/ssl/certs/ca-certificates.crt 2>/dev/null || true; "
-                f"cat /usr/local/share/rasa-gpu/extra-ca.pem; }} > {CA_BUNDLE}\n"
-                f"ENV PIP_CERT={CA_BUNDLE} REQUESTS_CA_BUNDLE={CA_BUNDLE} SSL_CERT_FILE={CA_BUNDLE}"
-            )
+        ca_block = _ca_block(self.ca_certs)
         bot_stage = ""
         if self.extra_requirements and with_bot_stage:
             bot_stage = _Tmpl(templates.read_text("docker", "Dockerfile.bot.tmpl")).substitute(
@@ -74,15 +71,14 @@ class ImageSpec:
             rasa_packages=" ".join(packages),
             bot_stage=bot_stage,
         )
-        return "\n".join(line.rstrip() for line in text.splitlines()).replace("\n\n\n", "\n\n").strip() + "\n"
+        return _tidy(text)
 
     def context_files(self) -> dict[str, bytes]:
         files = {
             "Dockerfile": self.dockerfile().encode(),
             "rasa-gpu-entry.py": templates.read_bytes("docker", "rasa-gpu-entry.py"),
         }
-        if self.ca_certs:
-            files["rasa-gpu-ca.pem"] = b"\n".join(cert.strip() for cert in self.ca_certs) + b"\n"
+        files.update(_ca_files(self.ca_certs))
         if self.extra_requirements:
             files["bot-requirements.txt"] = ("\n".join(self.extra_requirements) + "\n").encode()
             constraints = [f"rasa=={self.release.version}", f"tensorflow=={self.release.tensorflow}"]
@@ -91,35 +87,150 @@ class ImageSpec:
 
     # ---- tags -----------------------------------------------------------------------------------------------------
 
-    def _digest(self, names: Sequence[str], files: dict[str, bytes]) -> str:
-        digest = hashlib.sha256()
-        for name in names:
-            digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
-        return digest.hexdigest()[:12]
-
     def rasa_tag(self) -> str:
         """Tag of the shared Rasa stage: changes when anything it is built from changes."""
         # The Rasa stage depends on its own part of the Dockerfile, the entry script and the CA file, not on the bot.
         files = {**self.context_files(), "Dockerfile": self._render(with_bot_stage=False).encode()}
         names = [n for n in ("Dockerfile", "rasa-gpu-entry.py", "rasa-gpu-ca.pem") if n in files]
-        return f"{IMAGE_REPO}:{self.release.version}-tf{self.release.tensorflow}-{self.variant}-{self._digest(names, files)}"
+        return f"{IMAGE_REPO}:{self.release.version}-tf{self.release.tensorflow}-{self.variant}-{_digest(names, files)}"
 
     def tag(self) -> str:
         """Tag of the image that trains this bot: the Rasa stage itself when the bot needs nothing extra."""
         if not self.extra_requirements:
             return self.rasa_tag()
         files = self.context_files()
-        return f"{BOT_IMAGE_REPO}:{self.release.version}-{self._digest(sorted(files), files)}"
+        return f"{BOT_IMAGE_REPO}:{self.release.version}-{_digest(sorted(files), files)}"
 
     def context_tar(self) -> bytes:
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            for name, data in sorted(self.context_files().items()):
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                info.mode = 0o644
-                tar.addfile(info, io.BytesIO(data))
-        return buffer.getvalue()
+        return _tar(self.context_files())
+
+
+@dataclass(frozen=True)
+class ActionsImageSpec:
+    """The action server's image: a plain Python with the rasa-sdk that goes with the bot's Rasa release, plus the
+    packages of actions/requirements.txt. The action code itself is mounted, so editing it needs no rebuild."""
+
+    release: RasaRelease
+    base_image: str
+    requirements: tuple[str, ...] = ()
+    pip_index_url: str | None = None
+    ca_certs: tuple[bytes, ...] = ()
+    target = "actions"
+
+    def dockerfile(self) -> str:
+        pip_index = f"--index-url {self.pip_index_url} " if self.pip_index_url else ""
+        extra = ""
+        if self.requirements:
+            extra = (
+                "# actions/requirements.txt\n"
+                "COPY actions-requirements.txt /usr/local/share/rasa-gpu/actions-requirements.txt\n"
+                f"RUN python3 -m pip install {pip_index}-r /usr/local/share/rasa-gpu/actions-requirements.txt"
+            )
+        text = _Tmpl(templates.read_text("docker", "Dockerfile.actions.tmpl")).substitute(
+            tool_version=__version__,
+            rasa_version=self.release.version,
+            base_image=self.base_image,
+            ca_block=_ca_block(self.ca_certs),
+            pip_index=pip_index,
+            pip_version=PIP_VERSION,
+            rasa_sdk=f'"rasa-sdk{self.release.rasa_sdk}"',
+            rasa_sdk_spec=self.release.rasa_sdk,
+            requirements=extra,
+        )
+        return _tidy(text)
+
+    def context_files(self) -> dict[str, bytes]:
+        files = {"Dockerfile": self.dockerfile().encode(), **_ca_files(self.ca_certs)}
+        if self.requirements:
+            files["actions-requirements.txt"] = ("\n".join(self.requirements) + "\n").encode()
+        return files
+
+    def tag(self) -> str:
+        files = self.context_files()
+        return f"{ACTIONS_IMAGE_REPO}:{self.release.version}-{_digest(sorted(files), files)}"
+
+    def context_tar(self) -> bytes:
+        return _tar(self.context_files())
+
+
+@dataclass(frozen=True)
+class NotebookImageSpec:
+    """The jupyter service's image: the bot's training image plus the notebook server."""
+
+    training_image: str
+    rasa_version: str
+    pip_index_url: str | None = None
+    target = "notebook"
+
+    @property
+    def base_image(self) -> str:
+        return self.training_image
+
+    def dockerfile(self) -> str:
+        pip_index = f"--index-url {self.pip_index_url} " if self.pip_index_url else ""
+        return (
+            f"# Rendered by rasa-gpu {__version__}: the training image plus a Jupyter notebook server.\n"
+            f"FROM {self.training_image} AS notebook\n"
+            f'RUN python3 -m pip install {pip_index}"{NOTEBOOK_REQUIREMENT}"\n'
+            "ENTRYPOINT []\n"
+        )
+
+    def tag(self) -> str:
+        files = {"Dockerfile": self.dockerfile().encode()}
+        return f"{NOTEBOOK_IMAGE_REPO}:{self.rasa_version}-{_digest(['Dockerfile'], files)}"
+
+    def context_tar(self) -> bytes:
+        return _tar({"Dockerfile": self.dockerfile().encode()})
+
+
+def default_actions_base(release: RasaRelease) -> str:
+    """python:3.X-slim with the newest Python (3.8 to 3.10) that the Rasa release accepts."""
+    allowed = SpecifierSet(release.python)
+    newest = next((v for v in ("3.10", "3.9", "3.8", "3.7") if allowed.contains(f"{v}.0")), "3.8")
+    return f"python:{newest}-slim"
+
+
+# ---- shared pieces -------------------------------------------------------------------------------------------------
+
+
+def _ca_block(certs: tuple[bytes, ...]) -> str:
+    if not certs:
+        return ""
+    return (
+        "# Extra CA certificates (--ca-cert), added to the system bundle for pip and for Rasa at run time\n"
+        "COPY rasa-gpu-ca.pem /usr/local/share/rasa-gpu/extra-ca.pem\n"
+        "RUN { cat /etc/ssl/certs/ca-certificates.crt 2>/dev/null || true; "
+        f"cat /usr/local/share/rasa-gpu/extra-ca.pem; }} > {CA_BUNDLE}\n"
+        f"ENV PIP_CERT={CA_BUNDLE} REQUESTS_CA_BUNDLE={CA_BUNDLE} SSL_CERT_FILE={CA_BUNDLE}"
+    )
+
+
+def _ca_files(certs: tuple[bytes, ...]) -> dict[str, bytes]:
+    if not certs:
+        return {}
+    return {"rasa-gpu-ca.pem": b"\n".join(cert.strip() for cert in certs) + b"\n"}
+
+
+def _tidy(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.splitlines()).replace("\n\n\n", "\n\n").strip() + "\n"
+
+
+def _digest(names: Sequence[str], files: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return digest.hexdigest()[:12]
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def read_ca_certs(paths: list[str]) -> tuple[bytes, ...]:
@@ -175,4 +286,37 @@ def ensure_image(
         assert image_id is not None
         return ImageResult(tag=tag, image_id=image_id, built=True)
     image_id = engine.build(context, tag=tag, target="bot", labels=labels, on_line=on_line)
+    return ImageResult(tag=tag, image_id=image_id, built=True)
+
+
+class ServiceImage(Protocol):
+    """A single-stage image of a service (ActionsImageSpec, NotebookImageSpec)."""
+
+    target: str
+
+    @property
+    def base_image(self) -> str: ...
+
+    def tag(self) -> str: ...
+
+    def context_tar(self) -> bytes: ...
+
+
+def ensure_service_image(
+    engine: ImageEngine, spec: ServiceImage, on_line: Callable[[str], None], *, rebuild: bool = False
+) -> ImageResult:
+    """Find a service image by its tag, or pull its base and build it."""
+    tag = spec.tag()
+    image_id = None if rebuild else engine.image_id(tag)
+    if image_id is not None:
+        return ImageResult(tag=tag, image_id=image_id, built=False)
+    if engine.image_id(spec.base_image) is None:
+        engine.pull(spec.base_image, on_line)
+    image_id = engine.build(
+        spec.context_tar(),
+        tag=tag,
+        target=spec.target,
+        labels={"io.rasa-gpu.service": spec.target},
+        on_line=on_line,
+    )
     return ImageResult(tag=tag, image_id=image_id, built=True)

@@ -97,6 +97,10 @@ class BotProject:
             except (yaml.YAMLError, UnicodeDecodeError) as exc:
                 raise YamlError(self.relative(path), 1, 1, str(exc).splitlines()[0]) from None
 
+    def config_data(self) -> dict:
+        data = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+
     def relative(self, path: Path) -> str:
         try:
             return str(path.relative_to(self.root))

@@ -24,6 +24,7 @@ else:  # pragma: no cover - exercised on Python < 3.11 only
 
 SETTINGS_FILE = "rasa-gpu.toml"
 GPU_MODES = ("auto", "on", "off")
+PORT_SETTINGS = ("rasa_port", "actions_port", "tensorboard_port", "jupyter_port")
 
 
 @dataclass
@@ -37,6 +38,13 @@ class Settings:
     gpu: str | None = None
     gpus: str | None = None
     set: list[str] = field(default_factory=list)
+    # ---- services (rasa-gpu up) ----
+    actions_base_image: str | None = None
+    bind: str | None = None
+    rasa_port: int | None = None
+    actions_port: int | None = None
+    tensorboard_port: int | None = None
+    jupyter_port: int | None = None
     #: Where the settings came from, for messages.
     source: str = "defaults"
     #: Settings given on the command line (they name the option in messages).
@@ -59,6 +67,12 @@ class Settings:
             raise SettingsError(
                 f"{merged.origin('gpu')}: gpu must be one of {', '.join(GPU_MODES)}, not '{merged.gpu}'"
             )
+        for key in PORT_SETTINGS:
+            value = getattr(merged, key)
+            if value is not None and (not isinstance(value, int) or not 1 <= value <= 65535):
+                raise SettingsError(
+                    f"{merged.origin(key)}: {key} must be a port number (1-65535), not '{value}'"
+                )
         return merged
 
 

@@ -1,0 +1,287 @@
+"""`rasa-gpu watch`: retrain when the bot's data, domain or config change; restart the action server when actions/
+changes.
+
+Filesystem events (watchdog) go into a queue. The loop takes the first one, then waits for a quiet period (no new
+event for `quiet` seconds) so that an editor's save or a burst of edits becomes one batch. Events that arrive while
+a training runs stay in the queue and make exactly one batch afterwards. A batch whose training inputs hash the same
+as the last training's (Rasa rewriting config.yml comments, a save without a change) is dropped. Nothing here
+prints: events go to a callback.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import queue
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from . import services
+from .engine import Compose, Engine
+from .errors import RasaGpuError
+from .images import ImageSpec
+from .project import BotProject
+from .train import Notice, TrainOptions, TrainResult, train
+
+QUIET_SECONDS = 0.5
+#: Folders whose changes never matter: outputs, caches, tools' state.
+IGNORED_DIRS = {
+    "models",
+    ".rasa",
+    ".rasa-gpu",
+    ".git",
+    ".hg",
+    ".svn",
+    ".vscode",
+    ".idea",
+    "__pycache__",
+    ".mypy_cache",
+    ".pytest_cache",
+    "results",
+    "tests",
+    "node_modules",
+    "venv",
+    ".venv",
+}
+#: Editor temp and swap files (vim, emacs, JetBrains, gedit, and the like).
+IGNORED_NAMES = (
+    "4913",
+    "*~",
+    "*.swp",
+    "*.swx",
+    "*.swo",
+    ".#*",
+    "#*#",
+    "*___jb_tmp___",
+    "*___jb_old___",
+    "*.tmp",
+    ".goutputstream-*",
+)
+
+#: Training data formats (YAML; Markdown and JSON in Rasa 2.x). Anything else under data/ is a temp file or notes.
+DATA_SUFFIXES = (".yml", ".yaml", ".md", ".json")
+
+EventSink = Callable[[Any], None]
+
+
+# ---- events the CLI shows ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Watching:
+    """Idle, waiting for changes (the end of a cycle)."""
+
+    root: Path
+
+
+@dataclass(frozen=True)
+class Changed:
+    paths: list[str]  # relative to the bot folder
+    train: bool
+    actions: bool
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """The bot does not validate (e.g. a YAML error with file:line); nothing is trained, watching goes on."""
+
+    error: RasaGpuError
+
+
+@dataclass(frozen=True)
+class Trained:
+    result: TrainResult
+    loaded_into: str | None  # the Rasa server that now serves the model, or None
+
+
+@dataclass(frozen=True)
+class TrainFailed:
+    error: RasaGpuError
+
+
+@dataclass(frozen=True)
+class ActionsRestarted:
+    pass
+
+
+# ---- what a path means ---------------------------------------------------------------------------------------------
+
+
+def classify(root: Path, path: str) -> str | None:
+    """ "train", "actions" or None (ignored) for a changed path."""
+    try:
+        relative = PurePosixPath(Path(path).relative_to(root).as_posix())
+    except ValueError:
+        return None
+    if not relative.parts or any(fnmatch.fnmatch(relative.name, pattern) for pattern in IGNORED_NAMES):
+        return None
+    if relative.parts[0] == "actions":
+        return None if "__pycache__" in relative.parts else "actions"
+    if any(part in IGNORED_DIRS for part in relative.parts[:-1]) or relative.parts[0] in IGNORED_DIRS:
+        return None
+    if relative.parts[0] in ("data", "domain"):
+        return "train" if relative.suffix in DATA_SUFFIXES else None
+    if relative.name in ("config.yml", "domain.yml", "domain.yaml"):
+        return "train"
+    if relative.suffix == ".py":  # custom components
+        return "train"
+    return None
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, root: Path, changes: queue.Queue[tuple[str, str]]) -> None:
+        self.root = root
+        self.changes = changes
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        if event.is_directory and event.event_type == "modified":
+            return
+        for path in (event.src_path, getattr(event, "dest_path", "")):
+            if path:
+                kind = classify(self.root, str(path))
+                if kind:
+                    self.changes.put((kind, str(path)))
+
+
+# ---- the loop ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    train: TrainOptions
+    quiet: float = QUIET_SECONDS
+    initial_train: bool = True
+    restart_timeout: float = 120
+
+
+def watch(
+    project: BotProject,
+    spec: ImageSpec,
+    options: WatchOptions,
+    on_event: EventSink,
+    *,
+    engine: Engine | None = None,
+    compose: Compose | None = None,
+    max_cycles: int | None = None,
+) -> None:
+    """Watch until interrupted (KeyboardInterrupt ends it; train() cleans up its container on the way out)."""
+    engine = engine or Engine.connect()
+    changes: queue.Queue[tuple[str, str]] = queue.Queue()
+    observer = Observer()
+    observer.schedule(_Handler(project.root, changes), str(project.root), recursive=True)
+    try:
+        observer.start()
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise RasaGpuError(
+                "the inotify watch limit is reached, so the bot folder cannot be watched; raise it with "
+                "`sudo sysctl fs.inotify.max_user_watches=524288`"
+            ) from None
+        raise
+    last_digest: str | None = None
+    cycles = 0
+    try:
+        if options.initial_train:
+            last_digest = _retrain(project, spec, options, engine, on_event, last_digest, force_check=True)
+        while max_cycles is None or cycles < max_cycles:
+            on_event(Watching(project.root))
+            batch = _next_batch(changes, options.quiet)
+            cycles += 1
+            kinds = {kind for kind, _ in batch}
+            paths = sorted({project.relative(Path(path)) for _, path in batch})
+            wants_training = "train" in kinds and _digest_or_none(project) != last_digest
+            if not wants_training and "actions" not in kinds:
+                continue
+            on_event(Changed(paths=paths, train=wants_training, actions="actions" in kinds))
+            if "actions" in kinds:
+                _restart_actions(project, options, engine, compose, on_event)
+            if wants_training:
+                last_digest = _retrain(project, spec, options, engine, on_event, last_digest)
+    finally:
+        observer.stop()
+        observer.join(timeout=5)
+
+
+def _next_batch(changes: queue.Queue[tuple[str, str]], quiet: float) -> list[tuple[str, str]]:
+    """Block until a change comes, then collect until nothing new arrived for `quiet` seconds."""
+    while True:
+        try:
+            batch = [changes.get(timeout=0.2)]  # a timeout keeps Ctrl+C responsive
+            break
+        except queue.Empty:
+            continue
+    deadline = time.monotonic() + quiet
+    while True:
+        try:
+            batch.append(changes.get(timeout=max(0.0, deadline - time.monotonic())))
+            deadline = time.monotonic() + quiet
+        except queue.Empty:
+            return batch
+
+
+def _digest_or_none(project: BotProject) -> str | None:
+    try:
+        return project.inputs_digest()
+    except OSError:
+        return None
+
+
+def _retrain(
+    project: BotProject,
+    spec: ImageSpec,
+    options: WatchOptions,
+    engine: Engine,
+    on_event: EventSink,
+    last_digest: str | None,
+    *,
+    force_check: bool = False,
+) -> str | None:
+    """Validate, train, and load the new model into the running Rasa server. Returns the digest trained on."""
+    try:
+        project = BotProject.load(project.root)  # parses every YAML file: errors come with file:line
+    except RasaGpuError as exc:
+        on_event(Invalid(exc))
+        return last_digest
+    digest = _digest_or_none(project)
+    try:
+        result = train(project, spec, replace(options.train, force=False), on_event)
+    except RasaGpuError as exc:
+        on_event(TrainFailed(exc))
+        return digest
+    loaded = None
+    if not result.skipped or force_check:
+        try:
+            loaded = services.load_model(engine, project, result.model, on_event)
+        except RasaGpuError as exc:
+            on_event(Notice(f"the new model could not be loaded into the Rasa server: {exc.message}", "warn"))
+    on_event(Trained(result, loaded))
+    return digest
+
+
+def _restart_actions(
+    project: BotProject, options: WatchOptions, engine: Engine, compose: Compose | None, on_event: EventSink
+) -> None:
+    running = {
+        s.service for s in engine.project_containers(services.project_name(project)) if s.status == "running"
+    }
+    if "actions" not in running:
+        on_event(
+            Notice("actions/ changed; no action server of this bot is running (start one with `rasa-gpu up`)")
+        )
+        return
+    try:
+        services.restart(
+            engine, compose or Compose.find(), project, ["actions"], options.restart_timeout, on_event
+        )
+    except RasaGpuError as exc:
+        on_event(TrainFailed(exc))
+        return
+    on_event(ActionsRestarted())
