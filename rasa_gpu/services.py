@@ -120,7 +120,7 @@ def render_compose(plan: ServicePlan) -> str:
         gpu = {"deploy": {"resources": {"reservations": {"devices": plan.gpu.compose_devices()}}}}
         environment["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
     rasa_command = (
-        'exec python3 /usr/local/bin/rasa-gpu-entry run --enable-api --auth-token "$$RASA_AUTH_TOKEN" '
+        'exec python3 /usr/local/bin/rasa-gpu-entry run --enable-api --auth-token="$$RASA_AUTH_TOKEN" '
         f"--model models --endpoints {ENDPOINTS_FILE} --credentials {CREDENTIALS_FILE} --port {CONTAINER_PORTS['rasa']}"
     )
     services: dict[str, Any] = {}
@@ -261,7 +261,7 @@ def write_runtime_files(project: BotProject, actions_url: str | None) -> None:
     changed = False
     for key in ("RASA_AUTH_TOKEN", "JUPYTER_TOKEN"):
         if not env.get(key):
-            env[key] = secrets.token_urlsafe(24)
+            env[key] = secrets.token_hex(24)
             changed = True
     if changed:
         text = "# Secrets of the rasa-gpu services of this bot. Keep this file private.\n"
@@ -372,7 +372,7 @@ def wait_healthy(
                 if state is not None and state.status in ("exited", "dead"):
                     raise ServicesError(
                         f"the {service} service stopped (status {state.status}) instead of starting; "
-                        f"its last lines are below (see also `rasa-gpu logs . {service}`)",
+                        "its last lines are below",
                         details=engine.logs_tail(state.id),
                     )
             elif service not in reported:
@@ -385,8 +385,8 @@ def wait_healthy(
             state = states.get(service)
             health = f"health {state.health or 'unknown'}, status {state.status}" if state else "no container"
             raise ServicesError(
-                f"the {service} service is not healthy after {timeout:.0f} s ({health}); it was left running so "
-                f"you can look: `rasa-gpu logs . {service}`, then `rasa-gpu down`",
+                f"the {service} service is not healthy after {timeout:.0f} s ({health}); its last lines are below; "
+                "raise --timeout if it is only slow",
                 details=engine.logs_tail(state.id) if state else [],
             )
         time.sleep(1)

@@ -67,6 +67,9 @@ IGNORED_NAMES = (
 #: Training data formats (YAML; Markdown and JSON in Rasa 2.x). Anything else under data/ is a temp file or notes.
 DATA_SUFFIXES = (".yml", ".yaml", ".md", ".json")
 
+#: Files of the action server: code, its requirements, data files it reads.
+ACTIONS_SUFFIXES = (".py", ".txt", ".yml", ".yaml", ".json", ".toml", ".cfg", ".ini")
+
 EventSink = Callable[[Any], None]
 
 
@@ -122,7 +125,9 @@ def classify(root: Path, path: str) -> str | None:
     if not relative.parts or any(fnmatch.fnmatch(relative.name, pattern) for pattern in IGNORED_NAMES):
         return None
     if relative.parts[0] == "actions":
-        return None if "__pycache__" in relative.parts else "actions"
+        return (
+            "actions" if relative.suffix in ACTIONS_SUFFIXES and "__pycache__" not in relative.parts else None
+        )
     if any(part in IGNORED_DIRS for part in relative.parts[:-1]) or relative.parts[0] in IGNORED_DIRS:
         return None
     if relative.parts[0] in ("data", "domain"):
@@ -202,7 +207,7 @@ def watch(
                 continue
             on_event(Changed(paths=paths, train=wants_training, actions="actions" in kinds))
             if "actions" in kinds:
-                _restart_actions(project, options, engine, compose, on_event)
+                _restart_actions(project, paths, options, engine, compose, on_event)
             if wants_training:
                 last_digest = _retrain(project, spec, options, engine, on_event, last_digest)
     finally:
@@ -267,11 +272,23 @@ def _retrain(
 
 
 def _restart_actions(
-    project: BotProject, options: WatchOptions, engine: Engine, compose: Compose | None, on_event: EventSink
+    project: BotProject,
+    paths: list[str],
+    options: WatchOptions,
+    engine: Engine,
+    compose: Compose | None,
+    on_event: EventSink,
 ) -> None:
     running = {
         s.service for s in engine.project_containers(services.project_name(project)) if s.status == "running"
     }
+    if "actions/requirements.txt" in paths:
+        on_event(
+            Notice(
+                "actions/requirements.txt changed: run `rasa-gpu up` to rebuild the action server's image",
+                "warn",
+            )
+        )
     if "actions" not in running:
         on_event(
             Notice("actions/ changed; no action server of this bot is running (start one with `rasa-gpu up`)")

@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import BOT_UID, copy_bot, run_cli
 
+from rasa_gpu.project import BotProject
+from rasa_gpu.services import project_name
+
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 #: Compose implementations and the host ports each test run uses (distinct, so a leftover cannot mask a bug).
@@ -65,9 +68,6 @@ def order_conversation(url: str, sender: str) -> list[str]:
 
 
 def project_containers(docker_client, bot: Path) -> list:
-    from rasa_gpu.project import BotProject
-    from rasa_gpu.services import project_name
-
     name = project_name(BotProject.load(bot))
     return docker_client.containers.list(all=True, filters={"label": f"com.docker.compose.project={name}"})
 
@@ -79,7 +79,9 @@ def services_up(request, trained_bot, tmp_path_factory, docker_client):
     require_compose(command)
     bot = copy_bot(trained_bot[0], tmp_path_factory.mktemp(f"services-{flavour}") / "shop")
     env = {"RASA_GPU_COMPOSE": command}
-    result = run_cli("up", str(bot), "--rasa-port", str(rasa_port), "--actions-port", str(actions_port), env=env)
+    result = run_cli(
+        "up", str(bot), "--rasa-port", str(rasa_port), "--actions-port", str(actions_port), env=env
+    )
     assert result.returncode == 0, result.output
     yield Services(bot, flavour, env, f"http://127.0.0.1:{rasa_port}", actions_port, result.output)
     run_cli("down", str(bot), env=env)  # in case a test failed before its own down
@@ -89,7 +91,9 @@ def test_up_starts_healthy_services_on_localhost_as_the_bot_owner(services_up, d
     out = services_up.up_output
     assert f"with {services_up.flavour} (" in out
     assert "actions is healthy" in out and "rasa is healthy" in out
-    containers = {c.labels["com.docker.compose.service"]: c for c in project_containers(docker_client, services_up.bot)}
+    containers = {
+        c.labels["com.docker.compose.service"]: c for c in project_containers(docker_client, services_up.bot)
+    }
     assert set(containers) == {"actions", "rasa"}
     for container in containers.values():
         container.reload()
@@ -122,7 +126,9 @@ def test_actions_edit_and_restart_change_the_reply(services_up, docker_client):
     actions = services_up.bot / "actions" / "actions.py"
     actions.write_text(actions.read_text().replace('"is on its way"', '"has left our warehouse"'))
     rasa = next(
-        c for c in project_containers(docker_client, services_up.bot) if c.labels["com.docker.compose.service"] == "rasa"
+        c
+        for c in project_containers(docker_client, services_up.bot)
+        if c.labels["com.docker.compose.service"] == "rasa"
     )
     rasa_started = rasa.attrs["State"]["StartedAt"]
     result = run_cli("restart", str(services_up.bot), "actions", env=services_up.env)
@@ -140,9 +146,8 @@ def test_down_leaves_nothing_running(services_up, docker_client):
     assert result.returncode == 0, result.output
     assert "stopped and removed 2 container(s)" in result.stdout
     assert project_containers(docker_client, services_up.bot) == []
-    name = f"{services_up.bot.name}"
-    networks = [n.name for n in docker_client.networks.list() if name in n.name and "rasa-gpu" in n.name]
-    assert networks == []
+    project = project_name(BotProject.load(services_up.bot))
+    assert docker_client.networks.list(filters={"label": f"com.docker.compose.project={project}"}) == []
     assert sorted((services_up.bot / "models").iterdir()) == models_before
     assert "no services" in run_cli("ps", str(services_up.bot), env=services_up.env).stdout
     for path in services_up.bot.rglob("*"):  # nothing root-owned was left in the bot folder

@@ -78,7 +78,7 @@ def test_token_is_read_from_the_env_file_not_written_into_the_compose_file(tmp_p
     bot = BotProject.load(_copy_example(tmp_path))
     services.write_runtime_files(bot, "http://actions:5055/webhook")
     env = services.read_env(bot)
-    assert len(env["RASA_AUTH_TOKEN"]) >= 24 and env["JUPYTER_TOKEN"] != env["RASA_AUTH_TOKEN"]
+    assert len(env["RASA_AUTH_TOKEN"]) == 48 and env["JUPYTER_TOKEN"] != env["RASA_AUTH_TOKEN"]
     assert (bot.root / services.ENV_FILE).stat().st_mode & 0o777 == 0o600
     text = services.render_compose(plan())
     assert env["RASA_AUTH_TOKEN"] not in text and "$$RASA_AUTH_TOKEN" in text
@@ -119,7 +119,10 @@ def test_busy_port_names_the_port_and_the_setting():
 
 
 def test_tensorboard_overrides_only_for_components_in_the_config():
-    config = {"pipeline": [{"name": "DIETClassifier"}], "policies": [{"name": "TEDPolicy"}, {"name": "RulePolicy"}]}
+    config = {
+        "pipeline": [{"name": "DIETClassifier"}],
+        "policies": [{"name": "TEDPolicy"}, {"name": "RulePolicy"}],
+    }
     assert services.tensorboard_overrides(config) == [
         "DIETClassifier.tensorboard_log_directory=.rasa-gpu/tensorboard/DIETClassifier",
         "TEDPolicy.tensorboard_log_directory=.rasa-gpu/tensorboard/TEDPolicy",
@@ -128,7 +131,9 @@ def test_tensorboard_overrides_only_for_components_in_the_config():
 
 def test_actions_image_pins_the_matching_rasa_sdk():
     release = load_matrix().get("3.6.21")
-    spec = ActionsImageSpec(release=release, base_image=default_actions_base(release), requirements=("requests",))
+    spec = ActionsImageSpec(
+        release=release, base_image=default_actions_base(release), requirements=("requests",)
+    )
     text = spec.dockerfile()
     assert 'pip install "rasa-sdk>=3.6.2,<3.7.0"' in text
     assert text.startswith("# Rendered by rasa-gpu") and "FROM python:3.10-slim AS actions" in text
