@@ -717,7 +717,7 @@ class WatchView:
                 )
             if event.loaded_into:
                 err.print(
-                    f"rasa-gpu watch: loaded {result.model.name} into the Rasa server at {event.loaded_into}",
+                    f"rasa-gpu watch: the Rasa server at {event.loaded_into} serves {result.model.name}",
                     markup=False,
                 )
         elif isinstance(event, watch_mod.ActionsRestarted):

@@ -16,10 +16,10 @@ import yaml
 from conftest import EXAMPLE_BOT
 
 from rasa_gpu import services, vscode, watch
+from rasa_gpu.compat import load_matrix
 from rasa_gpu.errors import ServicesError
 from rasa_gpu.gpu import GpuRequest
 from rasa_gpu.images import ActionsImageSpec, default_actions_base
-from rasa_gpu.compat import load_matrix
 from rasa_gpu.project import BotProject
 
 
