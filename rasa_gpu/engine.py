@@ -54,6 +54,8 @@ class ContainerSpec:
     binds: dict[str, str] = field(default_factory=dict)  # host path -> container path (read-write)
     gpu: gpu_rules.GpuRequest | None = None
     entrypoint: list[str] | None = None
+    cpus: float | None = None  # e.g. 2.0: at most two cores' worth of CPU time
+    memory: str | None = None  # e.g. "8g"
 
     def create_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -72,6 +74,10 @@ class ContainerSpec:
             kwargs["working_dir"] = self.working_dir
         if self.entrypoint is not None:
             kwargs["entrypoint"] = self.entrypoint
+        if self.cpus is not None:
+            kwargs["nano_cpus"] = int(self.cpus * 1e9)
+        if self.memory is not None:
+            kwargs["mem_limit"] = self.memory
         if self.gpu is not None and self.gpu.wanted:
             request = self.gpu.device_request()
             kwargs["device_requests"] = [

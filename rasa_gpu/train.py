@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,15 @@ class TrainOptions:
     force: bool = False
     wait: bool = True
     rebuild: bool = False
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a training container may use: extra environment, CPU and memory caps (benchmarks set these)."""
+
+    environment: dict[str, str] = field(default_factory=dict)
+    cpus: float | None = None
+    memory: str | None = None
 
 
 @dataclass
@@ -137,6 +146,63 @@ def train(
         )
         _save_state(project, fingerprint, result)
         return result
+
+
+# ---- measured trainings (benchmarks) -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimedRun:
+    device: str
+    gpu: bool  # trained with a GPU granted and seen by TensorFlow
+    wall_seconds: float
+    components: dict[str, float]
+
+
+@contextmanager
+def bot_session(
+    project: BotProject, engine: Engine, on_event: EventSink, *, wait: bool = True
+) -> Iterator[None]:
+    """Hold the bot's training lock and clear what a killed run left behind, for work made of several trainings."""
+    with _bot_lock(project, wait, on_event):
+        _remove_leftovers(engine, project, on_event)
+        yield
+
+
+def timed_training(
+    engine: Engine,
+    project: BotProject,
+    image: str,
+    overrides: list[Override],
+    gpu: gpu_rules.GpuRequest,
+    on_event: EventSink,
+    limits: Limits = Limits(),
+) -> TimedRun:
+    """One training with a fresh Rasa cache whose model is thrown away: nothing in models/ or .rasa/ changes.
+    Call it inside bot_session()."""
+    config_text = _config_with_overrides(project, overrides)
+    run_dir = project.state_dir / "tmp" / uuid.uuid4().hex[:12]
+    try:
+        _make_owned_dirs(project, run_dir / "out")
+        _make_owned_dirs(project, run_dir / "cache")
+        command = ["train", "--out", f"{BOT_MOUNT}/{project.relative(run_dir / 'out')}"]
+        if config_text is not None:
+            (run_dir / "config.yml").write_text(config_text, encoding="utf-8")
+            _chown_to_owner(project, run_dir / "config.yml")
+            command += ["--config", f"{BOT_MOUNT}/{project.relative(run_dir / 'config.yml')}"]
+        cache = {"RASA_CACHE_DIRECTORY": f"{BOT_MOUNT}/{project.relative(run_dir / 'cache')}"}
+        run_limits = replace(limits, environment={**limits.environment, **cache})
+        started = time.monotonic()
+        outcome = _run_training(engine, project, image, command, gpu, run_dir.name, on_event, run_limits)
+        wall = time.monotonic() - started
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return TimedRun(
+        device=outcome.device,
+        gpu=outcome.device.startswith("GPU"),
+        wall_seconds=wall,
+        components=outcome.components,
+    )
 
 
 # ---- before training ---------------------------------------------------------------------------------------------
@@ -236,8 +302,9 @@ def _run_training(
     gpu: gpu_rules.GpuRequest,
     run_id: str,
     on_event: EventSink,
+    limits: Limits = Limits(),
 ) -> _Outcome:
-    spec = training_container(project, image, command, gpu, run_id)
+    spec = training_container(project, image, command, gpu, run_id, limits)
     granted = gpu.wanted
     try:
         running = engine.start(spec)
@@ -253,7 +320,7 @@ def _run_training(
         )
         granted = False
         running = engine.start(
-            training_container(project, image, command, gpu_rules.GpuRequest("off"), run_id)
+            training_container(project, image, command, gpu_rules.GpuRequest("off"), run_id, limits)
         )
     on_event(TrainingStarted(image=image, gpu=gpu.describe() if granted else "none"))
     try:
@@ -263,7 +330,12 @@ def _run_training(
 
 
 def training_container(
-    project: BotProject, image: str, command: list[str], gpu: gpu_rules.GpuRequest, run_id: str
+    project: BotProject,
+    image: str,
+    command: list[str],
+    gpu: gpu_rules.GpuRequest,
+    run_id: str,
+    limits: Limits = Limits(),
 ) -> ContainerSpec:
     """The training container: the bot mounted at /bot, run as the bot's owner with a writable HOME, labelled so a
     later run can find it, and with a GPU request (plus the entry script's TensorFlow check) when GPUs are wanted."""
@@ -271,6 +343,7 @@ def training_container(
     environment = {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
     if gpu.wanted:
         environment["RASA_GPU_MODE"] = gpu.mode
+    environment.update(limits.environment)
     return ContainerSpec(
         image=image,
         command=command,
@@ -281,6 +354,8 @@ def training_container(
         working_dir=BOT_MOUNT,
         binds={str(project.root): BOT_MOUNT},
         gpu=gpu if gpu.wanted else None,
+        cpus=limits.cpus,
+        memory=limits.memory,
     )
 
 

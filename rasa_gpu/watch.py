@@ -25,6 +25,7 @@ from watchdog.observers import Observer
 from . import services
 from .engine import Compose, Engine
 from .errors import RasaGpuError
+from .gpu import GpuRequest
 from .images import ImageSpec
 from .project import BotProject
 from .train import Notice, TrainOptions, TrainResult, train
@@ -195,7 +196,9 @@ def watch(
     cycles = 0
     try:
         if options.initial_train:
-            last_digest = _retrain(project, spec, options, engine, on_event, last_digest, force_check=True)
+            last_digest, options = _retrain(
+                project, spec, options, engine, on_event, last_digest, force_check=True
+            )
         while max_cycles is None or cycles < max_cycles:
             on_event(Watching(project.root))
             batch = _next_batch(changes, options.quiet)
@@ -209,7 +212,7 @@ def watch(
             if "actions" in kinds:
                 _restart_actions(project, paths, options, engine, compose, on_event)
             if wants_training:
-                last_digest = _retrain(project, spec, options, engine, on_event, last_digest)
+                last_digest, options = _retrain(project, spec, options, engine, on_event, last_digest)
     finally:
         observer.stop()
         observer.join(timeout=5)
@@ -248,19 +251,26 @@ def _retrain(
     last_digest: str | None,
     *,
     force_check: bool = False,
-) -> str | None:
-    """Validate, train, and load the new model into the running Rasa server. Returns the digest trained on."""
+) -> tuple[str | None, WatchOptions]:
+    """Validate, train, and load the new model into the running Rasa server. Returns the digest trained on and the
+    options for the next training."""
     try:
         project = BotProject.load(project.root)  # parses every YAML file: errors come with file:line
     except RasaGpuError as exc:
         on_event(Invalid(exc))
-        return last_digest
+        return last_digest, options
     digest = _digest_or_none(project)
     try:
-        result = train(project, spec, replace(options.train, force=False), on_event)
+        result = train(project, spec, replace(options.train, force=False), on_event, engine=engine)
     except RasaGpuError as exc:
         on_event(TrainFailed(exc))
-        return digest
+        return digest, options
+    if not result.skipped and options.train.gpu.mode == "auto" and result.device.startswith("CPU"):
+        # Said once, above; asking the engine again before every training would only add latency.
+        on_event(
+            Notice("no usable GPU: this watch trains on the CPU from now on (restart it after fixing that)")
+        )
+        options = replace(options, train=replace(options.train, gpu=GpuRequest("off")))
     loaded = None
     if not result.skipped or force_check:
         try:
@@ -268,7 +278,7 @@ def _retrain(
         except RasaGpuError as exc:
             on_event(Notice(f"the new model could not be loaded into the Rasa server: {exc.message}", "warn"))
     on_event(Trained(result, loaded))
-    return digest
+    return digest, options
 
 
 def _restart_actions(

@@ -3,6 +3,7 @@
 # Extra arguments go to pytest (e.g. -k train -x).
 set -euo pipefail
 . "$(dirname "$0")/setup.sh" test
+bash scripts/compose.sh  # docker compose (v2) and docker-compose (v1): the services tests use both
 RASA_GPU_TEST_STUB_HOST="$(bash scripts/engine.sh gpu-stub)"
 export RASA_GPU_TEST_STUB_HOST RASA_GPU_REQUIRE_DOCKER=1
 ruff check rasa_gpu tests tools benchmarks

@@ -107,3 +107,58 @@ def test_disk_full_while_writing_the_model(trained_bot, tmp_path, docker_client)
         subprocess.run(["umount", str(bot / "models")], check=True)
     assert {p.name: p.read_bytes()[:1000] for p in models(bot)} == existing
     assert leftover_containers(docker_client, bot) == []
+
+
+# ---- services, VS Code tasks ---------------------------------------------------------------------------------------
+
+
+def test_unparseable_tasks_json_is_left_untouched(bot):
+    tasks = bot / ".vscode" / "tasks.json"
+    tasks.parent.mkdir()
+    broken = '// mine\n{"version": "2.0.0", "tasks": [ {"label": "x",, } ]}\n'
+    tasks.write_text(broken)
+    assert_one_line_error(run_cli("vscode", str(bot)), 1, "tasks.json cannot be parsed", "did not touch it")
+    assert tasks.read_text() == broken
+    assert sorted(p.name for p in tasks.parent.iterdir()) == ["tasks.json"]
+
+
+def test_vscode_workspace_must_contain_the_bot(bot, tmp_path):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    assert_one_line_error(run_cli("vscode", str(bot), "--workspace", str(other)), 1, "outside the workspace")
+
+
+def test_bad_port_setting(bot):
+    (bot / "rasa-gpu.toml").write_text('rasa_port = "fifty"\n')
+    assert_one_line_error(run_cli("up", str(bot)), 1, "rasa-gpu.toml", "rasa_port must be a port number")
+
+
+def test_up_with_unreachable_engine(bot):
+    result = run_cli("up", str(bot), env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert_one_line_error(result, 3, "cannot reach a Docker engine")
+
+
+@pytest.mark.docker
+def test_up_without_compose_installed(bot, docker_client):
+    result = run_cli("up", str(bot), env={"RASA_GPU_COMPOSE": "no-such-compose"})
+    assert_one_line_error(result, 1, "is installed", "install Docker Compose")
+
+
+@pytest.mark.docker
+def test_up_before_any_model_says_train_first(bot, docker_client):
+    assert_one_line_error(run_cli("up", str(bot)), 1, "no trained model", "rasa-gpu train")
+    assert not (bot / "rasa-gpu.compose.yml").exists()
+
+
+@pytest.mark.docker
+def test_up_with_a_busy_port_names_port_and_setting(trained_bot, tmp_path, docker_client):
+    import socket
+
+    bot = copy_bot(trained_bot[0], tmp_path / "bot")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_cli("up", str(bot), "--rasa-port", str(port))
+    assert_one_line_error(result, 1, f"port {port} on 127.0.0.1", "rasa_port", "--rasa-port")
+    assert docker_client.containers.list(all=True, filters={"label": "com.docker.compose.project"}) == []
