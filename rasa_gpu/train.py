@@ -121,13 +121,7 @@ def train(
         image = ensure_image(engine, spec, lambda line: on_event(BuildOutput(line)), rebuild=options.rebuild)
         run_dir = project.state_dir / "tmp" / uuid.uuid4().hex[:12]
         try:
-            _make_owned_dirs(project, run_dir / "out")
-            command = ["train", "--out", f"{BOT_MOUNT}/{project.relative(run_dir / 'out')}"]
-            if config_text is not None:
-                (run_dir / "config.yml").write_text(config_text, encoding="utf-8")
-                _chown_to_owner(project, run_dir / "config.yml")
-                command += ["--config", f"{BOT_MOUNT}/{project.relative(run_dir / 'config.yml')}"]
-            command += options.rasa_args
+            command = _train_command(project, run_dir, config_text) + options.rasa_args
             outcome = _run_training(engine, project, image.tag, command, options.gpu, run_dir.name, on_event)
             model = _publish_model(run_dir / "out", project.models_dir)
         finally:
@@ -183,13 +177,8 @@ def timed_training(
     config_text = _config_with_overrides(project, overrides)
     run_dir = project.state_dir / "tmp" / uuid.uuid4().hex[:12]
     try:
-        _make_owned_dirs(project, run_dir / "out")
         _make_owned_dirs(project, run_dir / "cache")
-        command = ["train", "--out", f"{BOT_MOUNT}/{project.relative(run_dir / 'out')}"]
-        if config_text is not None:
-            (run_dir / "config.yml").write_text(config_text, encoding="utf-8")
-            _chown_to_owner(project, run_dir / "config.yml")
-            command += ["--config", f"{BOT_MOUNT}/{project.relative(run_dir / 'config.yml')}"]
+        command = _train_command(project, run_dir, config_text)
         cache = {"RASA_CACHE_DIRECTORY": f"{BOT_MOUNT}/{project.relative(run_dir / 'cache')}"}
         run_limits = replace(limits, environment={**limits.environment, **cache})
         started = time.monotonic()
@@ -203,6 +192,17 @@ def timed_training(
         wall_seconds=wall,
         components=outcome.components,
     )
+
+
+def _train_command(project: BotProject, run_dir: Path, config_text: str | None) -> list[str]:
+    """`rasa train` writing into run_dir/out, with the overridden config (if any) written into run_dir."""
+    _make_owned_dirs(project, run_dir / "out")
+    command = ["train", "--out", f"{BOT_MOUNT}/{project.relative(run_dir / 'out')}"]
+    if config_text is not None:
+        (run_dir / "config.yml").write_text(config_text, encoding="utf-8")
+        _chown_to_owner(project, run_dir / "config.yml")
+        command += ["--config", f"{BOT_MOUNT}/{project.relative(run_dir / 'config.yml')}"]
+    return command
 
 
 # ---- before training ---------------------------------------------------------------------------------------------

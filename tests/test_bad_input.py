@@ -162,3 +162,26 @@ def test_up_with_a_busy_port_names_port_and_setting(trained_bot, tmp_path, docke
         result = run_cli("up", str(bot), "--rasa-port", str(port))
     assert_one_line_error(result, 1, f"port {port} on 127.0.0.1", "rasa_port", "--rasa-port")
     assert docker_client.containers.list(all=True, filters={"label": "com.docker.compose.project"}) == []
+
+
+@pytest.mark.docker
+def test_up_with_gpu_on_and_no_nvidia_runtime(trained_bot, tmp_path, docker_client):
+    bot = copy_bot(trained_bot[0], tmp_path / "bot")
+    result = run_cli("up", str(bot), "--gpu", "on")
+    assert_one_line_error(result, 4, "no NVIDIA runtime", "NVIDIA Container Toolkit")
+    assert docker_client.containers.list(all=True, filters={"label": "com.docker.compose.project"}) == []
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_up_names_the_service_that_does_not_start_and_takes_the_rest_down(
+    trained_bot, tmp_path, docker_client
+):
+    bot = copy_bot(trained_bot[0], tmp_path / "bot")
+    actions = bot / "actions" / "actions.py"
+    actions.write_text("import no_such_module_for_rasa_gpu_tests\n" + actions.read_text())
+    result = run_cli("up", str(bot), "--timeout", "120", "--rasa-port", "45005", "--actions-port", "45055")
+    line = assert_one_line_error(result, 1, "the actions service")
+    assert "stopped" in line or "not healthy" in line
+    assert "no_such_module_for_rasa_gpu_tests" in result.stderr  # its last log lines are shown
+    assert docker_client.containers.list(all=True, filters={"label": "com.docker.compose.project"}) == []

@@ -21,11 +21,13 @@ from rasa_gpu.services import project_name
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-#: Compose implementations and the host ports each test run uses (distinct, so a leftover cannot mask a bug).
+#: Compose implementations and the host ports each test run uses (distinct, so a leftover cannot mask a bug);
+#: v2 also starts both profiles (tensorboard, jupyter).
 FLAVOURS = {
     "v2": ("docker compose", 15005, 15055),
     "v1": ("docker-compose", 25005, 25055),
 }
+PROFILE_PORTS = {"tensorboard": 16006, "jupyter": 18888}
 
 
 def require_compose(command: str) -> None:
@@ -114,6 +116,25 @@ def test_up_starts_healthy_services_on_localhost_as_the_bot_owner(services_up, d
     assert ps.returncode == 0 and "healthy" in ps.stdout and "actions" in ps.stdout
 
 
+def test_profiles_serve_tensorboard_and_a_token_protected_notebook(services_up):
+    if services_up.flavour != "v2":
+        pytest.skip("the profiles are started in the v2 run only (one notebook image build is enough)")
+    with urllib.request.urlopen(f"http://127.0.0.1:{PROFILE_PORTS['tensorboard']}/", timeout=30) as response:
+        assert response.status == 200 and b"TensorBoard" in response.read()
+    jupyter = f"http://127.0.0.1:{PROFILE_PORTS['jupyter']}"
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(f"{jupyter}/api/contents", timeout=30)
+    assert denied.value.code == 403
+    token = next(
+        line.split("=", 1)[1]
+        for line in (services_up.bot / ".rasa-gpu/services.env").read_text().splitlines()
+        if line.startswith("JUPYTER_TOKEN=")
+    )
+    with urllib.request.urlopen(f"{jupyter}/api/contents?token={token}", timeout=30) as response:
+        names = {item["name"] for item in json.loads(response.read())["content"]}
+    assert {"data", "domain.yml", "models"} <= names  # the bot folder is the notebook folder
+
+
 def test_rest_conversation_reaches_the_custom_action(services_up):
     replies = order_conversation(services_up.rasa_url, f"alice-{services_up.flavour}")
     assert "Order 42 for Alice is on its way." in replies, replies
@@ -144,7 +165,8 @@ def test_down_leaves_nothing_running(services_up, docker_client):
     models_before = sorted((services_up.bot / "models").iterdir())
     result = run_cli("down", str(services_up.bot), env=services_up.env)
     assert result.returncode == 0, result.output
-    assert "stopped and removed 2 container(s)" in result.stdout
+    expected = 2 + (len(PROFILE_PORTS) if services_up.flavour == "v2" else 0)
+    assert f"stopped and removed {expected} container(s)" in result.stdout
     assert project_containers(docker_client, services_up.bot) == []
     project = project_name(BotProject.load(services_up.bot))
     assert docker_client.networks.list(filters={"label": f"com.docker.compose.project={project}"}) == []
