@@ -15,7 +15,7 @@ devices = [(name, d) for name, d in report["devices"].items() if d["runs"]]
 components = []
 for _, d in devices:
     components += [c for c in d["components"] if c not in components]
-fig, ax = plt.subplots(figsize=(8, 1.6 + 0.9 * max(1, len(devices))))
+fig, ax = plt.subplots(figsize=(11, 1.8 + 0.9 * max(1, len(devices))))
 labels = []
 for row, (name, d) in enumerate(devices):
     left = 0.0
@@ -37,7 +37,7 @@ if report.get("speedup"):
 if missing:
     title += f" ({', '.join(missing)} not measured)"
 ax.set_title(title)
-ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3)
+ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
 fig.tight_layout()
 fig.savefig(folder / "chart.png", dpi=100)
 print("chart.png written")

@@ -258,12 +258,15 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     (out / "report.md").write_text(report.markdown(), encoding="utf-8")
-    uid, gid = project.owner
-    if os.geteuid() == 0:
-        for path in (out, out / "report.json", out / "report.md", *out.parents):
-            if path == project.root or project.root not in path.parents:
+    if (
+        os.geteuid() == 0 and project.root in out.resolve().parents
+    ):  # inside the bot: the bot owner's, like models/
+        for path in (out / "report.json", out / "report.md", out, *out.resolve().parents):
+            if path == project.root:
                 break
-            os.chown(path, uid, gid)
+            os.chown(path, *project.owner)
+    st = out.stat()  # the chart is written as whoever owns the report folder
+    uid, gid = st.st_uid, st.st_gid
     code, lines = engine.run_to_completion(
         ContainerSpec(
             image=report.image,

@@ -170,6 +170,7 @@ def render_compose(plan: ServicePlan) -> str:
             f"--port={CONTAINER_PORTS['jupyter']}",
             "--no-browser",
             f"--notebook-dir={BOT_MOUNT}",
+            "--allow-root",  # only matters when the bot folder belongs to root
         ],
         "ports": [published["jupyter"]],
         "healthcheck": _healthcheck(f"'http://localhost:{CONTAINER_PORTS['jupyter']}/api'", "120s"),
@@ -522,13 +523,17 @@ def up(
             f"starting {', '.join(started)} with {compose.flavour} ({' '.join(compose.command)} {compose.version})"
         )
     )
-    compose.run(
-        plan.project_name,
-        compose_files(project),
-        ["up", "-d", "--remove-orphans", *started],
-        profiles=options.profiles,
-    )
-    states = wait_healthy(engine, plan.project_name, started, options.timeout, on_event)
+    try:
+        compose.run(
+            plan.project_name,
+            compose_files(project),
+            ["up", "-d", "--remove-orphans", *started],
+            profiles=options.profiles,
+        )
+        states = wait_healthy(engine, plan.project_name, started, options.timeout, on_event)
+    except BaseException:  # a half-started set of services is worse than none: take them down again
+        down(engine, compose, project)
+        raise
     return UpResult(plan=plan, services=states, model=model, compose_file=compose_file, compose_status=status)
 
 

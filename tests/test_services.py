@@ -81,9 +81,11 @@ def services_up(request, trained_bot, tmp_path_factory, docker_client):
     require_compose(command)
     bot = copy_bot(trained_bot[0], tmp_path_factory.mktemp(f"services-{flavour}") / "shop")
     env = {"RASA_GPU_COMPOSE": command}
-    result = run_cli(
-        "up", str(bot), "--rasa-port", str(rasa_port), "--actions-port", str(actions_port), env=env
-    )
+    args = ["up", str(bot), "--rasa-port", str(rasa_port), "--actions-port", str(actions_port)]
+    if flavour == "v2":
+        for profile, port in PROFILE_PORTS.items():
+            args += ["--profile", profile, f"--{profile}-port", str(port)]
+    result = run_cli(*args, env=env)
     assert result.returncode == 0, result.output
     yield Services(bot, flavour, env, f"http://127.0.0.1:{rasa_port}", actions_port, result.output)
     run_cli("down", str(bot), env=env)  # in case a test failed before its own down
@@ -96,7 +98,9 @@ def test_up_starts_healthy_services_on_localhost_as_the_bot_owner(services_up, d
     containers = {
         c.labels["com.docker.compose.service"]: c for c in project_containers(docker_client, services_up.bot)
     }
-    assert set(containers) == {"actions", "rasa"}
+    assert set(containers) == {"actions", "rasa"} | (
+        set(PROFILE_PORTS) if services_up.flavour == "v2" else set()
+    )
     for container in containers.values():
         container.reload()
         assert container.attrs["State"]["Health"]["Status"] == "healthy"
