@@ -895,6 +895,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     # SIGTERM (docker stop, kill) and SIGHUP (a closed terminal or VS Code ending a task) clean up like Ctrl+C.
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGHUP, _on_sigterm)
+    # Ctrl+C always stops cleanly, even when a parent started us with SIGINT ignored (a background job of a
+    # non-interactive shell inherits SIG_IGN, and Python then installs no handler of its own).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="rasa-gpu", standalone_mode=False)
     except RasaGpuError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import subprocess
 import threading
 import time
 import urllib.request
@@ -50,7 +51,11 @@ class Watch:
 
     def stop(self, sig: int = signal.SIGINT) -> int:
         self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=60)
+        try:
+            code = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # never leave a watcher behind, even when the test fails
+            raise
         self._reader.join(timeout=5)
         return code
 
@@ -117,8 +122,10 @@ def test_burst_of_edits_trains_once_and_the_running_server_serves_the_new_model(
         assert rasa.attrs["State"]["StartedAt"] == rasa_started
         assert watch.count("model ready") == 1  # an actions edit trains nothing
     finally:
-        code = watch.stop()
-        run_cli("down", str(bot))
+        try:
+            code = watch.stop()
+        finally:
+            run_cli("down", str(bot))
     assert code == 0 and "rasa-gpu watch: stopped" in watch.output()
     assert leftover_containers(docker_client, bot) == []
 
