@@ -255,16 +255,15 @@ def write_report(
     matplotlib inside the Rasa image, so the host needs no plotting library."""
     stamp = report.started_at.replace("-", "").replace(":", "").replace(" UTC", "").replace(" ", "-")
     out = folder or project.state_dir / REPORTS_DIR / stamp
-    out.mkdir(parents=True, exist_ok=True)
+    inside_bot = project.root in out.resolve().parents  # then the bot owner's, like models/
+    if inside_bot:
+        project.make_owned_dirs(out)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     (out / "report.md").write_text(report.markdown(), encoding="utf-8")
-    if (
-        os.geteuid() == 0 and project.root in out.resolve().parents
-    ):  # inside the bot: the bot owner's, like models/
-        for path in (out / "report.json", out / "report.md", out, *out.resolve().parents):
-            if path == project.root:
-                break
-            os.chown(path, *project.owner)
+    if inside_bot:
+        project.give_to_owner(out / "report.json", out / "report.md")
     st = out.stat()  # the chart is written as whoever owns the report folder
     uid, gid = st.st_uid, st.st_gid
     code, lines = engine.run_to_completion(

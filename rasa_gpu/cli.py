@@ -149,10 +149,6 @@ def _actions_spec(project: BotProject, settings: Settings, spec: ImageSpec) -> A
     )
 
 
-def _bot_or_dot(bot: str | None) -> str:
-    return bot or "."
-
-
 # ---- commands ------------------------------------------------------------------------------------------------------
 
 

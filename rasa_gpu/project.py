@@ -130,13 +130,49 @@ class BotProject:
             digest.update(self.relative(path).encode() + b"\0" + hashlib.sha256(data).digest())
         return digest.hexdigest()
 
-    # ---- ownership -------------------------------------------------------------------------------------------
+    def newest_model(self) -> Path | None:
+        """The newest model archive in models/ (by modification time), or None."""
+        if not self.models_dir.is_dir():
+            return None
+        return max(self.models_dir.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime, default=None)
+
+    # ---- ownership: rasa-gpu may run as root, yet everything it writes into the bot stays the user's ----------
 
     @property
     def owner(self) -> tuple[int, int]:
         """uid and gid that own the bot folder; containers run as them so every file they write is the user's."""
         st = self.root.stat()
         return st.st_uid, st.st_gid
+
+    def give_to_owner(self, *paths: Path) -> None:
+        if os.geteuid() != 0:
+            return
+        uid, gid = self.owner
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.lchown(path, uid, gid)
+
+    def make_owned_dirs(self, path: Path) -> None:
+        """mkdir -p, giving every folder it creates inside the bot to the bot's owner."""
+        missing = []
+        current = path
+        while not current.exists() and current != self.root:
+            missing.append(current)
+            current = current.parent
+        path.mkdir(parents=True, exist_ok=True)
+        if path == self.state_dir or self.state_dir in missing:
+            (self.state_dir / ".gitignore").write_text("# rasa-gpu's own state; not for version control\n*\n")
+            missing.append(self.state_dir / ".gitignore")
+        self.give_to_owner(*missing)
+
+    def write_owned(self, path: Path, text: str, mode: int = 0o644) -> None:
+        """Write a file inside the bot atomically, owned by the bot's owner, with the given mode."""
+        self.make_owned_dirs(path.parent)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.chmod(tmp, mode)
+        self.give_to_owner(tmp)
+        os.replace(tmp, path)
 
     # ---- requirements ----------------------------------------------------------------------------------------
 

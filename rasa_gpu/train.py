@@ -14,7 +14,7 @@ import tarfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -177,7 +177,7 @@ def timed_training(
     config_text = _config_with_overrides(project, overrides)
     run_dir = project.state_dir / "tmp" / uuid.uuid4().hex[:12]
     try:
-        _make_owned_dirs(project, run_dir / "cache")
+        project.make_owned_dirs(run_dir / "cache")
         command = _train_command(project, run_dir, config_text)
         cache = {"RASA_CACHE_DIRECTORY": f"{BOT_MOUNT}/{project.relative(run_dir / 'cache')}"}
         run_limits = replace(limits, environment={**limits.environment, **cache})
@@ -196,11 +196,11 @@ def timed_training(
 
 def _train_command(project: BotProject, run_dir: Path, config_text: str | None) -> list[str]:
     """`rasa train` writing into run_dir/out, with the overridden config (if any) written into run_dir."""
-    _make_owned_dirs(project, run_dir / "out")
+    project.make_owned_dirs(run_dir / "out")
     command = ["train", "--out", f"{BOT_MOUNT}/{project.relative(run_dir / 'out')}"]
     if config_text is not None:
         (run_dir / "config.yml").write_text(config_text, encoding="utf-8")
-        _chown_to_owner(project, run_dir / "config.yml")
+        project.give_to_owner(run_dir / "config.yml")
         command += ["--config", f"{BOT_MOUNT}/{project.relative(run_dir / 'config.yml')}"]
     return command
 
@@ -217,7 +217,7 @@ def _config_with_overrides(project: BotProject, overrides: list[Override]) -> st
 
 @contextmanager
 def _bot_lock(project: BotProject, wait: bool, on_event: EventSink) -> Iterator[None]:
-    _make_owned_dirs(project, project.state_dir)
+    project.make_owned_dirs(project.state_dir)
     lock_path = project.state_dir / "train.lock"
     lock = FileLock(str(lock_path))
     holder_file = project.state_dir / "train.pid"
@@ -233,7 +233,7 @@ def _bot_lock(project: BotProject, wait: bool, on_event: EventSink) -> Iterator[
         lock.acquire()
     try:
         holder_file.write_text(str(os.getpid()))
-        _chown_to_owner(project, lock_path, holder_file)
+        project.give_to_owner(lock_path, holder_file)
         yield
     finally:
         lock.release()
@@ -278,8 +278,7 @@ def _unchanged_model(project: BotProject, fingerprint: str) -> dict[str, Any] | 
     if state.get("fingerprint") != fingerprint:
         return None
     model = project.root / state.get("model", "")
-    models = sorted(project.models_dir.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
-    if not model.is_file() or not models or models[-1] != model:
+    if not model.is_file() or project.newest_model() != model:
         return None
     return {**state, "model_path": model}
 
@@ -485,33 +484,10 @@ def _save_state(project: BotProject, fingerprint: str, result: TrainResult) -> N
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
     os.replace(tmp, path)
-    _chown_to_owner(project, path)
+    project.give_to_owner(path)
 
 
 # ---- ownership ---------------------------------------------------------------------------------------------------
-
-
-def _make_owned_dirs(project: BotProject, path: Path) -> None:
-    """mkdir -p, giving every folder it creates inside the bot to the bot's owner."""
-    missing = []
-    current = path
-    while not current.exists() and current != project.root:
-        missing.append(current)
-        current = current.parent
-    path.mkdir(parents=True, exist_ok=True)
-    if path == project.state_dir or project.state_dir in missing:
-        (project.state_dir / ".gitignore").write_text("# rasa-gpu's own state; not for version control\n*\n")
-        missing.append(project.state_dir / ".gitignore")
-    _chown_to_owner(project, *missing)
-
-
-def _chown_to_owner(project: BotProject, *paths: Path) -> None:
-    if os.geteuid() != 0:
-        return
-    uid, gid = project.owner
-    for path in paths:
-        with suppress(FileNotFoundError):
-            os.lchown(path, uid, gid)
 
 
 def foreign_files(project: BotProject) -> list[Path]:
@@ -536,7 +512,7 @@ def fix_ownership(engine: Engine, project: BotProject, image: str) -> None:
     if not foreign:
         return
     if os.geteuid() == 0:
-        _chown_to_owner(project, *foreign)
+        project.give_to_owner(*foreign)
         return
     uid, gid = project.owner
     targets = [f"{BOT_MOUNT}/{project.relative(p)}" for p in foreign]

@@ -43,10 +43,6 @@ class TaskTemplate:
         return list(json5.loads(self.text())["tasks"])
 
 
-def labels(template: TaskTemplate) -> list[str]:
-    return [task["label"] for task in template.tasks()]
-
-
 def merge(existing: str, template: TaskTemplate, *, name: str = str(TASKS_FILE)) -> str:
     """The existing tasks.json text with rasa-gpu's tasks updated in place or appended."""
     try:

@@ -196,23 +196,25 @@ def watch(
     cycles = 0
     try:
         if options.initial_train:
-            last_digest, options = _retrain(
-                project, spec, options, engine, on_event, last_digest, force_check=True
-            )
+            digest = _digest_or_none(project)
+            trained, options = _retrain(project, spec, options, engine, on_event)
+            last_digest = digest if trained else None
         while max_cycles is None or cycles < max_cycles:
             on_event(Watching(project.root))
             batch = _next_batch(changes, options.quiet)
             cycles += 1
             kinds = {kind for kind, _ in batch}
             paths = sorted({project.relative(Path(path)) for _, path in batch})
-            wants_training = "train" in kinds and _digest_or_none(project) != last_digest
+            digest = _digest_or_none(project) if "train" in kinds else None
+            wants_training = "train" in kinds and digest != last_digest
             if not wants_training and "actions" not in kinds:
                 continue
             on_event(Changed(paths=paths, train=wants_training, actions="actions" in kinds))
             if "actions" in kinds:
                 _restart_actions(project, paths, options, engine, compose, on_event)
             if wants_training:
-                last_digest, options = _retrain(project, spec, options, engine, on_event, last_digest)
+                trained, options = _retrain(project, spec, options, engine, on_event)
+                last_digest = digest if trained else last_digest
     finally:
         observer.stop()
         observer.join(timeout=5)
@@ -248,23 +250,19 @@ def _retrain(
     options: WatchOptions,
     engine: Engine,
     on_event: EventSink,
-    last_digest: str | None,
-    *,
-    force_check: bool = False,
-) -> tuple[str | None, WatchOptions]:
-    """Validate, train, and load the new model into the running Rasa server. Returns the digest trained on and the
-    options for the next training."""
+) -> tuple[bool, WatchOptions]:
+    """Validate, train, and make the running Rasa server (if any) serve the model. Returns whether a training was
+    attempted (False: the bot did not validate) and the options for the next training."""
     try:
         project = BotProject.load(project.root)  # parses every YAML file: errors come with file:line
     except RasaGpuError as exc:
         on_event(Invalid(exc))
-        return last_digest, options
-    digest = _digest_or_none(project)
+        return False, options
     try:
         result = train(project, spec, replace(options.train, force=False), on_event, engine=engine)
     except RasaGpuError as exc:
         on_event(TrainFailed(exc))
-        return digest, options
+        return True, options
     if not result.skipped and options.train.gpu.mode == "auto" and result.device.startswith("CPU"):
         # Said once, above; asking the engine again before every training would only add latency.
         on_event(
@@ -272,13 +270,14 @@ def _retrain(
         )
         options = replace(options, train=replace(options.train, gpu=GpuRequest("off")))
     loaded = None
-    if not result.skipped or force_check:
-        try:
-            loaded = services.load_model(engine, project, result.model, on_event)
-        except RasaGpuError as exc:
-            on_event(Notice(f"the new model could not be loaded into the Rasa server: {exc.message}", "warn"))
+    try:
+        loaded = services.load_model(
+            engine, project, result.model, on_event
+        )  # a no-op if it serves it already
+    except RasaGpuError as exc:
+        on_event(Notice(f"the new model could not be loaded into the Rasa server: {exc.message}", "warn"))
     on_event(Trained(result, loaded))
-    return digest, options
+    return True, options
 
 
 def _restart_actions(
