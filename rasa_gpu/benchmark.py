@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__, templates
+from . import __version__, history, templates
 from .engine import ContainerSpec, Engine, labels_for
 from .errors import GpuUnavailable, RasaGpuError
 from .gpu import GpuRequest
@@ -101,6 +101,11 @@ class BenchmarkReport:
     memory: str | None
     devices: dict[str, DeviceReport]
 
+    @property
+    def id(self) -> str:
+        """The start time as a name: the report's folder, and the `benchmark` of its runs in the history."""
+        return self.started_at.replace("-", "").replace(":", "").replace(" UTC", "").replace(" ", "-")
+
     def speedup(self) -> float | None:
         cpu, gpu = self.devices["cpu"].total(), self.devices["gpu"].total()
         return cpu.median / gpu.median if cpu and gpu else None
@@ -122,6 +127,7 @@ class BenchmarkReport:
 
         return {
             "tool": f"rasa-gpu {__version__}",
+            "id": self.id,
             "bot": self.bot,
             "started_at": self.started_at,
             "rasa_version": self.rasa_version,
@@ -203,7 +209,8 @@ def _money(value: float | None) -> str:
 def run_benchmark(
     engine: Engine, project: BotProject, spec: ImageSpec, options: BenchmarkOptions, on_event: EventSink
 ) -> BenchmarkReport:
-    image = ensure_image(engine, spec, lambda line: on_event(BuildOutput(line))).tag
+    built = ensure_image(engine, spec, lambda line: on_event(BuildOutput(line)))
+    image = built.tag
     limits = Limits(cpus=options.cpus, memory=options.memory)
     devices = {name: DeviceReport(name, options.prices[name]) for name in ("cpu", "gpu")}
     requests = {"cpu": GpuRequest("off"), "gpu": GpuRequest("on", options.gpus)}
@@ -227,8 +234,29 @@ def run_benchmark(
         if not device.available:
             return None
         on_event(Notice(f"{name.upper()} {label}"))
+        record = history.Run(
+            kind="benchmark",
+            bot_fingerprint=fingerprint,
+            rasa_version=spec.release.version,
+            tensorflow=spec.release.tensorflow,
+            image=image,
+            image_id=built.image_id,
+            cpu_limit=options.cpus,
+            memory_limit=options.memory,
+            overrides=report.overrides,
+            benchmark=report.id,
+            phase=f"{name} {label}",
+        )
         try:
-            run = timed_training(engine, project, image, options.overrides, requests[name], on_event, limits)
+            with history.recording(project, record, lambda text: on_event(Notice(text, "warn"))):
+                run = timed_training(
+                    engine, project, image, options.overrides, requests[name], on_event, limits
+                )
+                record.device, record.wall_seconds, record.components = (
+                    run.device,
+                    run.wall_seconds,
+                    run.components,
+                )
         except GpuUnavailable as exc:
             device.available, device.reason = False, exc.message
             on_event(Notice(f"GPU not measured: {exc.message}", "warn"))
@@ -236,6 +264,7 @@ def run_benchmark(
         device.device = run.device
         return run
 
+    fingerprint = project.inputs_digest()
     with bot_session(project, engine, on_event):
         if options.warmup:
             for name in ("cpu", "gpu"):
@@ -253,8 +282,7 @@ def write_report(
 ) -> Path:
     """report.json, report.md and chart.png in the bot's state folder (or `folder`). The chart is drawn by
     matplotlib inside the Rasa image, so the host needs no plotting library."""
-    stamp = report.started_at.replace("-", "").replace(":", "").replace(" UTC", "").replace(" ", "-")
-    out = folder or project.state_dir / REPORTS_DIR / stamp
+    out = folder or project.state_dir / REPORTS_DIR / report.id
     inside_bot = project.root in out.resolve().parents  # then the bot owner's, like models/
     if inside_bot:
         project.make_owned_dirs(out)

@@ -8,33 +8,45 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, progress, services, vscode
+from . import __version__, history, progress, services, vscode
 from . import benchmark as benchmark_mod
+from . import doctor as doctor_mod
 from . import watch as watch_mod
 from .base_image import DEFAULT_NAME as DEFAULT_BASE_NAME
 from .base_image import SUITE_PYTHON, build_base_image
 from .compat import load_matrix
 from .engine import Compose, Engine
-from .errors import Interrupted, RasaGpuError, SettingsError
+from .errors import Interrupted, ProjectError, RasaGpuError, SettingsError
 from .gpu import parse_gpu_request
-from .images import ActionsImageSpec, ImageSpec, default_actions_base, ensure_image, read_ca_certs
+from .images import (
+    DEFAULT_IMAGE_NAME,
+    ActionsImageSpec,
+    ImageSpec,
+    default_actions_base,
+    ensure_image,
+    read_ca_certs,
+)
 from .overrides import parse_overrides
 from .project import BotProject
+from .push import push_image
 from .settings import GPU_MODES, Settings, extra_requirements, load_settings, resolve_rasa
 from .train import BuildOutput, Notice, TrainingStarted, TrainOptions, TrainResult, train
 
-out = Console(highlight=False, soft_wrap=True)
+T = TypeVar("T")
+# Piped output gets whole table rows rather than Rich's default of 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -50,6 +62,7 @@ class ImageOptions:
     variant: str
     pip_index_url: str | None
     ca_certs: tuple[str, ...]
+    registry: str | None
     rebuild: bool
 
     def settings(self) -> dict[str, Any]:
@@ -58,16 +71,20 @@ class ImageOptions:
             "base_image": self.base_image,
             "pip_index_url": self.pip_index_url,
             "ca_certs": self.ca_certs,
+            "registry": self.registry,
         }
 
 
-def image_options(func: Any) -> Any:
-    """Add the image options to a command; it receives them as one ImageOptions argument named `image`."""
+def image_options(func: Any = None, *, builds: bool = True) -> Any:
+    """Add the image options to a command; it receives them as one ImageOptions argument named `image`.
+    `builds=False` (doctor) leaves out the options that only matter when an image is built or pulled."""
+    if func is None:
+        return functools.partial(image_options, builds=builds)
 
     @functools.wraps(func)
     def packed(*args: Any, **kwargs: Any) -> Any:
         names = [f.name for f in fields(ImageOptions)]
-        image = ImageOptions(**{name: kwargs.pop(name) for name in names})
+        image = ImageOptions(**{name: kwargs.pop(name, None) for name in names})
         return func(*args, image=image, **kwargs)
 
     options = [
@@ -107,8 +124,19 @@ def image_options(func: Any) -> Any:
             help="Extra CA certificate (PEM) trusted inside the image, for TLS-intercepting networks. "
             "Repeatable. [env: RASA_GPU_CA_CERT, space-separated]",
         ),
+    ]
+    building = [
+        click.option(
+            "--registry",
+            envvar="RASA_GPU_REGISTRY",
+            metavar="HOST[:PORT][/PATH]",
+            help="Registry of published images (`rasa-gpu push`): a missing image is pulled from there "
+            "before it is built. Login: `docker login`. [env: RASA_GPU_REGISTRY]",
+        ),
         click.option("--rebuild", is_flag=True, help="Build the image again even if it exists."),
     ]
+    if builds:
+        options += building
     for option in reversed(options):
         packed = option(packed)
     return packed
@@ -133,6 +161,8 @@ def _image_spec(project: BotProject, settings: Settings, variant: str) -> tuple[
         pip_index_url=settings.pip_index_url,
         ca_certs=read_ca_certs(settings.ca_certs),
         extra_requirements=tuple(extra_requirements(project.root)),
+        registry=settings.registry,
+        image_name=settings.image_name or DEFAULT_IMAGE_NAME,
     )
     return spec, why
 
@@ -443,7 +473,10 @@ def build(
     result = ensure_image(
         Engine.connect(), spec, lambda line: err.print(f"[dim]{escape(line)}[/]"), rebuild=image.rebuild
     )
-    verb = "built" if result.built else "found (cached, nothing built)"
+    if result.pulled_from:
+        verb = f"pulled from the registry as {result.pulled_from} (nothing built)"
+    else:
+        verb = "built" if result.built else "found (cached, nothing built)"
     click.echo(f"{result.tag} {verb} in {time.monotonic() - started:.2f} s")
 
 
@@ -678,6 +711,254 @@ def _print_benchmark(report: benchmark_mod.BenchmarkReport) -> None:
         out.print("with overrides: " + ", ".join(report.overrides), markup=False)
 
 
+@cli.command()
+@click.argument("bot", required=False, type=click.Path())
+@image_options(builds=False)
+@click.option(
+    "--gpu",
+    type=click.Choice(GPU_MODES),
+    help="auto (default): GPU problems are warnings, as train falls back to the CPU; on: they are blocking "
+    "failures; off: skip the GPU checks.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON on stdout.")
+def doctor(bot: str | None, image: ImageOptions, gpu: str | None, as_json: bool) -> None:
+    """Check that this machine and BOT (default: the current folder, if it is a bot) are ready: the Docker engine,
+    compose, the NVIDIA runtime, a GPU smoke test in the training image, the driver against the CUDA the bot's
+    TensorFlow needs, disk space, the inotify limit for watch, and the bot itself. Each check says ok, warn, fail
+    or skip, with the fix. Exits 1 when a check that stops training fails.
+
+    \b
+    Examples:
+      rasa-gpu doctor example_bot
+      rasa-gpu doctor example_bot --gpu on --json
+    """
+    context, bot_check = _doctor_context(bot, image, gpu)
+    checks: list[doctor_mod.Check] = []
+    marks = {
+        "ok": "[green]ok  [/]",
+        "warn": "[yellow]warn[/]",
+        "fail": "[bold red]FAIL[/]",
+        "skip": "[dim]skip[/]",
+    }
+    for check in doctor_mod.run(context, bot_check):
+        checks.append(check)
+        if not as_json:
+            out.print(f"{marks[check.status]}  [bold]{escape(check.name)}[/]: {escape(check.detail)}")
+            if check.fix and check.status in ("warn", "fail"):
+                out.print(f"      [dim]fix:[/] {escape(check.fix)}")
+    blocking = doctor_mod.blocking_failures(checks)
+    if as_json:
+        click.echo(json.dumps({"ready": not blocking, "checks": [c.to_json() for c in checks]}, indent=2))
+    if blocking:
+        err.print(
+            f"[bold red]error:[/] {len(blocking)} blocking problem(s): "
+            + escape(", ".join(c.name for c in blocking))
+            + "; fix them as shown and run doctor again"
+        )
+        sys.exit(1)
+    if not as_json:
+        warnings = sum(c.status in ("warn", "fail") for c in checks)
+        out.print(f"ready to train{f' ({warnings} warning(s) above)' if warnings else ''}")
+
+
+def _doctor_context(
+    bot: str | None, image: ImageOptions, gpu: str | None
+) -> tuple[doctor_mod.Context, doctor_mod.Check]:
+    """The bot doctor looks at and the check of the bot itself. A broken bot is a failed check, not an error."""
+    try:
+        project, settings, spec, why = _load(bot or ".", image, gpu=gpu)
+    except ProjectError as exc:
+        if bot is not None:
+            return doctor_mod.Context(gpu or "auto"), doctor_mod.bot_failed(exc)
+        matrix = load_matrix()
+        release = matrix.get(matrix.default)
+        return doctor_mod.Context(gpu or "auto", release=release), doctor_mod.no_bot(str(Path.cwd()))
+    except RasaGpuError as exc:
+        return doctor_mod.Context(gpu or "auto"), doctor_mod.bot_failed(exc)
+    context = doctor_mod.Context(settings.gpu or "auto", project, spec, spec.release)
+    return context, doctor_mod.bot_ok(project, spec.release, why)
+
+
+class _RunsGroup(click.Group):
+    """`runs [BOT]` lists; `runs show ID [BOT]` and `runs compare A B [BOT]` are subcommands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group("runs", cls=_RunsGroup)
+def runs_cmd() -> None:
+    """The run history of a bot: every training and benchmark run, kept in BOT/.rasa-gpu/history.sqlite.
+
+    \b
+    Examples:
+      rasa-gpu runs example_bot                   # the newest 20 runs
+      rasa-gpu runs example_bot --device gpu --since 7d --json
+      rasa-gpu runs show last example_bot
+      rasa-gpu runs compare 3 7 example_bot
+    """
+
+
+@runs_cmd.command("list")
+@click.argument("bot", default=".", type=click.Path())
+@click.option("--kind", type=click.Choice(history.KINDS), help="Only trainings or only benchmark runs.")
+@click.option("--status", type=click.Choice(history.STATUSES), help="Only runs that ended this way.")
+@click.option("--device", type=click.Choice(["gpu", "cpu"]), help="Only runs on the GPU or on the CPU.")
+@click.option("--rasa-version", metavar="X.Y.Z", help="Only runs with this Rasa release.")
+@click.option("--since", metavar="WHEN", help="Only runs started since: 30m, 12h, 7d, 2w, or a date (UTC).")
+@click.option("-n", "--limit", type=click.IntRange(0), default=20, show_default=True, help="0: all.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON on stdout.")
+def runs_list(
+    bot: str,
+    kind: str | None,
+    status: str | None,
+    device: str | None,
+    rasa_version: str | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List BOT's runs, newest first.
+
+    \b
+    Example:
+      rasa-gpu runs list example_bot --kind train --status ok
+    """
+    query = history.RunQuery(
+        kind=kind,
+        status=status,
+        device=device,
+        rasa_version=rasa_version,
+        since=history.parse_since(since) if since else None,
+        limit=limit or None,
+    )
+    no_runs: list[history.Run] = []
+    found = _history_read(bot, lambda h: h.runs(query), when_missing=no_runs)
+    if as_json:
+        click.echo(json.dumps([run.to_json() for run in found], indent=2))
+        return
+    if not found:
+        out.print(
+            "no runs recorded yet" if query == history.RunQuery(limit=query.limit) else "no matching runs"
+        )
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("id", "started (UTC)", "kind", "status", "device", "seconds", "rasa"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("model / benchmark phase", no_wrap=True)
+    for run in found:
+        table.add_row(
+            str(run.id),
+            run.started_at.replace("T", " ")[:16],
+            run.kind,
+            _status_text(run.status),
+            escape(_short_device(run.device)),
+            f"{run.wall_seconds:.1f}" if run.wall_seconds is not None else "-",
+            run.rasa_version or "-",
+            escape(Path(run.model_path).name if run.model_path else run.phase or "-"),
+        )
+    out.print(table)
+
+
+@runs_cmd.command("show")
+@click.argument("run_id", metavar="ID")
+@click.argument("bot", default=".", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON on stdout.")
+def runs_show(run_id: str, bot: str, as_json: bool) -> None:
+    """Show everything recorded about run ID (a number from `rasa-gpu runs`, or last).
+
+    \b
+    Example:
+      rasa-gpu runs show last example_bot
+    """
+    run = _history_read(bot, lambda h: h.get(run_id))
+    if as_json:
+        click.echo(json.dumps(run.to_json(), indent=2))
+        return
+    table = Table(box=None, show_header=False, padding=(0, 2))
+    for name, value in run.to_json().items():
+        if name in ("components", "id") or value in (None, [], ""):
+            continue
+        shown = ", ".join(value) if isinstance(value, list) else str(value)
+        table.add_row(name.replace("_", " "), _status_text(shown) if name == "status" else escape(shown))
+    out.print(f"[bold]run {run.id}[/]")
+    out.print(table)
+    if run.components:
+        parts = Table("component", "seconds", box=None, padding=(0, 2))
+        for name, seconds in run.components.items():
+            parts.add_row(name, f"{seconds:.1f}")
+        out.print(parts)
+
+
+@runs_cmd.command("compare")
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@click.argument("bot", default=".", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
+def runs_compare(a: str, b: str, bot: str, as_json: bool) -> None:
+    """Compare runs A and B: what differed between them, and their times side by side (A/B > 1: B was faster).
+
+    \b
+    Example:
+      rasa-gpu runs compare 3 last example_bot
+    """
+    run_a, run_b = _history_read(bot, lambda h: (h.get(a), h.get(b)))
+    comparison = history.compare(run_a, run_b)
+    if as_json:
+        click.echo(json.dumps(comparison.to_json(), indent=2))
+        return
+    times = Table("seconds", f"run {run_a.id}", f"run {run_b.id}", f"{run_a.id}/{run_b.id}")
+    for row in comparison.times:
+        times.add_row(
+            row.name,
+            f"{row.a:.1f}" if row.a is not None else "-",
+            f"{row.b:.1f}" if row.b is not None else "-",
+            f"{row.ratio:.2f}x" if row.ratio is not None else "-",
+        )
+    out.print(times)
+    if comparison.differences:
+        diff = Table("differs", f"run {run_a.id}", f"run {run_b.id}")
+        for name, va, vb in comparison.differences:
+            diff.add_row(name.replace("_", " "), escape(_value_text(va)), escape(_value_text(vb)))
+        out.print(diff)
+    out.print("same: " + ", ".join(n.replace("_", " ") for n in comparison.same), markup=False)
+
+
+def _history_read(bot: str, read: Callable[[history.History], T], when_missing: T | None = None) -> T:
+    """Open BOT's history (migrating an older schema) and read from it. Without one yet: `when_missing`, or an
+    error that says how the first run gets recorded."""
+    project = BotProject.load(bot)
+    store = history.History.of(project)
+    if not store.path.exists():
+        if when_missing is not None:
+            return when_missing
+        raise history.HistoryError(
+            f"no runs recorded for {project.root} yet; `rasa-gpu train {bot}` records the first one"
+        )
+    with store:
+        return read(store)
+
+
+def _status_text(status: str) -> str:
+    colour = {"ok": "green", "failed": "red", "error": "red", "interrupted": "yellow"}.get(status)
+    return f"[{colour}]{status}[/]" if colour else status
+
+
+def _short_device(device: str | None) -> str:
+    if not device:
+        return "-"
+    kind, _, name = device.partition(": ")
+    return kind if kind == "CPU" else f"{kind} {name[:20]}"
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "(none)"
+    return "-" if value is None else str(value)
+
+
 @cli.command("vscode")
 @click.argument("bot", default=".", type=click.Path())
 @click.option(
@@ -715,6 +996,58 @@ def vscode_cmd(bot: str, workspace: str | None, command: str) -> None:
     path, status = vscode.write_tasks(root, vscode.TaskTemplate(bot=relative, command=command))
     extra = " (the previous version is in tasks.json.bak)" if status == "updated" else ""
     out.print(f"{path}: {status}{extra}", markup=False)
+
+
+@cli.command()
+@click.argument("bot", default=".", type=click.Path())
+@image_options
+@click.option(
+    "--name",
+    "image_name",
+    envvar="RASA_GPU_IMAGE_NAME",
+    metavar="NAME",
+    help=f"Repository name under the registry (default: image_name setting, else {DEFAULT_IMAGE_NAME}). "
+    "[env: RASA_GPU_IMAGE_NAME]",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print ref, digest, image id and size as JSON.")
+def push(bot: str, image: ImageOptions, image_name: str | None, as_json: bool) -> None:
+    """Push BOT's training image (built first if missing) to a registry as
+    REGISTRY/NAME:<rasa>-tf<tf>-<gpu|cpu>-<hash>, so that teammates and CI pull it with `--registry` instead of
+    building. Uses the login of `docker login REGISTRY`. Prints "REF DIGEST" on stdout.
+
+    \b
+    Examples:
+      rasa-gpu push example_bot --registry localhost:5000
+      rasa-gpu push example_bot --registry registry.example.com/team --name support-bot
+      rasa-gpu build example_bot --registry registry.example.com/team   # elsewhere: pulls, builds nothing
+    """
+    _, settings, spec, why = _load(bot, image, image_name=image_name)
+    if not settings.registry:
+        raise SettingsError(
+            "push needs a registry: --registry HOST[:PORT][/PATH] or registry = ... in rasa-gpu.toml"
+        )
+    err.print(
+        f"rasa-gpu push: {escape(spec.tag())} (Rasa {spec.release.version}, {why}) to {escape(settings.registry)}"
+    )
+    started = time.monotonic()
+    result = push_image(
+        Engine.connect(),
+        spec,
+        settings.registry,
+        settings.image_name or DEFAULT_IMAGE_NAME,
+        lambda line: err.print(f"[dim]{escape(line)}[/]"),
+        rebuild=image.rebuild,
+    )
+    seconds = time.monotonic() - started
+    err.print(
+        f"pushed the {result.size / 1e9:.2f} GB image in {seconds:.1f} s; elsewhere, "
+        f"`rasa-gpu build {bot} --registry {settings.registry}` pulls it instead of building",
+        markup=False,
+    )
+    if as_json:
+        click.echo(json.dumps({**result.to_json(), "seconds": round(seconds, 2)}, indent=2))
+    else:
+        click.echo(f"{result.ref} {result.digest}")
 
 
 @cli.command()
@@ -869,6 +1202,7 @@ def _print_summary(result: TrainResult) -> None:
     out.print(f"[bold green]Model ready:[/] {escape(str(result.model))} ({size_mb:.1f} MB)")
     out.print(
         f"wall time {result.wall_seconds:.1f} s · device {escape(result.device)} · Rasa {result.rasa_version}"
+        + (f" · run {result.run_id} (`rasa-gpu runs show {result.run_id}`)" if result.run_id else "")
     )
     if result.components or result.restored:
         table = Table("component", "seconds", box=None, padding=(0, 2))

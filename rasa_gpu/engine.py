@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -27,6 +28,8 @@ from .errors import (
     ComposeError,
     EngineUnavailable,
     GpuUnavailable,
+    PullError,
+    PushError,
     RasaGpuError,
     RegistryUnreachable,
 )
@@ -167,6 +170,22 @@ class Engine:
             ) from None
         return cls(client)
 
+    def about(self) -> EngineAbout:
+        """Version, registered runtimes and data folder, for `rasa-gpu doctor`."""
+        try:
+            version, info = self.client.version(), self.client.info()
+        except docker.errors.APIError as exc:
+            raise RasaGpuError(f"the Docker engine did not describe itself: {exc.explanation}") from None
+        host = os.environ.get("DOCKER_HOST", "")
+        return EngineAbout(
+            version=str(version.get("Version", "?")),
+            api_version=str(version.get("ApiVersion", "?")),
+            runtimes=sorted((info.get("Runtimes") or {}).keys()),
+            root_dir=str(info.get("DockerRootDir", "")),
+            host=host or "unix:///var/run/docker.sock",
+            local=not host or host.startswith("unix://"),
+        )
+
     # ---- images -----------------------------------------------------------------------------------------------
 
     def image_id(self, ref: str) -> str | None:
@@ -204,6 +223,70 @@ class Engine:
                 "unreachable or the name is wrong: pass --base-image with a local image, or build a registry-less "
                 "base with `rasa-gpu base-image`"
             ) from None
+
+    def image_size(self, ref: str) -> int:
+        """The image's size in bytes as the engine reports it (uncompressed, all layers)."""
+        try:
+            return int(self.api.inspect_image(ref).get("Size", 0))
+        except docker.errors.APIError as exc:
+            raise RasaGpuError(f"Docker could not inspect image {ref}: {exc.explanation or exc}") from None
+
+    def tag(self, image: str, ref: str) -> None:
+        """Give an image (name or id) a further name, e.g. its name in a registry."""
+        repository, tag = _split_ref(ref)
+        try:
+            self.api.tag(image, repository, tag, force=True)
+        except docker.errors.APIError as exc:
+            raise RasaGpuError(f"Docker could not tag {image} as {ref}: {exc.explanation or exc}") from None
+
+    def remove_image(self, ref: str) -> None:
+        """Remove a name; the image itself goes only when no other name refers to it. A missing name is fine."""
+        try:
+            self.api.remove_image(ref, noprune=True)
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 404:
+                raise RasaGpuError(f"Docker could not remove {ref}: {exc.explanation or exc}") from None
+
+    def push(self, ref: str, on_line: LineSink) -> str:
+        """Push an image that carries its registry's name; returns the manifest digest. The login comes from the
+        Docker config (DOCKER_CONFIG or ~/.docker/config.json, as written by `docker login`)."""
+        repository, tag = _split_ref(ref)
+        layers = _LayerProgress("pushed", on_line)
+        digest = ""
+        try:
+            for event in self.api.push(repository, tag=tag, stream=True, decode=True):
+                if "error" in event or "errorDetail" in event:
+                    message = event.get("error") or (event.get("errorDetail") or {}).get("message", "")
+                    raise PushError(_registry_problem("push", ref, str(message)))
+                aux = event.get("aux") or {}
+                if aux.get("Digest"):
+                    digest = str(aux["Digest"])
+                layers.feed(event)
+        except docker.errors.APIError as exc:
+            raise PushError(_registry_problem("push", ref, str(exc.explanation or exc))) from None
+        if not digest:
+            raise PushError(f"the push of {ref} ended without a digest from the registry; run it again")
+        return digest
+
+    def pull_published(self, ref: str, on_line: LineSink) -> str | None:
+        """Pull an image by its registry name; returns its id, or None when the registry answers but does not have
+        it. A registry that does not answer or refuses (no login) raises PullError."""
+        repository, tag = _split_ref(ref)
+        layers = _LayerProgress("pulled", on_line)
+        try:
+            for event in self.api.pull(repository, tag=tag, stream=True, decode=True):
+                if "error" in event or "errorDetail" in event:
+                    message = event.get("error") or (event.get("errorDetail") or {}).get("message", "")
+                    raise docker.errors.APIError(str(message))
+                layers.feed(event)
+        except docker.errors.APIError as exc:
+            message = str(exc.explanation or exc)
+            if _is_not_found(message) and not _is_auth_problem(message):
+                return None
+            raise PullError(_registry_problem("pull", ref, message)) from None
+        return self.image_id(ref)
 
     def build(
         self, context: bytes, *, tag: str, target: str, labels: dict[str, str], on_line: LineSink
@@ -357,6 +440,16 @@ class Engine:
 
 
 @dataclass(frozen=True)
+class EngineAbout:
+    version: str
+    api_version: str
+    runtimes: list[str]
+    root_dir: str  # the engine's data folder, as the engine sees it
+    host: str
+    local: bool  # the engine runs on this machine (a unix socket), so its data folder can be looked at here
+
+
+@dataclass(frozen=True)
 class ServiceState:
     service: str
     container: str
@@ -432,6 +525,102 @@ class Compose:
                 details=lines[-20:],
             )
         return lines
+
+
+# ---- registries ----------------------------------------------------------------------------------------------------
+
+
+def _split_ref(ref: str) -> tuple[str, str]:
+    """repository and tag of `host:port/name:tag` (the last ':' after the last '/' starts the tag)."""
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository, _, tag = ref.rpartition(":")
+        return repository, tag
+    return ref, "latest"
+
+
+def _registry_of(ref: str) -> str:
+    first = ref.split("/", 1)[0]
+    return first if "/" in ref and ("." in first or ":" in first or first == "localhost") else "docker.io"
+
+
+def _is_auth_problem(message: str) -> bool:
+    lowered = message.lower()
+    return any(
+        needle in lowered
+        for needle in (
+            "unauthorized",
+            "authentication required",
+            "no basic auth credentials",
+            "denied",
+            "docker login",
+            "incorrect username or password",
+        )
+    )
+
+
+def _is_not_found(message: str) -> bool:
+    lowered = message.lower()
+    return "manifest unknown" in lowered or "not found" in lowered or "name unknown" in lowered
+
+
+def _registry_problem(action: str, ref: str, message: str) -> str:
+    """One line saying why a registry did not take (or give) an image, and what to do about it."""
+    registry = _registry_of(ref)
+    lowered = message.lower()
+    reason = message.strip().splitlines()[0] if message.strip() else "no reason given"
+    if _is_auth_problem(message):
+        return f"registry {registry} refused the {action} (not logged in): run `docker login {registry}`"
+    if "server gave http response to https client" in lowered:
+        return (
+            f'registry {registry} speaks plain HTTP but the Docker engine expects HTTPS: add "{registry}" to '
+            "insecure-registries in /etc/docker/daemon.json and restart dockerd, or serve the registry with TLS"
+        )
+    if any(n in lowered for n in ("connection refused", "no such host", "i/o timeout", "no route to host")):
+        return (
+            f"no registry answers at {registry} ({reason}); check the address and port, "
+            "and that the registry is running"
+        )
+    if "x509" in lowered or "certificate" in lowered:
+        return (
+            f"the Docker engine does not trust the TLS certificate of {registry} ({reason}); put its CA in "
+            f"/etc/docker/certs.d/{registry}/ca.crt"
+        )
+    return f"the {action} of {ref} failed: {reason}"
+
+
+class _LayerProgress:
+    """Turns the per-layer events of a push or pull into a few lines: what the engine says about the whole image,
+    one line per finished layer and, at most every `every` seconds, how many bytes have moved."""
+
+    DONE = ("Pushed", "Layer already exists", "Pull complete", "Already exists")
+    MOVING = ("Pushing", "Downloading")
+
+    def __init__(self, verb: str, on_line: LineSink, every: float = 10.0) -> None:
+        self.verb, self.on_line, self.every = verb, on_line, every
+        self.layers: dict[str, tuple[int, int]] = {}
+        self.last = time.monotonic()
+
+    def feed(self, event: dict[str, Any]) -> None:
+        status = str(event.get("status", ""))
+        layer = event.get("id")
+        # About the whole image ("Pulling from" names the tag as its id).
+        if not layer or status.startswith("Pulling from"):
+            if status:
+                self.on_line(status)
+            return
+        detail = event.get("progressDetail") or {}
+        if status in self.MOVING and detail.get("total"):
+            self.layers[layer] = (int(detail.get("current", 0)), int(detail["total"]))
+            if time.monotonic() - self.last >= self.every:
+                self.last = time.monotonic()
+                moved = sum(current for current, _ in self.layers.values())
+                total = sum(total for _, total in self.layers.values())
+                self.on_line(
+                    f"{self.verb} {moved / 1e6:,.0f} MB of {total / 1e6:,.0f} MB ({100 * moved // total}%) so far"
+                )
+        elif status in self.DONE or status.startswith("Mounted from"):
+            self.on_line(f"{layer}: {status}")
 
 
 def _last_meaningful(lines: list[str]) -> str:

@@ -90,3 +90,11 @@ class Interrupted(RasaGpuError):
     """Ctrl+C or SIGTERM: everything started was stopped and removed."""
 
     exit_code = 130
+
+
+class PushError(RasaGpuError):
+    """A registry refused an image or did not answer: not logged in, nothing listening, TLS expected."""
+
+
+class PullError(RasaGpuError):
+    """A published image could not be pulled back (the registry did not answer or refused); the caller builds."""

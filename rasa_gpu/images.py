@@ -16,13 +16,16 @@ from packaging.specifiers import SpecifierSet
 
 from . import __version__, templates
 from .compat import RasaRelease
-from .errors import SettingsError
+from .errors import PullError, SettingsError
+from .settings import check_image_name, check_registry
 
 IMAGE_REPO = "rasa-gpu/rasa"
 BOT_IMAGE_REPO = "rasa-gpu/bot"
 ACTIONS_IMAGE_REPO = "rasa-gpu/actions"
 NOTEBOOK_IMAGE_REPO = "rasa-gpu/notebook"
 NOTEBOOK_REQUIREMENT = "notebook==7.2.2"
+#: Repository name of published images under the registry (`rasa-gpu push --name`, `image_name` setting).
+DEFAULT_IMAGE_NAME = "rasa-gpu"
 PIP_VERSION = "24.0"  # the last pip that still runs on every Python Rasa 2.x/3.x supports
 CA_BUNDLE = "/usr/local/share/rasa-gpu/ca-bundle.pem"
 
@@ -41,6 +44,9 @@ class ImageSpec:
     pip_index_url: str | None = None
     ca_certs: tuple[bytes, ...] = ()
     extra_requirements: tuple[str, ...] = ()
+    # Where a published copy may be pulled from instead of building (`--registry`); not part of the tag.
+    registry: str | None = None
+    image_name: str = DEFAULT_IMAGE_NAME
 
     # ---- rendering ----------------------------------------------------------------------------------------------
 
@@ -103,6 +109,17 @@ class ImageSpec:
 
     def context_tar(self) -> bytes:
         return _tar(self.context_files())
+
+
+def published_ref(spec: ImageSpec, registry: str, name: str = DEFAULT_IMAGE_NAME) -> str:
+    """The image's name in a registry: `<registry>/<name>:<rasa>-tf<tf>-<variant>-<hash>`, with the hash of its local
+    tag (the shared Rasa stage's, or the bot stage's when the bot has requirements of its own). Same inputs, same
+    name: a teammate or a CI machine finds it without building."""
+    registry = check_registry(registry)
+    name = check_image_name(name)
+    digest = spec.tag().rsplit("-", 1)[1]
+    release = spec.release
+    return f"{registry}/{name}:{release.version}-tf{release.tensorflow}-{spec.variant}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -250,7 +267,8 @@ def read_ca_certs(paths: list[str]) -> tuple[bytes, ...]:
 class ImageResult:
     tag: str
     image_id: str
-    built: bool  # False: found, no builder was called
+    built: bool  # False: found (or pulled), no builder was called
+    pulled_from: str | None = None  # the published name it was pulled as, when it came from the registry
 
 
 class ImageEngine(Protocol):
@@ -264,16 +282,25 @@ class ImageEngine(Protocol):
         self, context: bytes, *, tag: str, target: str, labels: dict[str, str], on_line: Callable[[str], None]
     ) -> str: ...
 
+    def pull_published(self, ref: str, on_line: Callable[[str], None]) -> str | None: ...
+
+    def tag(self, image: str, ref: str) -> None: ...
+
 
 def ensure_image(
     engine: ImageEngine, spec: ImageSpec, on_line: Callable[[str], None], *, rebuild: bool = False
 ) -> ImageResult:
-    """Find the training image by its tag, or build it (the Rasa stage first, so other bots can share it)."""
+    """Find the training image by its tag, else pull its published copy when a registry is set, else build it (the
+    Rasa stage first, so other bots can share it)."""
     tag = spec.tag()
     if not rebuild:
         image_id = engine.image_id(tag)
         if image_id is not None:
             return ImageResult(tag=tag, image_id=image_id, built=False)
+        if spec.registry:
+            pulled = _pull_published(engine, spec, spec.registry, on_line)
+            if pulled is not None:
+                return pulled
     if engine.image_id(spec.base_image) is None:
         engine.pull(spec.base_image, on_line)
     labels = {"io.rasa-gpu.rasa": spec.release.version, "io.rasa-gpu.tensorflow": spec.release.tensorflow}
@@ -287,6 +314,25 @@ def ensure_image(
         return ImageResult(tag=tag, image_id=image_id, built=True)
     image_id = engine.build(context, tag=tag, target="bot", labels=labels, on_line=on_line)
     return ImageResult(tag=tag, image_id=image_id, built=True)
+
+
+def _pull_published(
+    engine: ImageEngine, spec: ImageSpec, registry: str, on_line: Callable[[str], None]
+) -> ImageResult | None:
+    """The published copy of the image, pulled and tagged as the local tag; None (and a line why) to build."""
+    tag, ref = spec.tag(), published_ref(spec, registry, spec.image_name)
+    on_line(f"{tag} is not on this engine; looking for {ref} in the registry")
+    try:
+        image_id = engine.pull_published(ref, on_line)
+    except PullError as exc:
+        on_line(f"not pulled, building instead: {exc.message}")
+        return None
+    if image_id is None:
+        on_line(f"{ref} is not in the registry (publish it with `rasa-gpu push`); building instead")
+        return None
+    engine.tag(ref, tag)
+    on_line(f"pulled {ref} from the registry as {tag}; nothing built")
+    return ImageResult(tag=tag, image_id=image_id, built=False, pulled_from=ref)
 
 
 class ServiceImage(Protocol):

@@ -25,6 +25,8 @@ else:  # pragma: no cover - exercised on Python < 3.11 only
 SETTINGS_FILE = "rasa-gpu.toml"
 GPU_MODES = ("auto", "on", "off")
 PORT_SETTINGS = ("rasa_port", "actions_port", "tensorboard_port", "jupyter_port")
+#: Settings whose command-line option is not simply --<key>.
+_OPTION_NAMES = {"image_name": "--name"}
 
 
 @dataclass
@@ -45,15 +47,17 @@ class Settings:
     actions_port: int | None = None
     tensorboard_port: int | None = None
     jupyter_port: int | None = None
+    # ---- published images (rasa-gpu push, and pulling them back instead of building) ----
+    registry: str | None = None
+    image_name: str | None = None
     #: Where the settings came from, for messages.
     source: str = "defaults"
     #: Settings given on the command line (they name the option in messages).
     from_cli: frozenset[str] = frozenset()
 
     def origin(self, key: str) -> str:
-        return (
-            f"--{key.replace('_', '-')}" if key in self.from_cli or self.source == "defaults" else self.source
-        )
+        option = _OPTION_NAMES.get(key, f"--{key.replace('_', '-')}")
+        return option if key in self.from_cli or self.source == "defaults" else self.source
 
     def merged(self, **cli: Any) -> Settings:
         """These settings with every command-line value that was given (not None, not empty) on top."""
@@ -73,7 +77,55 @@ class Settings:
                 raise SettingsError(
                     f"{merged.origin(key)}: {key} must be a port number (1-65535), not '{value}'"
                 )
+        if merged.registry is not None:
+            merged.registry = check_registry(merged.registry, merged.origin("registry"))
+        if merged.image_name is not None:
+            merged.image_name = check_image_name(merged.image_name, merged.origin("image_name"))
         return merged
+
+
+# ---- where published images live ---------------------------------------------------------------------------------
+
+# The grammar of Docker image references (github.com/distribution/reference): a registry host with an optional port,
+# then lowercase path components separated by "/".
+_HOST_PART = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST = re.compile(rf"^(?:{_HOST_PART}(?:\.{_HOST_PART})*|\[[0-9A-Fa-f:]+\])(?::(\d{{1,5}}))?$")
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+REGISTRY_FORM = "HOST[:PORT][/PATH], e.g. localhost:5000 or registry.example.com/team"
+
+
+def check_registry(value: str, origin: str = "--registry") -> str:
+    """A registry as Docker reads it in an image name (host, optional port, optional path); trailing / dropped."""
+    text = str(value).strip().rstrip("/")
+    if "://" in text:
+        raise SettingsError(
+            f"{origin}: '{value}' has a scheme; write the registry without it: {REGISTRY_FORM} "
+            "(plain HTTP is a Docker engine setting: insecure-registries in /etc/docker/daemon.json)"
+        )
+    host, _, path = text.partition("/")
+    match = _HOST.match(host)
+    if not text or match is None or (path and not all(_PATH_COMPONENT.match(p) for p in path.split("/"))):
+        raise SettingsError(f"{origin}: '{value}' is not a registry; use {REGISTRY_FORM}")
+    if match.group(1) is not None and not 1 <= int(match.group(1)) <= 65535:
+        raise SettingsError(f"{origin}: '{value}' has no valid port (1-65535); use {REGISTRY_FORM}")
+    if not ("." in host or ":" in host or host == "localhost"):
+        # Docker reads a first part without '.' or ':' as a Docker Hub account, not as a host.
+        raise SettingsError(
+            f"{origin}: '{value}' does not name a registry host (Docker would read it as a Docker Hub account); "
+            f"use {REGISTRY_FORM}, or docker.io/ACCOUNT for Docker Hub"
+        )
+    return text
+
+
+def check_image_name(value: str, origin: str = "--name") -> str:
+    """The repository name under the registry: lowercase letters, digits, '.', '_', '-', components split by '/'."""
+    text = str(value).strip()
+    if not text or not all(_PATH_COMPONENT.match(p) for p in text.split("/")):
+        raise SettingsError(
+            f"{origin}: '{value}' is not an image name; use lowercase letters, digits, '.', '_', '-' and '/' "
+            "between parts, e.g. rasa-gpu or team/support-bot"
+        )
+    return text
 
 
 def load_settings(root: Path) -> Settings:

@@ -23,7 +23,7 @@ import yaml
 from filelock import FileLock, Timeout
 
 from . import gpu as gpu_rules
-from . import progress
+from . import history, progress
 from .engine import LABEL, ContainerSpec, Engine, RunningContainer, labels_for
 from .errors import BusyError, DiskFull, GpuUnavailable, RasaGpuError, SettingsError, TrainingFailed
 from .images import ImageSpec, ensure_image
@@ -87,6 +87,9 @@ class TrainResult:
     rasa_version: str
     components: dict[str, float] = field(default_factory=dict)
     restored: list[str] = field(default_factory=list)
+    run_id: int | None = (
+        None  # its row in the run history (None: skipped, or the history could not be written)
+    )
 
 
 def train(
@@ -118,27 +121,49 @@ def train(
                 image=spec.tag(),
                 rasa_version=spec.release.version,
             )
-        image = ensure_image(engine, spec, lambda line: on_event(BuildOutput(line)), rebuild=options.rebuild)
-        run_dir = project.state_dir / "tmp" / uuid.uuid4().hex[:12]
-        try:
-            command = _train_command(project, run_dir, config_text) + options.rasa_args
-            outcome = _run_training(engine, project, image.tag, command, options.gpu, run_dir.name, on_event)
-            model = _publish_model(run_dir / "out", project.models_dir)
-        finally:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        fix_ownership(engine, project, image.tag)
-        result = TrainResult(
-            model=model,
-            size=model.stat().st_size,
-            skipped=False,
-            wall_seconds=time.monotonic() - started,
-            device=outcome.device,
-            image=image.tag,
+        record = history.Run(
+            kind="train",
+            bot_fingerprint=project.inputs_digest(),
             rasa_version=spec.release.version,
-            components=outcome.components,
-            restored=outcome.restored,
+            tensorflow=spec.release.tensorflow,
+            image=spec.tag(),
+            overrides=[o.text for o in options.overrides],
+            rasa_args=list(options.rasa_args),
         )
-        _save_state(project, fingerprint, result)
+        with history.recording(project, record, lambda text: on_event(Notice(text, "warn"))):
+            image = ensure_image(
+                engine, spec, lambda line: on_event(BuildOutput(line)), rebuild=options.rebuild
+            )
+            record.image_id = image.image_id
+            run_dir = project.state_dir / "tmp" / uuid.uuid4().hex[:12]
+            try:
+                command = _train_command(project, run_dir, config_text) + options.rasa_args
+                outcome = _run_training(
+                    engine, project, image.tag, command, options.gpu, run_dir.name, on_event
+                )
+                model = _publish_model(run_dir / "out", project.models_dir)
+            finally:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            fix_ownership(engine, project, image.tag)
+            result = TrainResult(
+                model=model,
+                size=model.stat().st_size,
+                skipped=False,
+                wall_seconds=time.monotonic() - started,
+                device=outcome.device,
+                image=image.tag,
+                rasa_version=spec.release.version,
+                components=outcome.components,
+                restored=outcome.restored,
+            )
+            record.device, record.wall_seconds, record.components = (
+                result.device,
+                result.wall_seconds,
+                result.components,
+            )
+            record.model_path, record.model_sha256 = project.relative(model), history.file_sha256(model)
+            _save_state(project, fingerprint, result)
+        result.run_id = record.id
         return result
 
 

@@ -4,6 +4,7 @@
 set -euo pipefail
 . "$(dirname "$0")/setup.sh" test
 bash scripts/compose.sh  # docker compose (v2) and docker-compose (v1): the services tests use both
+bash scripts/registry.sh  # docker-registry and htpasswd: the push tests start a registry with a login
 RASA_GPU_TEST_STUB_HOST="$(bash scripts/engine.sh gpu-stub)"
 export RASA_GPU_TEST_STUB_HOST RASA_GPU_REQUIRE_DOCKER=1
 ruff check rasa_gpu tests tools benchmarks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -88,6 +89,16 @@ def test_training_failure_shows_rasa_error_and_keeps_models(trained_bot, tmp_pat
     assert "NoSuchComponent" in result.stderr
     assert {p: p.read_bytes() for p in models(bot)} == before
     assert leftover_containers(docker_client, bot) == []
+    # The failed run is in the history, next to the fixture's training it can be compared with.
+    shown = run_cli("runs", "show", "last", str(bot), "--json")
+    assert shown.returncode == 0, shown.output
+    failed = json.loads(shown.stdout)
+    assert (failed["status"], failed["id"], failed["model_path"]) == ("failed", 2, None)
+    assert failed["exit_code"] not in (None, 0) and "rasa train failed" in failed["error"]
+    compared = run_cli("runs", "compare", "1", "last", str(bot), "--json")
+    assert compared.returncode == 0, compared.output
+    diff = json.loads(compared.stdout)["differences"]
+    assert diff["status"] == {"a": "ok", "b": "failed"} and "bot_fingerprint" in diff
 
 
 @pytest.mark.docker

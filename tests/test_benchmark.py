@@ -92,6 +92,19 @@ def test_benchmark_on_the_cpu_for_real(trained_bot, tmp_path, docker_client):
     assert sorted(p.name for p in (bot / ".rasa" / "cache").iterdir()) == cache_before  # fresh cache per run
     assert leftover_containers(docker_client, bot) == []
     assert not any((bot / ".rasa-gpu" / "tmp").iterdir())
+    # Every run is in the history: the measured CPU run, and the GPU attempt the engine refused.
+    listed = run_cli("runs", str(bot), "--kind", "benchmark", "--json")
+    assert listed.returncode == 0, listed.output
+    rows = {row["phase"]: row for row in json.loads(listed.stdout)}
+    assert set(rows) == {"cpu run 1/1", "gpu run 1/1"}, rows
+    cpu_row, gpu_row = rows["cpu run 1/1"], rows["gpu run 1/1"]
+    assert cpu_row["status"] == "ok" and cpu_row["benchmark"] == data["id"] == gpu_row["benchmark"]
+    assert cpu_row["wall_seconds"] == pytest.approx(cpu["runs"][0]["wall_seconds"])
+    assert cpu_row["components"] == pytest.approx(cpu["runs"][0]["components"])
+    assert cpu_row["device"] == cpu["device"] and cpu_row["overrides"] == data["overrides"]
+    assert cpu_row["image_id"] == docker_client.images.get(data["image"]).id
+    assert cpu_row["model_path"] is None  # benchmark models are thrown away
+    assert gpu_row["status"] == "error" and "NVIDIA" in gpu_row["error"]
 
 
 @pytest.mark.docker

@@ -1,0 +1,409 @@
+"""`rasa-gpu doctor`: is this machine and this bot ready to train on a GPU? Each check says ok, warn, fail or skip,
+what it found, and how to fix it. A failing check is blocking when it stops a training; the GPU checks block only
+when a GPU is required (`--gpu on`), because `--gpu auto` trains on the CPU instead.
+
+Checks are data; the CLI draws them. Pure verdicts (driver versus CUDA, the inotify limit) take plain values so a
+table of cases can test them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from . import gpu as gpu_rules
+from .compat import RasaRelease
+from .engine import START_HINT, Compose, ContainerSpec, Engine, EngineAbout, labels_for
+from .errors import RasaGpuError
+from .images import ImageSpec
+from .project import BotProject
+
+STATUSES = ("ok", "warn", "fail", "skip")
+#: Free space the first build needs: TensorFlow's GPU base image (about 7 GB unpacked) plus Rasa (about 3 GB).
+FIRST_BUILD_BYTES = 12 * 10**9
+#: Free space below which training itself is at risk (Rasa's cache and the model archive).
+TRAINING_BYTES = 2 * 10**9
+#: What editors and tools comfortably share; VS Code's own guidance asks for 524288.
+INOTIFY_COMFORTABLE = 65536
+INOTIFY_FIX = (
+    "raise it: `echo fs.inotify.max_user_watches=524288 | sudo tee /etc/sysctl.d/60-inotify.conf "
+    "&& sudo sysctl --system`"
+)
+_GB = 10**9
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail | skip
+    detail: str
+    fix: str | None = None
+    blocking: bool = False  # a failure that stops `rasa-gpu train`
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What doctor was asked about: the bot (if any), the image train would use, and the GPU mode."""
+
+    gpu_mode: str  # auto | on | off
+    project: BotProject | None = None
+    spec: ImageSpec | None = None
+    release: RasaRelease | None = None
+
+
+def run(
+    context: Context, bot_check: Check, engine_connect: Callable[[], Engine] = Engine.connect
+) -> Iterator[Check]:
+    """All checks in order, one at a time (the GPU smoke test takes a few seconds)."""
+    yield bot_check
+    try:
+        engine = engine_connect()
+        about = engine.about()
+    except RasaGpuError as exc:
+        yield Check("engine", "fail", exc.message.split("; ")[0], START_HINT, blocking=True)
+        for name in ("training image", "NVIDIA runtime", "GPU smoke test", "disk (images)"):
+            yield Check(name, "skip", "no Docker engine to ask")
+        yield driver_check(host_driver_version(), context.release, context.gpu_mode)
+        yield from _host_checks(context)
+        return
+    yield Check("engine", "ok", f"Docker {about.version} (API {about.api_version}) at {about.host}")
+    yield compose_check()
+    yield _image_check(engine, context)
+    runtime = runtime_check(engine, about, context)
+    yield runtime
+    smoke, driver_in_container = _smoke_test(engine, context, runtime)
+    yield smoke
+    yield driver_check(host_driver_version() or driver_in_container, context.release, context.gpu_mode)
+    yield _docker_disk_check(engine, about, context)
+    yield from _host_checks(context)
+
+
+def _host_checks(context: Context) -> Iterator[Check]:
+    if context.project is not None:
+        yield disk_check(
+            "disk (bot)",
+            shutil.disk_usage(context.project.root).free,
+            TRAINING_BYTES,
+            str(context.project.root),
+        )
+    yield inotify_check(_read_int("/proc/sys/fs/inotify/max_user_watches"), _folder_count(context.project))
+
+
+# ---- the bot ----------------------------------------------------------------------------------------------------
+
+
+def bot_ok(project: BotProject, release: RasaRelease, why: str) -> Check:
+    files = len(list(project.yaml_files()))
+    return Check(
+        "bot",
+        "ok",
+        f"{project.root}: config, domain and data present, {files} YAML files parse; Rasa {release.version} "
+        f"({why}), TensorFlow {release.tensorflow}, CUDA {release.cuda}",
+    )
+
+
+def bot_failed(error: RasaGpuError) -> Check:
+    return Check("bot", "fail", error.message, "fix the bot as the message says, then run doctor again", True)
+
+
+def no_bot(path: str) -> Check:
+    return Check("bot", "skip", f"{path} is not a Rasa project; pass a bot folder to check it too")
+
+
+# ---- engine and compose -------------------------------------------------------------------------------------------
+
+
+def compose_check() -> Check:
+    try:
+        compose = Compose.find()
+    except RasaGpuError:
+        return Check(
+            "compose",
+            "warn",
+            "neither `docker compose` (v2) nor `docker-compose` (v1) is installed; only `rasa-gpu up` needs it",
+            "install the compose plugin (https://docs.docker.com/compose/install/linux/)",
+        )
+    if compose.flavour == "v1":
+        return Check(
+            "compose",
+            "warn",
+            f"docker-compose {compose.version} (v1, no longer maintained); `rasa-gpu up` works with it",
+            "install compose v2, the `docker compose` plugin (https://docs.docker.com/compose/install/linux/)",
+        )
+    return Check("compose", "ok", f"docker compose {compose.version} (v2)")
+
+
+def _image_check(engine: Engine, context: Context) -> Check:
+    spec = context.spec
+    if spec is None:
+        return Check("training image", "skip", "no bot, so no image to look for")
+    tag = spec.tag()
+    if engine.image_id(tag) is not None:
+        return Check("training image", "ok", f"{tag} is built ({engine.image_size(tag) / _GB:.1f} GB)")
+    if engine.image_id(spec.base_image) is not None:
+        return Check(
+            "training image", "ok", f"not built yet; the first train builds {tag} on {spec.base_image}"
+        )
+    if engine.can_pull(spec.base_image):
+        return Check(
+            "training image", "ok", f"not built yet; the first train pulls {spec.base_image} and builds it"
+        )
+    return Check(
+        "training image",
+        "fail",
+        f"not built, and its base image {spec.base_image} is not here and cannot be pulled",
+        "pass --base-image with a local image, or build a registry-less one with `rasa-gpu base-image`",
+        blocking=True,
+    )
+
+
+# ---- the GPU ------------------------------------------------------------------------------------------------------
+
+
+def _gpu_problem(name: str, detail: str, fix: str, mode: str) -> Check:
+    """A GPU check that found a problem: a warning in auto mode (train falls back to the CPU), blocking with on."""
+    if mode == "on":
+        return Check(name, "fail", detail, fix, blocking=True)
+    return Check(name, "warn", f"{detail}; `--gpu auto` trains on the CPU", fix)
+
+
+def runtime_check(engine: Engine, about: EngineAbout, context: Context) -> Check:
+    if context.gpu_mode == "off":
+        return Check("NVIDIA runtime", "skip", "--gpu off")
+    probe_image = _local_image(engine, context)
+    if probe_image is None:
+        return Check("NVIDIA runtime", "skip", "no local image to start a probe container from yet")
+    runtimes = ", ".join(about.runtimes) or "none listed"
+    if engine.gpu_request_works(probe_image, gpu_rules.GpuRequest("on")):
+        return Check("NVIDIA runtime", "ok", f"the engine grants GPU requests (runtimes: {runtimes})")
+    return _gpu_problem(
+        "NVIDIA runtime",
+        f"the engine refuses GPU requests: no NVIDIA runtime registered (runtimes: {runtimes})",
+        gpu_rules.TOOLKIT_HINT.split(", or ")[0],
+        context.gpu_mode,
+    )
+
+
+_SMOKE_SCRIPT = """
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | sed 's/^/SMI /' || true
+python3 - <<'PY'
+import json, os
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import tensorflow as tf
+print("TF_GPUS " + json.dumps([d.name for d in tf.config.list_physical_devices("GPU")]))
+PY
+"""
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    gpus: list[tuple[str, str]]  # (name, driver) from nvidia-smi
+    smi_error: str | None
+    tf_gpus: list[str] | None  # None: TensorFlow did not answer
+
+
+def parse_smoke_output(lines: list[str]) -> SmokeResult:
+    gpus, smi_error, tf_gpus = [], None, None
+    for line in lines:
+        if line.startswith("SMI "):
+            parts = [p.strip() for p in line[4:].split(",")]
+            if len(parts) == 2 and re.match(r"^\d+(\.\d+)+$", parts[1]):
+                gpus.append((parts[0], parts[1]))
+            else:
+                smi_error = smi_error or line[4:].strip()
+        elif line.startswith("TF_GPUS "):
+            tf_gpus = [str(n) for n in json.loads(line[8:])]
+    return SmokeResult(gpus, smi_error, tf_gpus)
+
+
+def _smoke_test(engine: Engine, context: Context, runtime: Check) -> tuple[Check, str | None]:
+    """nvidia-smi and TensorFlow's device list in the training image, with a GPU request. Returns the check and
+    the driver version nvidia-smi reported (for the driver check when the host has no nvidia-smi)."""
+    name = "GPU smoke test"
+    if runtime.status != "ok":
+        return Check(name, "skip", "needs a working NVIDIA runtime"), None
+    if context.spec is None or engine.image_id(context.spec.tag()) is None:
+        return Check(
+            name, "skip", "the training image is not built yet; `rasa-gpu build BOT`, then doctor"
+        ), None
+    spec = ContainerSpec(
+        image=context.spec.tag(),
+        command=["-c", _SMOKE_SCRIPT],
+        entrypoint=["sh"],
+        name=f"rasa-gpu-doctor-{uuid.uuid4().hex[:8]}",
+        labels=labels_for("doctor", context.project.root if context.project else Path("/")),
+        gpu=gpu_rules.GpuRequest("on"),
+        environment={"HOME": "/tmp"},
+    )
+    code, lines = engine.run_to_completion(spec)
+    result = parse_smoke_output(lines)
+    driver = result.gpus[0][1] if result.gpus else None
+    if result.tf_gpus is None:
+        return Check(name, "fail", f"TensorFlow did not start in the image (exit {code})", None, True), driver
+    seen = (
+        f"nvidia-smi: {', '.join(f'{n} (driver {d})' for n, d in result.gpus)}"
+        if result.gpus
+        else (f"nvidia-smi failed ({result.smi_error or 'no output'})")
+    )
+    if result.gpus and result.tf_gpus:
+        return Check(name, "ok", f"{seen}; TensorFlow sees {len(result.tf_gpus)} GPU(s)"), driver
+    if result.gpus:
+        return _gpu_problem(
+            name,
+            f"{seen}, but TensorFlow {context.spec.release.tensorflow} sees no GPU",
+            "usually a driver too old for this TensorFlow's CUDA (see the driver check) or a base image without "
+            "CUDA libraries (use the default tensorflow/tensorflow:<tf>-gpu base)",
+            context.gpu_mode,
+        ), driver
+    return _gpu_problem(
+        name,
+        f"the engine accepted the GPU request, but no GPU reached the container ({seen}) and TensorFlow sees none",
+        "check `nvidia-smi` on the host, then `sudo nvidia-ctk runtime configure --runtime=docker` and restart "
+        "Docker",
+        context.gpu_mode,
+    ), driver
+
+
+def driver_check(driver: str | None, release: RasaRelease | None, mode: str) -> Check:
+    """The NVIDIA driver against the CUDA that the bot's TensorFlow was built with (from the compatibility matrix).
+
+    At or above the CUDA toolkit's minimum driver: ok. Between the minor-version-compatibility minimum (CUDA 11+)
+    and that: warn, it runs but PTX JIT compilation may fail. Below: fail, TensorFlow will see no GPU.
+    """
+    name = "NVIDIA driver"
+    if mode == "off":
+        return Check(name, "skip", "--gpu off")
+    if driver is None:
+        return Check(name, "skip", "no NVIDIA driver found on this host (no /proc/driver/nvidia/version)")
+    if release is None:
+        return Check(name, "ok", f"driver {driver} (no bot, so no CUDA version to compare it with)")
+    found = _version_tuple(driver)
+    if found is None:
+        return Check(name, "warn", f"cannot read the driver version '{driver}'")
+    need = release.min_driver
+    cuda = f"CUDA {release.cuda} (TensorFlow {release.tensorflow}, Rasa {release.version})"
+    upgrade = f"upgrade the NVIDIA driver to {need} or newer, or use a Rasa release whose TensorFlow needs an older CUDA"
+    if found >= (_version_tuple(need) or (0,)):
+        return Check(name, "ok", f"driver {driver} ≥ {need}, the minimum for {cuda}")
+    compat = release.min_driver_compat
+    if compat and found >= (_version_tuple(compat) or (0,)):
+        return Check(
+            name,
+            "warn",
+            f"driver {driver} is older than {need}, which {cuda} asks for; it runs through CUDA minor-version "
+            f"compatibility (≥ {compat}), but kernels that need PTX JIT compilation can fail",
+            upgrade,
+        )
+    return Check(
+        name,
+        "fail",
+        f"driver {driver} is too old for {cuda}: it needs {need}"
+        + (f" (or {compat} with minor-version compatibility)" if compat else "")
+        + "; TensorFlow will see no GPU",
+        upgrade,
+        blocking=mode == "on",
+    )
+
+
+def host_driver_version(proc_file: str = "/proc/driver/nvidia/version") -> str | None:
+    try:
+        text = Path(proc_file).read_text()
+    except OSError:
+        text = ""
+    match = re.search(r"Kernel Module\s+(?:for \S+\s+)?(\d+(?:\.\d+)+)", text)
+    if match:
+        return match.group(1)
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            ).stdout.split()
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out[0] if out else None
+    return None
+
+
+def _version_tuple(text: str) -> tuple[int, ...] | None:
+    if not re.match(r"^\d+(\.\d+)*$", text.strip()):
+        return None
+    return tuple(int(part) for part in text.strip().split("."))
+
+
+def _local_image(engine: Engine, context: Context) -> str | None:
+    """An image that is already here, to start probe containers from."""
+    candidates = [context.spec.tag(), context.spec.base_image] if context.spec else []
+    return next((ref for ref in candidates if engine.image_id(ref) is not None), None)
+
+
+# ---- disk and inotify ----------------------------------------------------------------------------------------------
+
+
+def disk_check(name: str, free: int, needed: int, where: str) -> Check:
+    text = f"{free / _GB:.1f} GB free on {where}"
+    if free < min(needed, TRAINING_BYTES):
+        return Check(
+            name, "fail", f"{text}; training needs at least {TRAINING_BYTES / _GB:.0f} GB", _FREE, True
+        )
+    if free < needed:
+        return Check(name, "warn", f"{text}; about {needed / _GB:.0f} GB are needed", _FREE)
+    return Check(name, "ok", text)
+
+
+_FREE = "free some space (`docker system prune` removes stopped containers and unused images)"
+
+
+def _docker_disk_check(engine: Engine, about: EngineAbout, context: Context) -> Check:
+    name = "disk (images)"
+    if not about.local:
+        return Check(name, "skip", f"the engine at {about.host} is remote; check its disk there")
+    built = context.spec is not None and engine.image_id(context.spec.tag()) is not None
+    try:
+        free = shutil.disk_usage(about.root_dir).free
+    except OSError as exc:
+        return Check(name, "skip", f"cannot look at {about.root_dir}: {exc.strerror}")
+    return disk_check(name, free, TRAINING_BYTES if built else FIRST_BUILD_BYTES, about.root_dir)
+
+
+def inotify_check(max_watches: int | None, folders: int) -> Check:
+    """watch needs one inotify watch per folder of the bot; editors and other tools share the same per-user limit."""
+    name = "inotify limit"
+    if max_watches is None:
+        return Check(name, "skip", "no inotify on this system; watch uses the platform's own file events")
+    text = f"fs.inotify.max_user_watches is {max_watches}; watching this bot takes {folders}"
+    if max_watches < folders * 2:
+        return Check(name, "fail", f"{text}: `rasa-gpu watch` will not start", INOTIFY_FIX)
+    if max_watches < INOTIFY_COMFORTABLE:
+        return Check(name, "warn", f"{text}; editors share the limit and may run out", INOTIFY_FIX)
+    return Check(name, "ok", text)
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        return int(Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _folder_count(project: BotProject | None) -> int:
+    if project is None:
+        return 0
+    return 1 + sum(len(dirnames) for _, dirnames, _ in os.walk(project.root))
+
+
+def blocking_failures(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if c.status == "fail" and c.blocking]

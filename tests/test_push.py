@@ -1,0 +1,223 @@
+"""`rasa-gpu push` end to end, against a real registry (Debian's docker-registry package) with a real login:
+refused without `docker login`, pushed with it, listed by the registry's own API, pulled back on a second engine by
+`rasa-gpu build --registry` (nothing built), and run there."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLE_BOT, _require_docker, run_cli
+
+USER = "rasa-gpu-test"
+
+
+def assert_one_line_error(result, *needles: str) -> str:
+    assert result.returncode != 0, result.output
+    assert "Traceback" not in result.output
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    for needle in needles:
+        assert needle in line, line
+    return line
+
+
+def test_bad_registry_is_one_line_without_a_traceback():
+    assert_one_line_error(run_cli("push", str(EXAMPLE_BOT), "--registry", "bad registry!"), "--registry")
+
+
+# ---- a real registry ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Registry:
+    host: str  # 127.0.0.1:PORT, as it appears in image names
+    password: str
+    logged_in: Path  # a DOCKER_CONFIG folder with the login
+    logged_out: Path  # a DOCKER_CONFIG folder without any login
+
+    def get(self, path: str, accept: str | None = None) -> tuple[dict, dict[str, str]]:
+        """GET from the registry's HTTP API with basic auth; returns the JSON body and the headers."""
+        request = urllib.request.Request(f"http://{self.host}{path}")
+        token = base64.b64encode(f"{USER}:{self.password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        if accept:
+            request.add_header("Accept", accept)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read()), dict(response.headers)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> Iterator[Registry]:
+    """docker-registry on a free port of 127.0.0.1 (an insecure registry for every Docker engine by default), with
+    filesystem storage in a temporary folder and an htpasswd (bcrypt) login."""
+    binary, htpasswd = shutil.which("docker-registry"), shutil.which("htpasswd")
+    if not binary or not htpasswd:
+        missing = " and ".join(n for n, p in (("docker-registry", binary), ("htpasswd", htpasswd)) if not p)
+        message = f"{missing} not installed; `sudo bash scripts/registry.sh` installs them"
+        if _require_docker():
+            pytest.fail(f"{message} (this run requires the push tests)")
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("registry")
+    password = secrets.token_hex(12)
+    line = subprocess.run(
+        [htpasswd, "-Bbn", USER, password], capture_output=True, text=True, check=True
+    ).stdout
+    (root / "htpasswd").write_text(line.strip() + "\n")
+    port = _free_port()
+    (root / "config.yml").write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"auth:\n  htpasswd:\n    realm: rasa-gpu-test\n    path: {root / 'htpasswd'}\n"
+    )
+    host = f"127.0.0.1:{port}"
+    logged_in, logged_out = root / "docker-login", root / "docker-no-login"
+    logged_in.mkdir()
+    logged_out.mkdir()
+    auth = base64.b64encode(f"{USER}:{password}".encode()).decode()
+    (logged_in / "config.json").write_text(json.dumps({"auths": {host: {"auth": auth}}}))
+    log = (root / "registry.log").open("w")
+    process = subprocess.Popen(
+        [binary, "serve", str(root / "config.yml")], stdout=log, stderr=subprocess.STDOUT
+    )
+    reg = Registry(host=host, password=password, logged_in=logged_in, logged_out=logged_out)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                reg.get("/v2/")
+                break
+            except (urllib.error.URLError, ConnectionError) as exc:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(
+                        f"docker-registry did not answer on {host} ({exc}): {(root / 'registry.log').read_text()}"
+                    )
+                time.sleep(0.2)
+        yield reg
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        shutil.rmtree(
+            root / "data", ignore_errors=True
+        )  # about 1 GB of blobs; pytest keeps its last temp folders
+
+
+def _restore_on_stub(host: str, tag: str) -> None:
+    """Put the training image back on the second engine if a failed test left it without (other tests use it)."""
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    stub_env = {**env, "DOCKER_HOST": host}
+    if subprocess.run(["docker", "image", "inspect", tag], env=stub_env, capture_output=True).returncode == 0:
+        return
+    save = subprocess.Popen(["docker", "save", tag], stdout=subprocess.PIPE, env=env)
+    subprocess.run(["docker", "load"], stdin=save.stdout, env=stub_env, capture_output=True)
+    save.wait()
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_push_pull_back_on_another_engine_and_run(registry, built_image, docker_client, stub_engine):
+    import docker
+
+    digest_of_tag = built_image.rsplit("-", 1)[1]
+    expected_ref = f"{registry.host}/rasa-gpu:3.6.21-tf2.12.0-gpu-{digest_of_tag}"
+    stub = docker.DockerClient(base_url=stub_engine)
+    main_id = docker_client.images.get(built_image).id
+    try:
+        # (a) Without `docker login`: refused, one line that says what to do, and no registry name left behind.
+        refused = run_cli(
+            "push",
+            str(EXAMPLE_BOT),
+            "--registry",
+            registry.host,
+            env={"DOCKER_CONFIG": str(registry.logged_out)},
+        )
+        assert_one_line_error(refused, "refused the push (not logged in)", f"docker login {registry.host}")
+        with pytest.raises(docker.errors.ImageNotFound):
+            docker_client.images.get(expected_ref)
+
+        # (b) With the login: the ref and the digest on stdout, and the registry lists the tag.
+        started = time.monotonic()
+        pushed = run_cli(
+            "push",
+            str(EXAMPLE_BOT),
+            "--registry",
+            registry.host,
+            env={"DOCKER_CONFIG": str(registry.logged_in)},
+        )
+        push_seconds = time.monotonic() - started
+        assert pushed.returncode == 0, pushed.output
+        [line] = pushed.stdout.splitlines()
+        ref, digest = line.split()
+        assert ref == expected_ref and re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
+        tags, _ = registry.get("/v2/rasa-gpu/tags/list")
+        assert tags == {"name": "rasa-gpu", "tags": [f"3.6.21-tf2.12.0-gpu-{digest_of_tag}"]}
+        _, headers = registry.get(
+            f"/v2/rasa-gpu/manifests/3.6.21-tf2.12.0-gpu-{digest_of_tag}",
+            accept="application/vnd.docker.distribution.manifest.v2+json",
+        )
+        assert headers["Docker-Content-Digest"] == digest
+        size = docker_client.images.get(built_image).attrs["Size"]
+        print(f"\npush of the {size / 1e9:.2f} GB image: {push_seconds:.1f} s")
+
+        # (c) On the second engine, without the image at all: build pulls it back, builds nothing.
+        image = stub.images.get(built_image)
+        for name in image.tags:
+            stub.images.remove(name, force=True)
+        with pytest.raises(docker.errors.ImageNotFound):
+            stub.images.get(image.id)
+        started = time.monotonic()
+        pulled = run_cli(
+            "build",
+            str(EXAMPLE_BOT),
+            "--registry",
+            registry.host,
+            env={"DOCKER_HOST": stub_engine, "DOCKER_CONFIG": str(registry.logged_in)},
+        )
+        pull_seconds = time.monotonic() - started
+        assert pulled.returncode == 0, pulled.output
+        assert f"{built_image} pulled from the registry as {expected_ref} (nothing built)" in pulled.stdout
+        assert "Step " not in pulled.output
+        assert stub.images.get(built_image).id == main_id
+        print(f"pull back on the second engine (rasa-gpu build --registry): {pull_seconds:.1f} s")
+
+        # (d) And it runs.
+        out = stub.containers.run(
+            built_image,
+            ["-c", "import rasa; print(rasa.__version__)"],
+            entrypoint=["python3"],
+            network_mode="none",
+            remove=True,
+        )
+        assert "3.6.21" in out.decode()
+    finally:
+        _restore_on_stub(stub_engine, built_image)
+        for client in (docker_client, stub):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(expected_ref)
+        stub.close()
