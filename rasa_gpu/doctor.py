@@ -72,9 +72,11 @@ def run(
         about = engine.about()
     except RasaGpuError as exc:
         yield Check("engine", "fail", exc.message.split("; ")[0], START_HINT, blocking=True)
-        for name in ("training image", "NVIDIA runtime", "GPU smoke test", "disk (images)"):
+        yield compose_check()
+        for name in ("training image", "NVIDIA runtime", "GPU smoke test"):
             yield Check(name, "skip", "no Docker engine to ask")
         yield driver_check(host_driver_version(), context.release, context.gpu_mode)
+        yield Check("disk (images)", "skip", "no Docker engine to ask")
         yield from _host_checks(context)
         return
     yield Check("engine", "ok", f"Docker {about.version} (API {about.api_version}) at {about.host}")
