@@ -252,11 +252,7 @@ def run_benchmark(
                 run = timed_training(
                     engine, project, image, options.overrides, requests[name], on_event, limits
                 )
-                record.device, record.wall_seconds, record.components = (
-                    run.device,
-                    run.wall_seconds,
-                    run.components,
-                )
+                record.measured(run.device, run.wall_seconds, run.components)
         except GpuUnavailable as exc:
             device.available, device.reason = False, exc.message
             on_event(Notice(f"GPU not measured: {exc.message}", "warn"))

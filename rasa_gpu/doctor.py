@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -62,13 +62,31 @@ class Context:
     release: RasaRelease | None = None
 
 
-def run(
-    context: Context, bot_check: Check, engine_connect: Callable[[], Engine] = Engine.connect
-) -> Iterator[Check]:
+@dataclass(frozen=True)
+class LocalImages:
+    """Which of the bot's images this engine already has, asked once for every check that needs it."""
+
+    built: str | None  # the training image's tag, when it is built
+    base: str | None  # its base image, when that is here
+
+    @classmethod
+    def of(cls, engine: Engine, spec: ImageSpec | None) -> LocalImages:
+        if spec is None:
+            return cls(None, None)
+        here = [ref if engine.image_id(ref) is not None else None for ref in (spec.tag(), spec.base_image)]
+        return cls(*here)
+
+    @property
+    def probe(self) -> str | None:
+        """An image to start probe containers from."""
+        return self.built or self.base
+
+
+def run(context: Context, bot_check: Check) -> Iterator[Check]:
     """All checks in order, one at a time (the GPU smoke test takes a few seconds)."""
     yield bot_check
     try:
-        engine = engine_connect()
+        engine = Engine.connect()
         about = engine.about()
     except RasaGpuError as exc:
         yield Check("engine", "fail", exc.message.split("; ")[0], START_HINT, blocking=True)
@@ -81,13 +99,14 @@ def run(
         return
     yield Check("engine", "ok", f"Docker {about.version} (API {about.api_version}) at {about.host}")
     yield compose_check()
-    yield _image_check(engine, context)
-    runtime = runtime_check(engine, about, context)
+    images = LocalImages.of(engine, context.spec)
+    yield _image_check(engine, context, images)
+    runtime = runtime_check(engine, about, context, images)
     yield runtime
-    smoke, driver_in_container = _smoke_test(engine, context, runtime)
+    smoke, driver_in_container = _smoke_test(engine, context, runtime, images)
     yield smoke
     yield driver_check(host_driver_version() or driver_in_container, context.release, context.gpu_mode)
-    yield _docker_disk_check(engine, about, context)
+    yield _docker_disk_check(about, images)
     yield from _host_checks(context)
 
 
@@ -146,14 +165,14 @@ def compose_check() -> Check:
     return Check("compose", "ok", f"docker compose {compose.version} (v2)")
 
 
-def _image_check(engine: Engine, context: Context) -> Check:
+def _image_check(engine: Engine, context: Context, images: LocalImages) -> Check:
     spec = context.spec
     if spec is None:
         return Check("training image", "skip", "no bot, so no image to look for")
     tag = spec.tag()
-    if engine.image_id(tag) is not None:
+    if images.built:
         return Check("training image", "ok", f"{tag} is built ({engine.image_size(tag) / _GB:.1f} GB)")
-    if engine.image_id(spec.base_image) is not None:
+    if images.base:
         return Check(
             "training image", "ok", f"not built yet; the first train builds {tag} on {spec.base_image}"
         )
@@ -180,10 +199,10 @@ def _gpu_problem(name: str, detail: str, fix: str, mode: str) -> Check:
     return Check(name, "warn", f"{detail}; `--gpu auto` trains on the CPU", fix)
 
 
-def runtime_check(engine: Engine, about: EngineAbout, context: Context) -> Check:
+def runtime_check(engine: Engine, about: EngineAbout, context: Context, images: LocalImages) -> Check:
     if context.gpu_mode == "off":
         return Check("NVIDIA runtime", "skip", "--gpu off")
-    probe_image = _local_image(engine, context)
+    probe_image = images.probe
     if probe_image is None:
         return Check("NVIDIA runtime", "skip", "no local image to start a probe container from yet")
     runtimes = ", ".join(about.runtimes) or "none listed"
@@ -229,13 +248,15 @@ def parse_smoke_output(lines: list[str]) -> SmokeResult:
     return SmokeResult(gpus, smi_error, tf_gpus)
 
 
-def _smoke_test(engine: Engine, context: Context, runtime: Check) -> tuple[Check, str | None]:
+def _smoke_test(
+    engine: Engine, context: Context, runtime: Check, images: LocalImages
+) -> tuple[Check, str | None]:
     """nvidia-smi and TensorFlow's device list in the training image, with a GPU request. Returns the check and
     the driver version nvidia-smi reported (for the driver check when the host has no nvidia-smi)."""
     name = "GPU smoke test"
     if runtime.status != "ok":
         return Check(name, "skip", "needs a working NVIDIA runtime"), None
-    if context.spec is None or engine.image_id(context.spec.tag()) is None:
+    if context.spec is None or images.built is None:
         return Check(
             name, "skip", "the training image is not built yet; `rasa-gpu build BOT`, then doctor"
         ), None
@@ -346,12 +367,6 @@ def _version_tuple(text: str) -> tuple[int, ...] | None:
     return tuple(int(part) for part in text.strip().split("."))
 
 
-def _local_image(engine: Engine, context: Context) -> str | None:
-    """An image that is already here, to start probe containers from."""
-    candidates = [context.spec.tag(), context.spec.base_image] if context.spec else []
-    return next((ref for ref in candidates if engine.image_id(ref) is not None), None)
-
-
 # ---- disk and inotify ----------------------------------------------------------------------------------------------
 
 
@@ -369,11 +384,11 @@ def disk_check(name: str, free: int, needed: int, where: str) -> Check:
 _FREE = "free some space (`docker system prune` removes stopped containers and unused images)"
 
 
-def _docker_disk_check(engine: Engine, about: EngineAbout, context: Context) -> Check:
+def _docker_disk_check(about: EngineAbout, images: LocalImages) -> Check:
     name = "disk (images)"
     if not about.local:
         return Check(name, "skip", f"the engine at {about.host} is remote; check its disk there")
-    built = context.spec is not None and engine.image_id(context.spec.tag()) is not None
+    built = images.built is not None
     try:
         free = shutil.disk_usage(about.root_dir).free
     except OSError as exc:

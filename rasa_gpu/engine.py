@@ -208,14 +208,9 @@ class Engine:
         return True
 
     def pull(self, ref: str, on_line: LineSink) -> None:
-        repository, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
+        """Pull a base image; a registry that cannot give it is RegistryUnreachable, with the way around it."""
         try:
-            for event in self.api.pull(repository, tag=tag, stream=True, decode=True):
-                if "error" in event:
-                    raise docker.errors.APIError(event["error"])
-                status = event.get("status", "")
-                if status and "id" not in event:
-                    on_line(status)
+            self._pull_stream(ref, on_line)
         except docker.errors.APIError as exc:
             reason = str(exc.explanation or exc).strip().splitlines()[0]
             raise RegistryUnreachable(
@@ -257,9 +252,9 @@ class Engine:
         digest = ""
         try:
             for event in self.api.push(repository, tag=tag, stream=True, decode=True):
-                if "error" in event or "errorDetail" in event:
-                    message = event.get("error") or (event.get("errorDetail") or {}).get("message", "")
-                    raise PushError(_registry_problem("push", ref, str(message)))
+                message = _event_error(event)
+                if message is not None:
+                    raise PushError(_registry_problem("push", ref, message))
                 aux = event.get("aux") or {}
                 if aux.get("Digest"):
                     digest = str(aux["Digest"])
@@ -273,20 +268,24 @@ class Engine:
     def pull_published(self, ref: str, on_line: LineSink) -> str | None:
         """Pull an image by its registry name; returns its id, or None when the registry answers but does not have
         it. A registry that does not answer or refuses (no login) raises PullError."""
-        repository, tag = _split_ref(ref)
-        layers = _LayerProgress("pulled", on_line)
         try:
-            for event in self.api.pull(repository, tag=tag, stream=True, decode=True):
-                if "error" in event or "errorDetail" in event:
-                    message = event.get("error") or (event.get("errorDetail") or {}).get("message", "")
-                    raise docker.errors.APIError(str(message))
-                layers.feed(event)
+            self._pull_stream(ref, on_line)
         except docker.errors.APIError as exc:
             message = str(exc.explanation or exc)
             if _is_not_found(message) and not _is_auth_problem(message):
                 return None
             raise PullError(_registry_problem("pull", ref, message)) from None
         return self.image_id(ref)
+
+    def _pull_stream(self, ref: str, on_line: LineSink) -> None:
+        """Pull, reporting progress a few lines at a time; an error event becomes an APIError."""
+        repository, tag = _split_ref(ref)
+        layers = _LayerProgress("pulled", on_line)
+        for event in self.api.pull(repository, tag=tag, stream=True, decode=True):
+            message = _event_error(event)
+            if message is not None:
+                raise docker.errors.APIError(message)
+            layers.feed(event)
 
     def build(
         self, context: bytes, *, tag: str, target: str, labels: dict[str, str], on_line: LineSink
@@ -307,8 +306,8 @@ class Engine:
                 decode=True,
             )
             for event in stream:
-                if "error" in event or "errorDetail" in event:
-                    message = event.get("error") or event["errorDetail"].get("message", "")
+                message = _event_error(event)
+                if message is not None:
                     raise BuildError(
                         f"image build failed at {step or 'the first step'}: {message.strip().splitlines()[-1]}",
                         details=list(tail),
@@ -330,7 +329,7 @@ class Engine:
         return image_id
 
     def import_rootfs(self, tar_path: Path, ref: str, changes: list[str]) -> str:
-        repository, _, tag = ref.rpartition(":")
+        repository, tag = _split_ref(ref)
         try:
             self.api.import_image_from_file(str(tar_path), repository=repository, tag=tag, changes=changes)
         except docker.errors.APIError as exc:
@@ -528,6 +527,13 @@ class Compose:
 
 
 # ---- registries ----------------------------------------------------------------------------------------------------
+
+
+def _event_error(event: dict[str, Any]) -> str | None:
+    """The error message of a build, pull or push stream event, or None."""
+    if "error" not in event and "errorDetail" not in event:
+        return None
+    return str(event.get("error") or (event.get("errorDetail") or {}).get("message", ""))
 
 
 def _split_ref(ref: str) -> tuple[str, str]:

@@ -108,6 +108,10 @@ class Run:
     tool_version: str | None = __version__
     id: int | None = None
 
+    def measured(self, device: str, wall_seconds: float, components: dict[str, float]) -> None:
+        """What the training container showed: where it trained, how long, and each component's time."""
+        self.device, self.wall_seconds, self.components = device, wall_seconds, components
+
     def finish(self, exc: BaseException | None = None) -> None:
         """Set the end time and, from the exception that ended the run (if any), its status."""
         self.ended_at = now()

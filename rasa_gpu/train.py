@@ -110,7 +110,8 @@ def train(
     engine = engine or Engine.connect()
     with _bot_lock(project, options.wait, on_event):
         _remove_leftovers(engine, project, on_event)
-        fingerprint = _fingerprint(project, spec, options)
+        inputs = project.inputs_digest()
+        fingerprint = _fingerprint(inputs, spec, options)
         if not options.force and (previous := _unchanged_model(project, fingerprint)) is not None:
             return TrainResult(
                 model=previous["model_path"],
@@ -123,7 +124,7 @@ def train(
             )
         record = history.Run(
             kind="train",
-            bot_fingerprint=project.inputs_digest(),
+            bot_fingerprint=inputs,
             rasa_version=spec.release.version,
             tensorflow=spec.release.tensorflow,
             image=spec.tag(),
@@ -156,11 +157,7 @@ def train(
                 components=outcome.components,
                 restored=outcome.restored,
             )
-            record.device, record.wall_seconds, record.components = (
-                result.device,
-                result.wall_seconds,
-                result.components,
-            )
+            record.measured(result.device, result.wall_seconds, result.components)
             record.model_path, record.model_sha256 = project.relative(model), history.file_sha256(model)
             _save_state(project, fingerprint, result)
         result.run_id = record.id
@@ -283,9 +280,10 @@ def _remove_leftovers(engine: Engine, project: BotProject, on_event: EventSink) 
         )
 
 
-def _fingerprint(project: BotProject, spec: ImageSpec, options: TrainOptions) -> str:
+def _fingerprint(inputs: str, spec: ImageSpec, options: TrainOptions) -> str:
+    """What decides the model: the training inputs' digest, the Rasa release, the image, rasa args, overrides."""
     parts = {
-        "inputs": project.inputs_digest(),
+        "inputs": inputs,
         "rasa": spec.release.version,
         "image": spec.tag(),
         "args": options.rasa_args,

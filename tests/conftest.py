@@ -52,6 +52,17 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900)
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def assert_one_line_error(result: CliResult, code: int | None, *needles: str) -> str:
+    """The CLI failed as it should: exit `code` (None: any non-zero), one `error:` line holding every needle, no
+    traceback. Returns the line."""
+    assert result.returncode == code if code is not None else result.returncode != 0, result.output
+    assert "Traceback" not in result.output
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    for needle in needles:
+        assert needle in line, line
+    return line
+
+
 def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         cli_command(*args),

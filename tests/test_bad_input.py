@@ -7,16 +7,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import EXAMPLE_BOT, copy_bot, leftover_containers, models, run_cli
-
-
-def assert_one_line_error(result, code: int, *needles: str) -> str:
-    assert result.returncode == code, result.output
-    assert "Traceback" not in result.output
-    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    for needle in needles:
-        assert needle in line, line
-    return line
+from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, leftover_containers, models, run_cli
 
 
 @pytest.fixture
