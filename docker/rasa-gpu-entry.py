@@ -3,13 +3,21 @@
 With RASA_GPU_MODE unset (GPU not requested) it goes straight to Rasa. With RASA_GPU_MODE=auto or on it first
 lists TensorFlow's GPUs and prints them after the RASA_GPU_DEVICES marker; with "on" and no GPU it exits 86 so
 that nobody trains on the CPU believing it is the GPU.
+
+With RASA_GPU_TIED=1 the container lives only as long as the rasa-gpu command that started it: that command holds
+stdin open, and when stdin closes (the command ended, even by SIGKILL) this process exits.
+
+`rasa run` gets its auth token from the environment (RASA_AUTH_TOKEN), added to Rasa's arguments inside this
+process, so the token never appears in a command line that `ps` can show.
 """
 
 import json
 import os
 import sys
+import threading
 
 NO_GPU_EXIT = 86
+WRAPPER_GONE_EXIT = 143
 
 
 def report_gpus(mode: str) -> None:
@@ -27,13 +35,36 @@ def report_gpus(mode: str) -> None:
         sys.exit(NO_GPU_EXIT)
 
 
+def end_with_wrapper() -> None:
+    def watch_stdin() -> None:
+        try:
+            while os.read(0, 65536):
+                pass
+        except OSError:
+            pass
+        print("rasa-gpu-entry: the rasa-gpu command that started this container is gone; stopping", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(WRAPPER_GONE_EXIT)
+
+    threading.Thread(target=watch_stdin, name="rasa-gpu-wrapper-watch", daemon=True).start()
+
+
+def rasa_arguments(args: list) -> list:
+    token = os.environ.pop("RASA_AUTH_TOKEN", "")
+    if args[:1] == ["run"] and token and not any(a.split("=")[0] in ("--auth-token", "-t") for a in args):
+        return [*args, "--auth-token", token]
+    return args
+
+
 def main() -> None:
+    if os.environ.get("RASA_GPU_TIED") == "1":
+        end_with_wrapper()
     mode = os.environ.get("RASA_GPU_MODE", "")
     if mode in ("auto", "on"):
         report_gpus(mode)
     from rasa.__main__ import main as rasa_main
 
-    sys.argv = ["rasa", *sys.argv[1:]]
+    sys.argv = ["rasa", *rasa_arguments(sys.argv[1:])]
     rasa_main()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,13 +18,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from . import __version__, history, progress, services, vscode
+from . import __version__, history, progress, services, signals, vscode
 from . import benchmark as benchmark_mod
 from . import doctor as doctor_mod
 from . import watch as watch_mod
-from .base_image import DEFAULT_NAME as DEFAULT_BASE_NAME
-from .base_image import SUITE_PYTHON, build_base_image
+from .base_image import DEFAULT_SUITE, SUITE_PYTHON, build_base_image, default_mirror, default_name
 from .compat import load_matrix
 from .engine import Compose, Engine
 from .errors import Interrupted, ProjectError, RasaGpuError, SettingsError
@@ -46,8 +45,15 @@ from .train import BuildOutput, Notice, TrainingStarted, TrainOptions, TrainResu
 
 T = TypeVar("T")
 # Piped output gets whole table rows rather than Rich's default of 80 columns.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: Rasa's "io.py:100:" must not become an emoji. Rich drops colours itself when output is not a terminal.
+out = Console(highlight=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
+
+
+def verbatim(line: str, style: str = "dim") -> Text:
+    """A line that Rasa, pip or Docker printed, shown as it was: no markup or emoji codes, its colour codes
+    turned into colours on a terminal and dropped elsewhere."""
+    return Text.from_ansi(line, style=style)
 
 
 # ---- shared options ------------------------------------------------------------------------------------------------
@@ -471,7 +477,7 @@ def build(
         return
     started = time.monotonic()
     result = ensure_image(
-        Engine.connect(), spec, lambda line: err.print(f"[dim]{escape(line)}[/]"), rebuild=image.rebuild
+        Engine.connect(), spec, lambda line: err.print(verbatim(line)), rebuild=image.rebuild
     )
     if result.pulled_from:
         verb = f"pulled from the registry as {result.pulled_from} (nothing built)"
@@ -484,25 +490,33 @@ def build(
 @click.option(
     "--suite",
     type=click.Choice(sorted(SUITE_PYTHON)),
-    default="bullseye",
+    default=DEFAULT_SUITE,
     show_default=True,
-    help="Debian release: bullseye has Python 3.9 (Rasa 3.x), buster Python 3.7 (Rasa 2.x).",
+    help="Debian release: bullseye has Python 3.9 (Rasa 3.1 and later), buster Python 3.7 (Rasa 2.x, 3.0).",
 )
-@click.option("--name", default=DEFAULT_BASE_NAME, show_default=True, help="Name:tag of the image to create.")
-@click.option("--mirror", metavar="URL", help="Debian mirror (default: debootstrap's).")
+@click.option(
+    "--name", help=f"Name:tag of the image to create (default: {default_name('<suite>')}, one per suite)."
+)
+@click.option(
+    "--mirror",
+    metavar="URL",
+    help=f"Debian mirror (default: debootstrap's; for buster {default_mirror('buster')}, as it left deb.debian.org).",
+)
 @click.option(
     "--if-needed",
     is_flag=True,
     help="Do nothing if the image exists or the default GPU base image can be pulled.",
 )
-def base_image_cmd(suite: str, name: str, mirror: str | None, if_needed: bool) -> None:
+def base_image_cmd(suite: str, name: str | None, mirror: str | None, if_needed: bool) -> None:
     """Build a Python base image from a Debian mirror (debootstrap + docker import), for hosts where no container
     registry answers. Use it with --base-image or `base_image` in rasa-gpu.toml.
 
     \b
-    Example:
+    Examples:
       sudo rasa-gpu base-image && rasa-gpu train example_bot --base-image rasa-gpu/base:bullseye
+      sudo rasa-gpu base-image --suite buster    # rasa-gpu/base:buster, Python 3.7, for Rasa 2.x
     """
+    name = name or default_name(suite)
     engine = Engine.connect()
     if if_needed:
         default = load_matrix().get(load_matrix().default).gpu_base_image
@@ -513,9 +527,7 @@ def base_image_cmd(suite: str, name: str, mirror: str | None, if_needed: bool) -
             out.print(f"{default} is available; no registry-less base needed", markup=False)
             return
     started = time.monotonic()
-    build_base_image(
-        engine, lambda line: err.print(f"[dim]{escape(line)}[/]"), suite=suite, name=name, mirror=mirror
-    )
+    build_base_image(engine, lambda line: err.print(verbatim(line)), suite=suite, name=name, mirror=mirror)
     out.print(
         f"{name} built in {time.monotonic() - started:.0f} s; use it with --base-image {name}", markup=False
     )
@@ -574,10 +586,11 @@ def watch(
     view = WatchView(verbose)
     try:
         watch_mod.watch(project, spec, options, view.handle)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         view.close()
-        err.print("rasa-gpu watch: stopped; no container left running", markup=False)
-        sys.exit(0)
+        what = exc.message if isinstance(exc, Interrupted) else "no training was running"
+        err.print(f"interrupted: rasa-gpu watch stopped; {what}", markup=False)
+        sys.exit(Interrupted.exit_code)
 
 
 @cli.command("benchmark")
@@ -649,8 +662,8 @@ def benchmark_cmd(
       rasa-gpu benchmark example_bot
       rasa-gpu benchmark example_bot --repeat 1 --set DIETClassifier.epochs=5 --cpus 2 --json
     """
-    project, settings, spec, why = _load(bot, image, set=overrides)
-    gpu_request = parse_gpu_request("on", gpus)
+    project, settings, spec, why = _load(bot, image, gpus=gpus, set=overrides)
+    gpu_request = parse_gpu_request("on", settings.gpus)  # the GPU runs use the GPUs train would use
     options = benchmark_mod.BenchmarkOptions(
         repeat=repeat,
         warmup=warmup,
@@ -720,8 +733,11 @@ def _print_benchmark(report: benchmark_mod.BenchmarkReport) -> None:
     help="auto (default): GPU problems are warnings, as train falls back to the CPU; on: they are blocking "
     "failures; off: skip the GPU checks.",
 )
+@click.option(
+    "--gpus", metavar="IDS", help="GPU device ids to check, e.g. 0,1 (default: settings, then all)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON on stdout.")
-def doctor(bot: str | None, image: ImageOptions, gpu: str | None, as_json: bool) -> None:
+def doctor(bot: str | None, image: ImageOptions, gpu: str | None, gpus: str | None, as_json: bool) -> None:
     """Check that this machine and BOT (default: the current folder, if it is a bot) are ready: the Docker engine,
     compose, the NVIDIA runtime, a GPU smoke test in the training image, the driver against the CUDA the bot's
     TensorFlow needs, disk space, the inotify limit for watch, and the bot itself. Each check says ok, warn, fail
@@ -732,7 +748,7 @@ def doctor(bot: str | None, image: ImageOptions, gpu: str | None, as_json: bool)
       rasa-gpu doctor example_bot
       rasa-gpu doctor example_bot --gpu on --json
     """
-    context, bot_check = _doctor_context(bot, image, gpu)
+    context, bot_check = _doctor_context(bot, image, gpu, gpus)
     checks: list[doctor_mod.Check] = []
     marks = {
         "ok": "[green]ok  [/]",
@@ -762,20 +778,21 @@ def doctor(bot: str | None, image: ImageOptions, gpu: str | None, as_json: bool)
 
 
 def _doctor_context(
-    bot: str | None, image: ImageOptions, gpu: str | None
+    bot: str | None, image: ImageOptions, gpu: str | None, gpus: str | None
 ) -> tuple[doctor_mod.Context, doctor_mod.Check]:
     """The bot doctor looks at and the check of the bot itself. A broken bot is a failed check, not an error."""
+    asked = parse_gpu_request(gpu, gpus)  # without a bot (or its settings): what the command line asked for
     try:
-        project, settings, spec, why = _load(bot or ".", image, gpu=gpu)
+        project, settings, spec, why = _load(bot or ".", image, gpu=gpu, gpus=gpus)
     except ProjectError as exc:
         if bot is not None:
-            return doctor_mod.Context(gpu or "auto"), doctor_mod.bot_failed(exc)
+            return doctor_mod.Context(asked), doctor_mod.bot_failed(exc)
         matrix = load_matrix()
         release = matrix.get(matrix.default)
-        return doctor_mod.Context(gpu or "auto", release=release), doctor_mod.no_bot(str(Path.cwd()))
+        return doctor_mod.Context(asked, release=release), doctor_mod.no_bot(str(Path.cwd()))
     except RasaGpuError as exc:
-        return doctor_mod.Context(gpu or "auto"), doctor_mod.bot_failed(exc)
-    context = doctor_mod.Context(settings.gpu or "auto", project, spec, spec.release)
+        return doctor_mod.Context(asked), doctor_mod.bot_failed(exc)
+    context = doctor_mod.Context(parse_gpu_request(settings.gpu, settings.gpus), project, spec, spec.release)
     return context, doctor_mod.bot_ok(project, spec.release, why)
 
 
@@ -1035,7 +1052,7 @@ def push(bot: str, image: ImageOptions, image_name: str | None, as_json: bool) -
         spec,
         settings.registry,
         settings.image_name or DEFAULT_IMAGE_NAME,
-        lambda line: err.print(f"[dim]{escape(line)}[/]"),
+        lambda line: err.print(verbatim(line)),
         rebuild=image.rebuild,
     )
     seconds = time.monotonic() - started
@@ -1099,7 +1116,7 @@ class TrainView:
             label = "warning: " if event.level == "warn" else ""
             self.bars.console.print(f"[{style}]{label}{escape(event.text)}[/]")
         elif isinstance(event, BuildOutput):
-            self.bars.console.print(f"[dim]{escape(event.text)}[/]")
+            self.bars.console.print(verbatim(event.text))
         elif isinstance(event, TrainingStarted):
             where = "on the CPU" if event.gpu == "none" else f"with {event.gpu}"
             self.bars.console.print(f"training in {escape(event.image)} {where}")
@@ -1120,7 +1137,7 @@ class TrainView:
                 )
             self.bars.update(self.task, completed=event.epoch, total=event.total, metrics=metrics)
         elif isinstance(event, progress.LogLine) and self.verbose:
-            self.bars.console.print(escape(event.text), style="dim")
+            self.bars.console.print(verbatim(event.text))
 
     def _drop_bar(self) -> None:
         if self.task is not None:
@@ -1165,7 +1182,7 @@ class WatchView:
             self.close()
             err.print(f"error: {event.error.message}", markup=False)
             for line in event.error.details[-10:]:
-                err.print(f"  │ {line}", markup=False)
+                err.print(Text("  │ ") + verbatim(line, style=""))
             err.print("rasa-gpu watch: training failed; the previous model keeps serving", markup=False)
         elif isinstance(event, watch_mod.Trained):
             self.close()
@@ -1216,29 +1233,22 @@ def _print_summary(result: TrainResult) -> None:
 # ---- entry point ---------------------------------------------------------------------------------------------------
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI: expected errors become one line and an exit code, never a traceback."""
-    # SIGTERM (docker stop, kill) and SIGHUP (a closed terminal or VS Code ending a task) clean up like Ctrl+C.
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    signal.signal(signal.SIGHUP, _on_sigterm)
-    # Ctrl+C always stops cleanly, even when a parent started us with SIGINT ignored (a background job of a
-    # non-interactive shell inherits SIG_IGN, and Python then installs no handler of its own).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signals.install()  # again: main() is also called on its own (tests, python -m rasa_gpu.cli)
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="rasa-gpu", standalone_mode=False)
     except RasaGpuError as exc:
         err.print(f"[bold red]error:[/] {escape(exc.message)}")
         for line in exc.details:
-            err.print(f"  [dim]│[/] {escape(line)}")
+            err.print(Text("  │ ", style="dim") + verbatim(line, style=""))
         sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.Abort):
-        err.print(
-            "[bold red]interrupted:[/] stopped and removed the training container; no model was written"
-        )
+    except (KeyboardInterrupt, click.Abort) as exc:
+        # Interrupted says what the command did about it; a bare KeyboardInterrupt came before anything was started
+        # or from a command that has nothing to undo.
+        cause = exc.__cause__ if isinstance(exc, click.Abort) else exc  # click wraps Ctrl+C in Abort
+        message = cause.message if isinstance(cause, Interrupted) else "stopped before finishing"
+        err.print(f"[bold red]interrupted:[/] {escape(message)}")
         sys.exit(Interrupted.exit_code)
     except click.ClickException as exc:
         exc.show()

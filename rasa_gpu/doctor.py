@@ -56,10 +56,19 @@ class Check:
 class Context:
     """What doctor was asked about: the bot (if any), the image train would use, and the GPU mode."""
 
-    gpu_mode: str  # auto | on | off
+    gpu: gpu_rules.GpuRequest  # the mode and the devices, from the settings and the command line as for train
     project: BotProject | None = None
     spec: ImageSpec | None = None
     release: RasaRelease | None = None
+
+    @property
+    def gpu_mode(self) -> str:
+        return self.gpu.mode
+
+    @property
+    def probe_request(self) -> gpu_rules.GpuRequest:
+        """What the GPU checks ask the engine for: the GPUs train would use."""
+        return gpu_rules.GpuRequest("on", self.gpu.device_ids)
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,8 @@ def run(context: Context, bot_check: Check) -> Iterator[Check]:
         yield from _host_checks(context)
         return
     yield Check("engine", "ok", f"Docker {about.version} (API {about.api_version}) at {about.host}")
+    if context.project is not None:
+        yield leftovers_check(engine, context.project)
     yield compose_check()
     images = LocalImages.of(engine, context.spec)
     yield _image_check(engine, context, images)
@@ -108,6 +119,14 @@ def run(context: Context, bot_check: Check) -> Iterator[Check]:
     yield driver_check(host_driver_version() or driver_in_container, context.release, context.gpu_mode)
     yield _docker_disk_check(about, images)
     yield from _host_checks(context)
+
+
+def leftovers_check(engine: Engine, project: BotProject) -> Check:
+    """Containers that a killed rasa-gpu on this host left for this bot are removed, as every bot command does."""
+    removed = engine.remove_orphans(project.root)
+    if removed:
+        return Check("leftovers", "ok", f"removed {removed} container(s) that a killed rasa-gpu left behind")
+    return Check("leftovers", "ok", "no container of a killed rasa-gpu on this host")
 
 
 def _host_checks(context: Context) -> Iterator[Check]:
@@ -206,12 +225,12 @@ def runtime_check(engine: Engine, about: EngineAbout, context: Context, images: 
     if probe_image is None:
         return Check("NVIDIA runtime", "skip", "no local image to start a probe container from yet")
     runtimes = ", ".join(about.runtimes) or "none listed"
-    if engine.gpu_request_works(probe_image, gpu_rules.GpuRequest("on")):
+    if engine.gpu_request_works(probe_image, context.probe_request):
         return Check("NVIDIA runtime", "ok", f"the engine grants GPU requests (runtimes: {runtimes})")
     return _gpu_problem(
         "NVIDIA runtime",
         f"the engine refuses GPU requests: no NVIDIA runtime registered (runtimes: {runtimes})",
-        gpu_rules.TOOLKIT_HINT.split(", or ")[0],
+        gpu_rules.TOOLKIT_HINT,
         context.gpu_mode,
     )
 
@@ -266,7 +285,7 @@ def _smoke_test(
         entrypoint=["sh"],
         name=f"rasa-gpu-doctor-{uuid.uuid4().hex[:8]}",
         labels=labels_for("doctor", context.project.root if context.project else Path("/")),
-        gpu=gpu_rules.GpuRequest("on"),
+        gpu=context.probe_request,
         environment={"HOME": "/tmp"},
     )
     code, lines = engine.run_to_completion(spec)

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,12 @@ from typing import Any
 import docker.errors
 from docker.models.containers import Container
 from docker.types import DeviceRequest, Mount
+from docker.utils.socket import frames_iter
 
 import docker
 
 from . import gpu as gpu_rules
+from . import signals
 from .errors import (
     BuildError,
     ComposeError,
@@ -35,6 +38,10 @@ from .errors import (
 )
 
 LABEL = "io.rasa-gpu"
+#: The Python (X.Y) of a base image, set by `rasa-gpu base-image`; read by image_python.
+PYTHON_LABEL = f"{LABEL}.python"
+#: Set in a tied container: the entry script then ends the container when its stdin closes.
+TIED_ENV = "RASA_GPU_TIED"
 LineSink = Callable[[str], None]
 
 START_HINT = (
@@ -59,17 +66,27 @@ class ContainerSpec:
     entrypoint: list[str] | None = None
     cpus: float | None = None  # e.g. 2.0: at most two cores' worth of CPU time
     memory: str | None = None  # e.g. "8g"
+    #: The container ends when rasa-gpu's process is gone, even after a SIGKILL: rasa-gpu holds its stdin open and
+    #: the image's entry script (docker/rasa-gpu-entry.py) exits when stdin closes.
+    tied: bool = False
+    stop_timeout: int = 2  # seconds between SIGTERM and SIGKILL when it has to be stopped
 
     def create_kwargs(self) -> dict[str, Any]:
+        environment = dict(self.environment)
+        if self.tied:
+            environment[TIED_ENV] = "1"
         kwargs: dict[str, Any] = {
             "image": self.image,
             "command": self.command,
             "name": self.name,
             "labels": self.labels,
-            "environment": self.environment,
+            "environment": environment,
             "mounts": [Mount(target=dst, source=src, type="bind") for src, dst in self.binds.items()],
             "init": True,  # PID 1 forwards SIGTERM to Rasa; without an init Rasa would ignore it
-            "detach": True,
+            "auto_remove": True,  # the engine removes it once it exits, whether rasa-gpu is still there or not
+            # Not detached with an open stdin: the engine sets StdinOnce, so stdin closes when rasa-gpu's attach ends.
+            "detach": not self.tied,
+            "stdin_open": self.tied,
         }
         if self.user:
             kwargs["user"] = self.user
@@ -93,6 +110,21 @@ class ContainerSpec:
         return kwargs
 
 
+#: Roles of containers that live only as long as the rasa-gpu process that started them (services are not among them).
+ORPHAN_ROLES = ("train", "chown", "probe")
+
+
+def _alive(pid: str) -> bool:
+    """Whether a process with this pid runs on this host (one we may not signal counts as running)."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return int(pid) > 0
+
+
 def labels_for(role: str, bot_root: Path, **extra: str) -> dict[str, str]:
     return {
         f"{LABEL}.role": role,
@@ -108,35 +140,53 @@ class RunningContainer:
 
     def __init__(self, container: Container) -> None:
         self._container = container
-        self._stream: Iterator[bytes] | None = None
+        self._socket: Any = None
+        self._exit: Any = None  # the engine's answer to "wait for the next exit", asked before the start
 
     @property
     def id(self) -> str:
         return str(self._container.id)
 
-    def attach(self) -> None:
-        """Connect to stdout/stderr before the start, so nothing is missed. Attaching gives the raw stream as it is
-        written; the log driver would hold back tqdm's \r updates until the next newline."""
-        self._stream = self._container.attach(stdout=True, stderr=True, stream=True, logs=True)
+    def attach(self, stdin: bool) -> None:
+        """Before the start: connect to stdout/stderr (and stdin, for a tied container) so nothing is missed, and
+        ask for the exit code (an auto-removed container cannot be asked afterwards). Attaching gives the raw stream
+        as it is written; the log driver would hold back tqdm's \r updates until the next newline."""
+        api = self._container.client.api
+        params = {"stdin": int(stdin), "stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
+        self._socket = api.attach_socket(self.id, params=params)
+        # docker-py's wait() blocks until the exit; this sends the same request and returns once it is registered.
+        self._exit = api._post(
+            api._url("/containers/{0}/wait", self.id),
+            params={"condition": "next-exit"},
+            stream=True,
+            timeout=None,
+        )
+        api._raise_for_status(self._exit)
 
     def output(self) -> Iterator[bytes]:
         """stdout and stderr as they come, until the container exits."""
         try:
-            if self._stream is not None:
-                yield from self._stream
-            else:
-                yield from self._container.logs(stream=True, follow=True, stdout=True, stderr=True)
-        except docker.errors.NotFound:
+            for _stream, data in frames_iter(self._socket, tty=False):
+                yield data
+        except (OSError, docker.errors.NotFound):
             return
 
     def wait(self) -> int:
         try:
-            return int(self._container.wait()["StatusCode"])
-        except docker.errors.NotFound:
+            return int(self._container.client.api._result(self._exit, json=True)["StatusCode"])
+        except (OSError, ValueError, KeyError, docker.errors.APIError):
             return 137
 
     def remove(self, stop_timeout: int = 8) -> None:
-        """Stop (SIGTERM, then SIGKILL after stop_timeout seconds) and remove. Safe to call twice."""
+        """Stop (SIGTERM, then SIGKILL after stop_timeout seconds) and wait until it is removed. Safe to call twice;
+        a signal that arrives meanwhile waits until it is done (see signals.deferred)."""
+        with signals.deferred():
+            self._remove(stop_timeout)
+            for connection in (self._socket, self._exit):
+                if connection is not None:
+                    connection.close()
+
+    def _remove(self, stop_timeout: int) -> None:
         try:
             self._container.stop(timeout=stop_timeout)
         except docker.errors.NotFound:
@@ -146,10 +196,16 @@ class RunningContainer:
         try:
             self._container.remove(force=True)
         except docker.errors.NotFound:
-            pass
+            return
         except docker.errors.APIError as exc:
             if "already in progress" not in str(exc):
                 raise
+        try:  # the engine's auto-remove got there first: wait until it is done
+            self._container.wait(condition="removed", timeout=30)
+        except (docker.errors.NotFound, docker.errors.APIError):
+            pass
+        except OSError:  # the wait timed out; the engine removes it anyway
+            pass
 
 
 class Engine:
@@ -198,6 +254,31 @@ class Engine:
             if exc.status_code == 404:
                 return None
             raise RasaGpuError(f"Docker could not inspect image {ref}: {exc.explanation}") from None
+
+    def image_python(self, ref: str) -> str | None:
+        """The Python (X.Y) of a local image: its io.rasa-gpu.python label, else what python3 says in a throw-away
+        container. None when the image has no python3 (or it says nothing a version looks like)."""
+        try:
+            config = self.api.inspect_image(ref).get("Config") or {}
+        except docker.errors.APIError as exc:
+            raise RasaGpuError(f"Docker could not inspect image {ref}: {exc.explanation or exc}") from None
+        label = str((config.get("Labels") or {}).get(PYTHON_LABEL, "")).strip()
+        if label:
+            return label
+        spec = ContainerSpec(
+            image=ref,
+            command=[],
+            entrypoint=["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            name=f"rasa-gpu-probe-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+            labels=labels_for("probe", Path("/")),
+        )
+        try:
+            code, lines = self.run_to_completion(spec)
+        except RasaGpuError:  # no python3 in it: the build says so itself
+            return None
+        version = lines[-1].strip() if lines else ""
+        parts = version.split(".")
+        return version if code == 0 and len(parts) == 2 and all(p.isdigit() for p in parts) else None
 
     def can_pull(self, ref: str) -> bool:
         """Whether a registry answers for this image, asked without downloading it."""
@@ -341,33 +422,32 @@ class Engine:
 
     # ---- containers -------------------------------------------------------------------------------------------
 
-    def start(self, spec: ContainerSpec) -> RunningContainer:
-        """Create and start. A GPU request the engine cannot serve becomes GpuUnavailable, with nothing left behind."""
+    @contextmanager
+    def running(self, spec: ContainerSpec) -> Iterator[RunningContainer]:
+        """Create and start a container that does not outlive the block: it is stopped and removed on the way out,
+        whatever ends the block (an error, Ctrl+C pressed any number of times). A GPU request the engine cannot
+        serve becomes GpuUnavailable, with nothing left behind."""
+        container = None
         try:
-            container = self.client.containers.create(**spec.create_kwargs())
-        except docker.errors.ImageNotFound:
-            raise RasaGpuError(f"image {spec.image} is missing; run `rasa-gpu build` first") from None
-        except docker.errors.APIError as exc:
-            raise self._container_error(exc) from None
-        running = RunningContainer(container)
-        try:
-            running.attach()
-            container.start()
-        except docker.errors.APIError as exc:
-            running.remove(stop_timeout=0)
-            raise self._container_error(exc) from None
-        except BaseException:
-            running.remove(stop_timeout=0)
-            raise
-        return running
+            with signals.deferred():  # create, attach and start are one step: a signal raises after it
+                try:
+                    container = RunningContainer(self.client.containers.create(**spec.create_kwargs()))
+                    container.attach(stdin=spec.tied)
+                    container._container.start()
+                except docker.errors.ImageNotFound:
+                    raise RasaGpuError(f"image {spec.image} is missing; run `rasa-gpu build` first") from None
+                except docker.errors.APIError as exc:
+                    raise self._container_error(exc) from None
+            yield container
+        finally:
+            if container is not None:
+                container.remove(stop_timeout=spec.stop_timeout)
 
     @staticmethod
     def _container_error(exc: docker.errors.APIError) -> RasaGpuError:
         message = str(exc.explanation or exc)
         if gpu_rules.is_missing_gpu_driver(message):
-            return GpuUnavailable(
-                f"this Docker engine has no NVIDIA runtime for GPU requests; {gpu_rules.TOOLKIT_HINT}"
-            )
+            return GpuUnavailable(f"{gpu_rules.NO_RUNTIME}; {gpu_rules.TOOLKIT_HINT}")
         return RasaGpuError(f"Docker could not start the container: {message}")
 
     def remove_leftovers(self, labels: dict[str, str]) -> int:
@@ -379,14 +459,24 @@ class Engine:
             removed += 1
         return removed
 
+    def remove_orphans(self, bot_root: Path) -> int:
+        """Remove the containers that rasa-gpu on this host started for this bot and whose rasa-gpu process is gone
+        (SIGKILL, power loss); returns how many. Containers of live rasa-gpu processes and of other hosts sharing
+        this engine are left alone."""
+        filters = {"label": [f"{LABEL}.bot={bot_root}", f"{LABEL}.host={socket.gethostname()}"]}
+        removed = 0
+        for container in self.client.containers.list(all=True, filters=filters):
+            role = container.labels.get(f"{LABEL}.role")
+            if role in ORPHAN_ROLES and not _alive(container.labels.get(f"{LABEL}.pid", "")):
+                RunningContainer(container).remove(stop_timeout=2)
+                removed += 1
+        return removed
+
     def run_to_completion(self, spec: ContainerSpec) -> tuple[int, list[str]]:
         """Run a short helper container; returns exit code and its output lines. The container is always removed."""
-        running = self.start(spec)
-        try:
+        with self.running(spec) as running:
             lines = b"".join(running.output()).decode("utf-8", errors="replace").splitlines()
             return running.wait(), lines
-        finally:
-            running.remove(stop_timeout=1)
 
     # ---- services (containers that compose started) -----------------------------------------------------------
 

@@ -86,10 +86,17 @@ class ServicesError(RasaGpuError):
     """The services cannot start or did not become healthy (a busy port, no model, an unhealthy service)."""
 
 
-class Interrupted(RasaGpuError):
-    """Ctrl+C or SIGTERM: everything started was stopped and removed."""
+class Interrupted(KeyboardInterrupt):
+    """Ctrl+C, SIGTERM or SIGHUP, with what the command did about it (the message says what really happened).
+
+    A KeyboardInterrupt, not a RasaGpuError: code that carries on after an error (watch) must not carry on after this.
+    """
 
     exit_code = 130
+
+    def __init__(self, message: str = "interrupted") -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class PushError(RasaGpuError):

@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .errors import SettingsError
+from .errors import GpuUnavailable, SettingsError
 
 #: Printed by the entry script inside the container, followed by a JSON list of the GPUs TensorFlow sees.
 DEVICES_MARKER = "RASA_GPU_DEVICES "
 #: Exit code of the entry script when --gpu on was asked for and TensorFlow sees no GPU.
 EXIT_NO_GPU_IN_TF = 86
 
+NO_RUNTIME = "this Docker engine has no NVIDIA runtime for GPU requests"
 TOOLKIT_HINT = (
     "install the NVIDIA Container Toolkit on this host and restart Docker "
-    "(https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/install-guide.html), "
-    "or train on the CPU with --gpu off"
+    "(https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/install-guide.html)"
 )
 
 
@@ -63,6 +63,15 @@ def parse_gpu_request(mode: str | None, gpus: str | None) -> GpuRequest:
                 "--gpus picks devices to train on, but --gpu off trains on the CPU; drop one of them"
             )
     return GpuRequest(mode=mode, device_ids=ids)
+
+
+def without_runtime(request: GpuRequest, doing: str) -> str:
+    """The one rule for an engine that cannot serve GPU requests, used by every command: with `on` it is an error
+    (raised); with `auto` the work goes on on the CPU, and the returned warning says so. `doing` names the work, as
+    in "train" or "run the Rasa server"."""
+    if request.mode == "on":
+        raise GpuUnavailable(f"{NO_RUNTIME}; {TOOLKIT_HINT}, or {doing} on the CPU with --gpu off")
+    return f"{NO_RUNTIME}: going on to {doing} on the CPU. To use a GPU, {TOOLKIT_HINT}."
 
 
 def is_missing_gpu_driver(message: str) -> bool:

@@ -1,15 +1,20 @@
 """Run history: every training and benchmark run, kept in an SQLite database in the bot's state folder.
 
 The schema is versioned (SQLite's `user_version`) and migrated forward one step at a time, each step in its own
-transaction. Recording never blocks a training: a locked, unreadable or too-new database raises HistoryError, which
-`recording()` turns into a warning. Nothing here prints.
+transaction. Recording never blocks a training: a locked, unreadable or too-new database, or a full disk, raises
+HistoryError, which `recording()` turns into a warning. Nothing here prints.
+
+A full disk is not a broken history: SQLite rolls the failed write back (its rollback journal holds the old pages), the
+connection is closed so that the journal is removed, and the message says the disk is full, never "move it aside".
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
+import os
 import platform
 import re
 import sqlite3
@@ -73,7 +78,23 @@ _JSON_FIELDS = ("components", "overrides", "rasa_args")
 
 
 class HistoryError(RasaGpuError):
-    """The run history cannot be read or written (locked, corrupt, or from a newer rasa-gpu)."""
+    """The run history cannot be read or written (locked, corrupt, from a newer rasa-gpu, or the disk is full)."""
+
+
+class HistoryDiskFull(HistoryError):
+    """No space left to write the run history; the file is as it was before the write."""
+
+
+#: SQLite's primary result codes (the low byte of an extended code).
+_SQLITE_IOERR, _SQLITE_FULL = 10, 13
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(path: Path, reason: str) -> HistoryDiskFull:
+    return HistoryDiskFull(
+        f"the disk is full ({reason}); the run history {path} was not changed, "
+        "and later runs are recorded again once there is free space"
+    )
 
 
 def now() -> str:
@@ -175,6 +196,8 @@ class History:
 
     def _error(self, exc: sqlite3.Error) -> HistoryError:
         text = str(exc)
+        if self._disk_is_full(exc):
+            return disk_full(self.path, text)
         if "locked" in text or "busy" in text:
             return HistoryError(
                 f"the run history {self.path} is locked by another rasa-gpu process (waited {BUSY_TIMEOUT:.0f} s); "
@@ -184,6 +207,27 @@ class History:
             f"the run history {self.path} cannot be read ({text}); move it aside "
             f"(mv {self.path} {self.path}.broken) and rasa-gpu starts a new one"
         )
+
+    def _disk_is_full(self, exc: sqlite3.Error) -> bool:
+        """SQLITE_FULL (how SQLite reports ENOSPC), or an I/O error while the disk has no space left."""
+        code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+        primary = code & 0xFF if isinstance(code, int) else None
+        text = str(exc)
+        if primary == _SQLITE_FULL or "database or disk is full" in text:
+            return True
+        if primary == _SQLITE_IOERR or "disk I/O error" in text:
+            try:
+                stat = os.statvfs(self.path.parent)
+            except OSError:
+                return False
+            return stat.f_bavail * stat.f_frsize < 64 * 1024
+        return False
+
+    def _rollback(self) -> None:
+        """End a transaction a failed statement left open, so that SQLite restores the file and drops its journal."""
+        if self.conn is not None and self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
 
     def _db(self) -> sqlite3.Connection:
         assert self.conn is not None, "use History as a context manager"
@@ -201,6 +245,7 @@ class History:
         try:
             cursor = self._db().execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", values)
         except sqlite3.Error as exc:
+            self._rollback()
             raise self._error(exc) from None
         run.id = int(cursor.lastrowid or 0)
         return run.id
@@ -397,12 +442,28 @@ def compare(a: Run, b: Run) -> Comparison:
 
 def record(project: BotProject, run: Run) -> int:
     """Add one finished run to the bot's history (created on first use, owned by the bot's owner)."""
-    project.make_owned_dirs(project.state_dir)
     history = History.of(project)
+    created = not project.state_dir.exists()
+    try:
+        project.make_owned_dirs(project.state_dir)
+    except OSError as exc:
+        if exc.errno in _NO_SPACE:
+            if created:  # no half-made state folder (an empty .gitignore) that the next run would keep
+                _remove_empty(project.state_dir / ".gitignore", project.state_dir)
+            raise disk_full(history.path, exc.strerror or str(exc)) from None
+        raise
     with history:
         run_id = history.add(run)
     project.give_to_owner(history.path)
     return run_id
+
+
+def _remove_empty(file: Path, folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        if file.stat().st_size == 0:
+            file.unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only when nothing else is in it
 
 
 @contextlib.contextmanager
@@ -425,4 +486,8 @@ def _record_or_warn(project: BotProject, run: Run, warn: Callable[[str], None]) 
     except HistoryError as exc:
         warn(f"this run was not added to the run history: {exc.message}")
     except OSError as exc:
-        warn(f"this run was not added to the run history: {exc.strerror or exc}")
+        if exc.errno in _NO_SPACE:
+            full = disk_full(History.of(project).path, exc.strerror or str(exc))
+            warn(f"this run was not added to the run history: {full.message}")
+        else:
+            warn(f"this run was not added to the run history: {exc.strerror or exc}")

@@ -15,8 +15,9 @@ from typing import Protocol
 from packaging.specifiers import SpecifierSet
 
 from . import __version__, templates
+from .base_image import SUITE_PYTHON, default_name
 from .compat import RasaRelease
-from .errors import PullError, SettingsError
+from .errors import PullError, SettingsError, VersionError
 from .settings import check_image_name, check_registry
 
 IMAGE_REPO = "rasa-gpu/rasa"
@@ -276,6 +277,8 @@ class ImageEngine(Protocol):
 
     def image_id(self, ref: str) -> str | None: ...
 
+    def image_python(self, ref: str) -> str | None: ...
+
     def pull(self, ref: str, on_line: Callable[[str], None]) -> None: ...
 
     def build(
@@ -303,6 +306,7 @@ def ensure_image(
                 return pulled
     if engine.image_id(spec.base_image) is None:
         engine.pull(spec.base_image, on_line)
+    check_base_python(engine, spec)
     labels = {"io.rasa-gpu.rasa": spec.release.version, "io.rasa-gpu.tensorflow": spec.release.tensorflow}
     context = spec.context_tar()
     rasa_tag = spec.rasa_tag()
@@ -314,6 +318,36 @@ def ensure_image(
         return ImageResult(tag=tag, image_id=image_id, built=True)
     image_id = engine.build(context, tag=tag, target="bot", labels=labels, on_line=on_line)
     return ImageResult(tag=tag, image_id=image_id, built=True)
+
+
+def check_base_python(engine: ImageEngine, spec: ImageSpec) -> None:
+    """Before a build: a VersionError when the base image's Python is outside the Rasa release's range (pip would
+    fail only minutes into the build). The matrix's own base images match by construction and are not asked."""
+    release = spec.release
+    if spec.base_image in (release.gpu_base_image, release.cpu_base_image):
+        return
+    python = engine.image_python(spec.base_image)
+    if python is None or SpecifierSet(release.python).contains(f"{python}.0"):
+        return
+    raise VersionError(python_mismatch(spec, python))
+
+
+def python_mismatch(spec: ImageSpec, python: str) -> str:
+    """One line: what does not fit, and the base images that would."""
+    release = spec.release
+    allowed = SpecifierSet(release.python)
+    default = release.gpu_base_image if spec.variant == "gpu" else release.cpu_base_image
+    ways = [
+        f"`sudo rasa-gpu base-image --suite {suite}` (Python {version}, no registry needed), "
+        f"then --base-image {default_name(suite)}"
+        for suite, version in SUITE_PYTHON.items()
+        if allowed.contains(f"{version}.0")
+    ]
+    ways.append(f"the matrix's {default} (drop --base-image and base_image; needs a registry)")
+    return (
+        f"Rasa {release.version} needs Python {release.python} but the base image {spec.base_image} has Python "
+        f"{python}; nothing was built. Use a base image with a matching Python: {', or '.join(ways)}"
+    )
 
 
 def _pull_published(

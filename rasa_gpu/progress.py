@@ -16,6 +16,15 @@ _EPOCHS = re.compile(r"Epochs:\s*\d+%\|[^|]*\|\s*(\d+)/(\d+)\s*\[[^\]]*?(?:it/s|
 # Any other tqdm bar ("Processed trackers: 100%|...| 3/3 [...]", "Processed actions: 12it [...]"): noise.
 _TQDM = re.compile(r"^[^|]{0,60}:\s*(\d+%\||\d+it \[)")
 _METRIC = re.compile(r"(\w+)=([-+0-9.eE]+)")
+#: Terminal colour and cursor codes (Rasa colours its errors).
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+#: The last line of a Python traceback, or Rasa's own "SomeException: message" for errors it expects.
+_EXCEPTION = re.compile(
+    r"^(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Exit|Failure|Interrupt|Fault)\b.*?: \S"
+)
+_DIRECT_CAUSE = "The above exception was the direct cause of the following exception"
+#: Output that means the disk (or a quota) ran full, wherever in Rasa it happened.
+_DISK_FULL = ("No space left on device", "[Errno 28]", "Disk quota exceeded", "database or disk is full")
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,9 @@ class ProgressParser:
     def __init__(self, tail_size: int = 30) -> None:
         self.current: str | None = None
         self.tail: deque[str] = deque(maxlen=tail_size)
+        self._last_exception: str | None = None
+        self._root_exception: str | None = None
+        self.disk_full = False
 
     def feed(self, line: str) -> ProgressEvent:
         if m := _EPOCHS.search(line):
@@ -83,7 +95,14 @@ class ProgressParser:
             return EpochProgress(self.current, int(m.group(1)), int(m.group(2)), metrics)
         if _TQDM.search(line):
             return LogLine(line)
-        self.tail.append(line)
+        plain = ANSI.sub("", line)
+        self.tail.append(plain)
+        if _EXCEPTION.match(plain.strip()):
+            self._last_exception = plain.strip()
+        elif plain.startswith(_DIRECT_CAUSE) and self._root_exception is None:
+            self._root_exception = self._last_exception
+        if any(marker in plain for marker in _DISK_FULL):
+            self.disk_full = True
         if m := _STARTED.search(line):
             self.current = m.group(1)
             return ComponentStarted(m.group(1))
@@ -94,6 +113,12 @@ class ProgressParser:
             return ComponentRestored(m.group(1))
         return LogLine(line)
 
+    @property
+    def cause(self) -> str | None:
+        """Why Rasa failed, as the exception's own line: the root of a chain of wrapped exceptions (Rasa wraps a
+        component's error in "GraphComponentException: Error running graph component"), else the last one."""
+        return self._root_exception or self._last_exception
+
     def error_lines(self, count: int = 12) -> list[str]:
-        """The last lines of output other than progress bars: where Rasa explains a failure."""
+        """The last lines of output other than progress bars, without colour codes: where Rasa explains a failure."""
         return list(self.tail)[-count:]

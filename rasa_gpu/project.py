@@ -18,6 +18,15 @@ from .errors import ProjectError, YamlError
 STATE_DIR = ".rasa-gpu"
 #: Folders that never hold training inputs.
 _NOT_INPUTS = {"models", "actions", "tests", "results", "__pycache__", "node_modules", "venv", "env"}
+#: Requirements of a root-level actions.py (the Rasa 2 layout), first found wins; actions/ has its own.
+ROOT_ACTIONS_REQUIREMENTS = (
+    "actions-requirements.txt",
+    "requirements-actions.txt",
+    "actions_requirements.txt",
+)
+#: config.yml keys that do not change what a model does. Rasa 3.5+ writes an `assistant_id` into a config that has
+#: none during the first training; counting it would make the next `train` retrain an unchanged bot.
+_CONFIG_KEYS_NOT_TRAINED = ("assistant_id",)
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -108,7 +117,8 @@ class BotProject:
             return str(path)
 
     def training_inputs(self) -> list[Path]:
-        """Files whose content changes a trained model: config, domain, data and custom component code."""
+        """Files whose content changes a trained model: config, domain (a file or a folder), data and custom
+        component code (custom actions are not among them: they run in the action server)."""
         files: set[Path] = {self.config}
         for base in (self.domain, self.data):
             files.update([base] if base.is_file() else (p for p in base.rglob("*") if p.is_file()))
@@ -116,19 +126,63 @@ class BotProject:
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in _NOT_INPUTS]
             files.update(Path(dirpath, name) for name in filenames if name.endswith(".py"))
+        files.discard(self.root / "actions.py")
         return sorted(files)
 
     def inputs_digest(self) -> str:
         """Hash of the training inputs. YAML is hashed by content, not bytes: Rasa rewrites the comments of
-        config.yml while training (its auto-configuration), which must not count as a change."""
+        config.yml while training (its auto-configuration) and adds an assistant_id, which must not count as a
+        change."""
         digest = hashlib.sha256()
         for path in self.training_inputs():
             data = path.read_bytes()
             if path.suffix in (".yml", ".yaml"):
                 with contextlib.suppress(yaml.YAMLError):
-                    data = json.dumps(yaml.safe_load(data), sort_keys=True, default=str).encode()
+                    content = yaml.safe_load(data)
+                    if path == self.config and isinstance(content, dict):
+                        content = {k: v for k, v in content.items() if k not in _CONFIG_KEYS_NOT_TRAINED}
+                    data = json.dumps(content, sort_keys=True, default=str).encode()
             digest.update(self.relative(path).encode() + b"\0" + hashlib.sha256(data).digest())
         return digest.hexdigest()
+
+    # ---- custom actions --------------------------------------------------------------------------------------
+
+    @property
+    def actions(self) -> Path | None:
+        """The custom actions: an actions/ package (Rasa 3's layout) or a single actions.py at the root (Rasa 2's,
+        still common); None when the bot has neither."""
+        package = self.root / "actions"
+        if package.is_dir() and any(package.glob("*.py")):
+            return package
+        module = self.root / "actions.py"
+        return module if module.is_file() else None
+
+    def actions_requirements_file(self) -> Path | None:
+        """The action server's extra packages: actions/requirements.txt, or for a root actions.py the first of
+        ROOT_ACTIONS_REQUIREMENTS that exists."""
+        actions = self.actions
+        if actions is None:
+            return None
+        candidates = (
+            [actions / "requirements.txt"]
+            if actions.is_dir()
+            else [self.root / n for n in ROOT_ACTIONS_REQUIREMENTS]
+        )
+        return next((path for path in candidates if path.is_file()), None)
+
+    @property
+    def cache_dir(self) -> Path:
+        """Rasa's training cache (RASA_CACHE_DIRECTORY's default, relative to the bot)."""
+        return self.root / ".rasa" / "cache"
+
+    def check_output_folders(self) -> None:
+        """models/, .rasa/ and .rasa-gpu/ must be folders or absent: found before a training, not after it."""
+        for path in (self.models_dir, self.root / ".rasa", self.state_dir):
+            if path.exists() and not path.is_dir():
+                raise ProjectError(
+                    f"{path} is a file, but training writes into a folder of that name; "
+                    "rename or remove the file, then train again"
+                )
 
     def newest_model(self) -> Path | None:
         """The newest model archive in models/ (by modification time), or None."""

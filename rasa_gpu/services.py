@@ -23,11 +23,11 @@ import yaml
 
 from . import __version__
 from .engine import Compose, Engine, ServiceState
-from .errors import GpuUnavailable, ServicesError, SettingsError
-from .gpu import TOOLKIT_HINT, GpuRequest
+from .errors import ServicesError, SettingsError
+from .gpu import GpuRequest, without_runtime
 from .images import ActionsImageSpec, ImageSpec, NotebookImageSpec, ensure_image, ensure_service_image
 from .project import BotProject
-from .train import BOT_MOUNT, BuildOutput, Notice
+from .train import BOT_MOUNT, BuildOutput, Notice, sweep
 
 COMPOSE_FILE = "rasa-gpu.compose.yml"
 OVERRIDE_FILE = "rasa-gpu.compose.override.yml"
@@ -54,8 +54,11 @@ class ServicePlan:
     project_name: str
     user: str  # uid:gid of the bot folder's owner
     rasa_image: str
-    actions_image: str | None  # None: the bot has no actions/ folder
+    actions_image: str | None  # None: the bot has no custom actions
     notebook_image: str
+    actions_path: str = (
+        "actions"  # the bot's actions/ folder or its root-level actions.py, relative to the bot
+    )
     bind: str = "127.0.0.1"
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     gpu: GpuRequest | None = None  # None: no GPU reservation
@@ -71,12 +74,12 @@ def project_name(project: BotProject) -> str:
 
 
 def has_actions(project: BotProject) -> bool:
-    return (project.root / "actions").is_dir() and any((project.root / "actions").glob("*.py"))
+    return project.actions is not None
 
 
 def actions_requirements(project: BotProject) -> tuple[str, ...]:
-    path = project.root / "actions" / "requirements.txt"
-    if not path.is_file():
+    path = project.actions_requirements_file()
+    if path is None:
         return ()
     lines = [line.split(" #", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
     return tuple(line for line in lines if line and not line.startswith("#"))
@@ -118,16 +121,18 @@ def render_compose(plan: ServicePlan) -> str:
     if plan.gpu is not None:
         gpu = {"deploy": {"resources": {"reservations": {"devices": plan.gpu.compose_devices()}}}}
         environment["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
-    rasa_command = (
-        'exec python3 /usr/local/bin/rasa-gpu-entry run --enable-api --auth-token="$$RASA_AUTH_TOKEN" '
-        f"--model models --endpoints {ENDPOINTS_FILE} --credentials {CREDENTIALS_FILE} --port {CONTAINER_PORTS['rasa']}"
-    )
+    # The image's entry script adds --auth-token from RASA_AUTH_TOKEN (the env file) inside its own process: a token
+    # on a command line would be readable by every local user through `ps`.
+    rasa_command = ["run", "--enable-api", "--model", "models", "--endpoints", ENDPOINTS_FILE]
+    rasa_command += ["--credentials", CREDENTIALS_FILE, "--port", str(CONTAINER_PORTS["rasa"])]
     services: dict[str, Any] = {}
     if plan.actions_image:
         services["actions"] = {
             "image": plan.actions_image,
             "user": plan.user,
-            "volumes": ["./actions:/app/actions:ro"],
+            # Mounted, not copied: a code change needs a restart, not a rebuild. Either layout is the module
+            # `actions` in /app, which is what rasa_sdk --actions actions imports.
+            "volumes": [f"./{plan.actions_path}:/app/{plan.actions_path}:ro"],
             "ports": [published["actions"]],
             "healthcheck": _healthcheck(f"'http://localhost:{CONTAINER_PORTS['actions']}/health'", "60s"),
         }
@@ -136,7 +141,8 @@ def render_compose(plan: ServicePlan) -> str:
         **common,
         "working_dir": BOT_MOUNT,
         "volumes": [f"./:{BOT_MOUNT}"],
-        "entrypoint": ["sh", "-c", rasa_command],
+        "command": rasa_command,
+        "init": True,  # forwards `docker stop`'s SIGTERM to Rasa
         "ports": [published["rasa"]],
         **({"depends_on": ["actions"]} if plan.actions_image else {}),
         "healthcheck": _healthcheck(
@@ -449,6 +455,7 @@ def up(
     on_event: EventSink,
 ) -> UpResult:
     """Build or find the images, write the compose file, start the services and wait until they are healthy."""
+    sweep(engine, project, on_event)
     model = project.newest_model()
     if model is None:
         raise ServicesError(
@@ -472,6 +479,7 @@ def up(
         user="{}:{}".format(*project.owner),
         rasa_image=rasa_image,
         actions_image=actions_image,
+        actions_path=project.relative(project.actions) if project.actions else "actions",
         notebook_image=notebook.tag(),
         bind=bind,
         ports=ports,
@@ -518,9 +526,7 @@ def _gpu_for_services(engine: Engine, image: str, gpu: GpuRequest, on_event: Eve
         return None
     if engine.gpu_request_works(image, gpu):
         return gpu
-    if gpu.mode == "on":
-        raise GpuUnavailable(f"this Docker engine has no NVIDIA runtime for GPU requests; {TOOLKIT_HINT}")
-    on_event(Notice("no NVIDIA runtime in this Docker engine: the Rasa server runs on the CPU", "warn"))
+    on_event(Notice(without_runtime(gpu, "run the Rasa server"), "warn"))
     return None
 
 

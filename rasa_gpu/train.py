@@ -10,11 +10,12 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import tarfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,16 @@ from filelock import FileLock, Timeout
 
 from . import gpu as gpu_rules
 from . import history, progress
-from .engine import LABEL, ContainerSpec, Engine, RunningContainer, labels_for
-from .errors import BusyError, DiskFull, GpuUnavailable, RasaGpuError, SettingsError, TrainingFailed
+from .engine import ContainerSpec, Engine, RunningContainer, labels_for
+from .errors import (
+    BusyError,
+    DiskFull,
+    GpuUnavailable,
+    Interrupted,
+    RasaGpuError,
+    SettingsError,
+    TrainingFailed,
+)
 from .images import ImageSpec, ensure_image
 from .overrides import Override, apply_overrides, render_config
 from .project import BotProject
@@ -106,8 +115,30 @@ def train(
             raise SettingsError(
                 f"rasa train {arg} is managed by rasa-gpu (models always land in models/); drop it"
             )
+    project.check_output_folders()
     config_text = _config_with_overrides(project, options.overrides)
     engine = engine or Engine.connect()
+    published: list[Path] = []  # the model, once it is in models/
+    try:
+        return _train_locked(project, spec, options, on_event, engine, config_text, started, published)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        if published:
+            raise Interrupted(f"the model was already written: {published[0]}") from None
+        raise Interrupted("stopped before the training container started; no model was written") from None
+
+
+def _train_locked(
+    project: BotProject,
+    spec: ImageSpec,
+    options: TrainOptions,
+    on_event: EventSink,
+    engine: Engine,
+    config_text: str | None,
+    started: float,
+    published: list[Path],
+) -> TrainResult:
     with _bot_lock(project, options.wait, on_event):
         _remove_leftovers(engine, project, on_event)
         inputs = project.inputs_digest()
@@ -139,10 +170,19 @@ def train(
             run_dir = project.state_dir / "tmp" / uuid.uuid4().hex[:12]
             try:
                 command = _train_command(project, run_dir, config_text) + options.rasa_args
-                outcome = _run_training(
-                    engine, project, image.tag, command, options.gpu, run_dir.name, on_event
-                )
+                cache_before = _cache_entries(project)
+                try:
+                    outcome = _run_training(
+                        engine, project, image.tag, command, options.gpu, run_dir.name, on_event
+                    )
+                except DiskFull as exc:
+                    removed = _remove_partial_cache(project, cache_before)
+                    cleaned = f"; removed {removed} partial cache folder(s) it wrote" if removed else ""
+                    raise DiskFull(
+                        exc.message.replace("; free", f"{cleaned}; free", 1), details=exc.details
+                    ) from None
                 model = _publish_model(run_dir / "out", project.models_dir)
+                published.append(model)
             finally:
                 shutil.rmtree(run_dir, ignore_errors=True)
             fix_ownership(engine, project, image.tag)
@@ -217,14 +257,29 @@ def timed_training(
 
 
 def _train_command(project: BotProject, run_dir: Path, config_text: str | None) -> list[str]:
-    """`rasa train` writing into run_dir/out, with the overridden config (if any) written into run_dir."""
+    """`rasa train` writing into run_dir/out, with the bot's config (or the overridden one, written into run_dir),
+    domain and data named explicitly: Rasa's defaults know only domain.yml, not a domain/ folder."""
     project.make_owned_dirs(run_dir / "out")
-    command = ["train", "--out", f"{BOT_MOUNT}/{project.relative(run_dir / 'out')}"]
+    config = project.config
     if config_text is not None:
-        (run_dir / "config.yml").write_text(config_text, encoding="utf-8")
-        project.give_to_owner(run_dir / "config.yml")
-        command += ["--config", f"{BOT_MOUNT}/{project.relative(run_dir / 'config.yml')}"]
-    return command
+        config = run_dir / "config.yml"
+        config.write_text(config_text, encoding="utf-8")
+        project.give_to_owner(config)
+
+    def inside(path: Path) -> str:
+        return f"{BOT_MOUNT}/{project.relative(path)}"
+
+    return [
+        "train",
+        "--out",
+        inside(run_dir / "out"),
+        "--config",
+        inside(config),
+        "--domain",
+        inside(project.domain),
+        "--data",
+        inside(project.data),
+    ]
 
 
 # ---- before training ---------------------------------------------------------------------------------------------
@@ -261,12 +316,20 @@ def _bot_lock(project: BotProject, wait: bool, on_event: EventSink) -> Iterator[
         lock.release()
 
 
+def sweep(engine: Engine, project: BotProject, on_event: EventSink) -> None:
+    """Remove the containers that a killed rasa-gpu on this host left for this bot (every bot command does this;
+    train also clears their temporary folders, under the bot's lock)."""
+    removed = engine.remove_orphans(project.root)
+    if removed:
+        on_event(Notice(f"removed {removed} container(s) that a killed rasa-gpu left behind for this bot"))
+
+
 def _remove_leftovers(engine: Engine, project: BotProject, on_event: EventSink) -> None:
     """Containers and temporary output of a wrapper that was killed (SIGKILL, power loss) before it could clean up.
 
-    Holding the bot's lock means no live training of this bot exists, so anything labelled for it is a leftover.
+    Holding the bot's lock means no live training of this bot exists, so its temporary folders are leftovers.
     """
-    removed = engine.remove_leftovers({f"{LABEL}.role": "train", f"{LABEL}.bot": str(project.root)})
+    removed = engine.remove_orphans(project.root)
     tmp = project.state_dir / "tmp"
     stale = list(tmp.iterdir()) if tmp.is_dir() else []
     for path in stale:
@@ -328,27 +391,26 @@ def _run_training(
 ) -> _Outcome:
     spec = training_container(project, image, command, gpu, run_id, limits)
     granted = gpu.wanted
+    running: RunningContainer | None = None
     try:
-        running = engine.start(spec)
-    except GpuUnavailable:
-        if gpu.mode == "on":
-            raise
-        on_event(
-            Notice(
-                "no NVIDIA runtime in this Docker engine: training on the CPU. "
-                f"To use a GPU, {gpu_rules.TOOLKIT_HINT.split(', or ')[0]}.",
-                "warn",
-            )
-        )
-        granted = False
-        running = engine.start(
-            training_container(project, image, command, gpu_rules.GpuRequest("off"), run_id, limits)
-        )
-    on_event(TrainingStarted(image=image, gpu=gpu.describe() if granted else "none"))
-    try:
-        return _follow(running, gpu, granted, on_event)
-    finally:
-        running.remove(stop_timeout=8)
+        with ExitStack() as container:
+            try:
+                running = container.enter_context(engine.running(spec))
+            except GpuUnavailable:
+                on_event(Notice(gpu_rules.without_runtime(gpu, "train"), "warn"))
+                granted = False
+                cpu_only = training_container(
+                    project, image, command, gpu_rules.GpuRequest("off"), run_id, limits
+                )
+                running = container.enter_context(engine.running(cpu_only))
+            on_event(TrainingStarted(image=image, gpu=gpu.describe() if granted else "none"))
+            return _follow(running, gpu, granted, on_event)
+    except KeyboardInterrupt:  # any container is stopped and removed by now (engine.running)
+        if running is None:
+            raise Interrupted(
+                "stopped while the training container was starting; none is left; no model was written"
+            ) from None
+        raise Interrupted("stopped and removed the training container; no model was written") from None
 
 
 def training_container(
@@ -378,6 +440,8 @@ def training_container(
         gpu=gpu if gpu.wanted else None,
         cpus=limits.cpus,
         memory=limits.memory,
+        tied=True,
+        stop_timeout=8,
     )
 
 
@@ -420,17 +484,56 @@ def _follow(
         )
     if code != 0:
         tail = parser.error_lines()
-        if any("No space left on device" in line for line in tail):
+        if parser.disk_full:
             raise DiskFull(
-                "disk full while Rasa was writing the model; free some space and train again "
-                "(existing models are untouched)",
+                f"disk full while Rasa was training ({parser.cause or 'No space left on device'}); free some space "
+                "and train again (existing models are untouched)",
                 details=tail,
             )
+        if (
+            code in (137, 143) and not parser.cause
+        ):  # SIGKILL / SIGTERM: the OOM killer, `docker stop`, `docker kill`
+            raise TrainingFailed(
+                f"the training container was killed from outside (exit code {code}; out of memory?)",
+                exit_code=code,
+                details=tail,
+            )
+        cause = f": {parser.cause}" if parser.cause else ""
         raise TrainingFailed(
-            f"rasa train failed inside the container (exit code {code})", exit_code=code, details=tail
+            f"rasa train failed inside the container{cause} (exit code {code})", exit_code=code, details=tail
         )
     device = f"GPU: {', '.join(gpus_seen)}" if granted and gpus_seen else f"CPU: {_cpu_name()}"
     return _Outcome(device=device, components=components, restored=restored)
+
+
+def _cache_entries(project: BotProject) -> set[str]:
+    try:
+        return {entry.name for entry in project.cache_dir.iterdir()}
+    except OSError:
+        return set()
+
+
+def _remove_partial_cache(project: BotProject, before: set[str]) -> int:
+    """After a disk-full training: remove the cache folders this run added that Rasa's cache database does not
+    list (Rasa adds the row only after the folder is complete, so these are partial copies). Returns how many."""
+    new = _cache_entries(project) - before
+    if not new:
+        return 0
+    listed: set[str] = set()
+    database = project.cache_dir / "cache.db"
+    try:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT result_location FROM cached_results").fetchall()
+        listed = {Path(str(location)).name for (location,) in rows if location}
+    except sqlite3.Error:
+        pass  # no database yet, or not Rasa 3's layout: nothing new is complete
+    removed = 0
+    for name in sorted(new - listed - {database.name, f"{database.name}-journal"}):
+        path = project.cache_dir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _cpu_name() -> str:
@@ -473,6 +576,9 @@ def _publish_model(out_dir: Path, models_dir: Path) -> Path:
         except OSError as copy_exc:
             partial.unlink(missing_ok=True)
             raise _disk_error(copy_exc, target) from None
+        except BaseException:  # Ctrl+C during the copy: no partial file stays in models/
+            partial.unlink(missing_ok=True)
+            raise
     return target
 
 

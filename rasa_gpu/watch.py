@@ -27,8 +27,8 @@ from .engine import Compose, Engine
 from .errors import RasaGpuError
 from .gpu import GpuRequest
 from .images import ImageSpec
-from .project import BotProject
-from .train import Notice, TrainOptions, TrainResult, train
+from .project import ROOT_ACTIONS_REQUIREMENTS, BotProject
+from .train import Notice, TrainOptions, TrainResult, sweep, train
 
 QUIET_SECONDS = 0.5
 #: Folders whose changes never matter: outputs, caches, tools' state.
@@ -135,6 +135,10 @@ def classify(root: Path, path: str) -> str | None:
         return "train" if relative.suffix in DATA_SUFFIXES else None
     if relative.name in ("config.yml", "domain.yml", "domain.yaml"):
         return "train"
+    if (
+        relative.parts == ("actions.py",) or relative.name in ROOT_ACTIONS_REQUIREMENTS
+    ):  # Rasa 2's actions layout
+        return "actions"
     if relative.suffix == ".py":  # custom components
         return "train"
     return None
@@ -180,6 +184,7 @@ def watch(
 ) -> None:
     """Watch until interrupted (KeyboardInterrupt ends it; train() cleans up its container on the way out)."""
     engine = engine or Engine.connect()
+    sweep(engine, project, on_event)
     changes: queue.Queue[tuple[str, str]] = queue.Queue()
     observer = Observer()
     observer.schedule(_Handler(project.root, changes), str(project.root), recursive=True)
@@ -291,10 +296,13 @@ def _restart_actions(
     running = {
         s.service for s in engine.project_containers(services.project_name(project)) if s.status == "running"
     }
-    if "actions/requirements.txt" in paths:
+    changed_requirements = [
+        p for p in paths if p == "actions/requirements.txt" or p in ROOT_ACTIONS_REQUIREMENTS
+    ]
+    if changed_requirements:
         on_event(
             Notice(
-                "actions/requirements.txt changed: run `rasa-gpu up` to rebuild the action server's image",
+                f"{changed_requirements[0]} changed: run `rasa-gpu up` to rebuild the action server's image",
                 "warn",
             )
         )

@@ -3,6 +3,10 @@
 Without an engine they skip, saying why; with RASA_GPU_REQUIRE_DOCKER=1 (set by .ci/run) a missing engine fails.
 RASA_GPU_BASE_IMAGE picks the base image (the registry-less one where no registry answers);
 RASA_GPU_TEST_STUB_HOST names a second engine started with a stand-in nvidia-container-runtime-hook.
+
+Tests start from the bot's own sources (never the models, caches or history a user's training left in example_bot/),
+publish services on free ports (never the defaults a user's own services may hold), and leave no container behind:
+one that a test (or the whole run) leaves under pytest's temporary folders is removed and reported as an error.
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,9 +95,32 @@ def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 300
     raise AssertionError(f"never saw {needle!r}; stderr so far:\n{''.join(lines)}")
 
 
-def copy_bot(src: Path, dst: Path, owner: int | None = BOT_UID) -> Path:
-    # Everything, rasa-gpu's state included (so the copy knows its newest model), but no lock or temporary output.
-    shutil.copytree(src, dst, symlinks=True, ignore=shutil.ignore_patterns("train.lock", "train.pid", "tmp"))
+#: What a bot folder holds besides its own sources (example_bot/.gitignore, plus the compose files of `rasa-gpu up`):
+#: a user's trained models, Rasa's training cache, rasa-gpu's history and state, the user's services.
+GENERATED = (
+    "models",
+    ".rasa",
+    ".rasa-gpu",
+    "results",
+    "__pycache__",
+    "*.pyc",
+    ".git",
+    ".vscode",
+    "rasa-gpu.compose.yml*",
+    "rasa-gpu.compose.override.yml",
+)
+#: Never copied, not even with the state: a training's lock and temporary output.
+TRANSIENT = ("train.lock", "train.pid", "tmp", "__pycache__", "*.pyc")
+
+
+def copy_bot(src: Path, dst: Path, owner: int | None = BOT_UID, *, state: bool | None = None) -> Path:
+    """Copy a bot for a test. A bot of this repository (example_bot) is copied as its sources only, so a test never
+    sees the models, cache or history of the user's own trainings; a bot a test made (trained_bot) is copied with its
+    state (its models, warm cache and history), which is what its copies are for. `state` overrides that choice."""
+    if state is None:
+        state = not src.resolve().is_relative_to(REPO)
+    ignore = shutil.ignore_patterns(*(TRANSIENT if state else GENERATED))
+    shutil.copytree(src, dst, symlinks=True, ignore=ignore)
     if owner is not None and os.geteuid() == 0:
         for path in [dst, *dst.rglob("*")]:
             os.lchown(path, owner, owner)
@@ -148,6 +177,110 @@ def bot_copy(trained_bot, tmp_path) -> Path:
 
 def leftover_containers(client, bot: Path) -> list:
     return client.containers.list(all=True, filters={"label": f"io.rasa-gpu.bot={bot.resolve()}"})
+
+
+# ---- ports -----------------------------------------------------------------------------------------------------------
+
+#: rasa-gpu's default host ports (rasa, actions, tensorboard, jupyter): a user's own services may hold them.
+DEFAULT_SERVICE_PORTS = (5005, 5055, 6006, 8888)
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different ports that nothing listens on at 127.0.0.1 right now (the kernel picks them)."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:  # all bound at once, so no port is handed out twice
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
+
+
+@pytest.fixture(scope="module")
+def user_services_on_default_ports() -> Iterator[list[int]]:
+    """Stand-ins for the user's own services: listening sockets on 127.0.0.1 at rasa-gpu's default ports, held while
+    the module's tests run, so a test that falls back to a default port fails ("port 5005 ... is busy") instead of
+    passing only on an idle machine. A port something else already holds is the same situation and is left alone.
+    Yields the ports held here."""
+    held = []
+    with ExitStack() as stack:
+        for port in DEFAULT_SERVICE_PORTS:
+            sock = stack.enter_context(socket.socket())
+            try:
+                sock.bind(("127.0.0.1", port))
+                sock.listen()
+            except OSError:
+                continue  # busy already: someone's own service holds it
+            held.append(port)
+        yield held
+
+
+# ---- nothing left behind ---------------------------------------------------------------------------------------------
+
+COMPOSE_DIR_LABEL = "com.docker.compose.project.working_dir"
+
+
+def remove_containers_under(client, root: Path) -> list[str]:
+    """Remove every container started for a bot folder under root, and the networks of its compose projects.
+    Trainings and builds carry io.rasa-gpu.bot=<bot folder> (engine.labels_for); services started by `rasa-gpu up`
+    carry compose's project labels, whose working_dir is the bot folder. Returns what was removed, for a message."""
+    import docker.errors
+
+    root = root.resolve()
+    found = {}
+    for label in ("io.rasa-gpu.bot", COMPOSE_DIR_LABEL):
+        for container in client.containers.list(all=True, filters={"label": label}):
+            if Path(container.labels[label]).is_relative_to(root):
+                found[container.id] = container
+    removed, projects = [], set()
+    for container in found.values():
+        projects.add(container.labels.get("com.docker.compose.project"))
+        removed.append(f"{container.name} ({container.status}, {container.attrs['Config']['Image']})")
+        with suppress(docker.errors.NotFound):  # went away by itself meanwhile
+            container.remove(force=True)
+    for project in projects - {None}:
+        for network in client.networks.list(filters={"label": f"com.docker.compose.project={project}"}):
+            with suppress(docker.errors.APIError):  # gone already, or used by a container from elsewhere
+                network.remove()
+    return removed
+
+
+@pytest.fixture(scope="session")
+def _cleanup_client():
+    """The engine the safety nets below look at, or None when there is none (they then have nothing to clean)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception:  # noqa: BLE001 - no engine, no containers to leave behind
+        return None
+    return client
+
+
+def _fail_on_leftovers(client, root: Path, who: str) -> None:
+    removed = remove_containers_under(client, root)
+    if removed:
+        pytest.fail(f"{who} left {len(removed)} container(s) behind (now removed): {'; '.join(removed)}")
+
+
+@pytest.fixture(autouse=True)
+def _no_container_left_by_the_test(request, _cleanup_client) -> Iterator[None]:
+    """After each test with a tmp_path: nothing of its bots may still run, even when the test failed early."""
+    tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if tmp is not None and _cleanup_client is not None:
+        _fail_on_leftovers(_cleanup_client, tmp, "this test")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_container_left_by_the_run(tmp_path_factory, _cleanup_client) -> Iterator[None]:
+    """At the end of the run: the same for everything under this run's temporary folders (module fixtures too)."""
+    yield
+    if _cleanup_client is not None:
+        _fail_on_leftovers(_cleanup_client, tmp_path_factory.getbasetemp(), "the test run")
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,14 @@
 """`rasa-gpu up/ps/restart/down` with a real engine, real compose (v2 and v1) and the real example bot: a REST
 conversation that reaches the custom action, an actions/ edit that changes the reply after a restart, and a down
-that leaves nothing behind."""
+that leaves nothing behind. Services are published on free ports while stand-ins of the user's own services hold the
+default ones, and are taken down even when a test fails."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -14,20 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import BOT_UID, copy_bot, run_cli
+from conftest import BOT_UID, DEFAULT_SERVICE_PORTS, copy_bot, free_ports, remove_containers_under, run_cli
 
 from rasa_gpu.project import BotProject
 from rasa_gpu.services import project_name
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-#: Compose implementations and the host ports each test run uses (distinct, so a leftover cannot mask a bug);
-#: v2 also starts both profiles (tensorboard, jupyter).
-FLAVOURS = {
-    "v2": ("docker compose", 15005, 15055),
-    "v1": ("docker-compose", 25005, 25055),
-}
-PROFILE_PORTS = {"tensorboard": 16006, "jupyter": 18888}
+#: Compose implementations; each run gets its own free host ports. v2 also starts both profiles.
+FLAVOURS = {"v2": "docker compose", "v1": "docker-compose"}
+PROFILES = ("tensorboard", "jupyter")
 
 
 def require_compose(command: str) -> None:
@@ -47,9 +45,12 @@ class Services:
     bot: Path
     flavour: str
     env: dict[str, str]
-    rasa_url: str
-    actions_port: int
+    ports: dict[str, int]  # host port per service
     up_output: str
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['rasa']}"
 
 
 def say(url: str, sender: str, text: str) -> list[str]:
@@ -75,20 +76,27 @@ def project_containers(docker_client, bot: Path) -> list:
 
 
 @pytest.fixture(scope="module", params=list(FLAVOURS))
-def services_up(request, trained_bot, tmp_path_factory, docker_client):
+def services_up(request, trained_bot, tmp_path_factory, docker_client, user_services_on_default_ports):
     flavour = request.param
-    command, rasa_port, actions_port = FLAVOURS[flavour]
+    command = FLAVOURS[flavour]
     require_compose(command)
     bot = copy_bot(trained_bot[0], tmp_path_factory.mktemp(f"services-{flavour}") / "shop")
     env = {"RASA_GPU_COMPOSE": command}
-    args = ["up", str(bot), "--rasa-port", str(rasa_port), "--actions-port", str(actions_port)]
+    ports = dict(zip(("rasa", "actions", *PROFILES), free_ports(4)))
+    args = ["up", str(bot), "--rasa-port", str(ports["rasa"]), "--actions-port", str(ports["actions"])]
     if flavour == "v2":
-        for profile, port in PROFILE_PORTS.items():
-            args += ["--profile", profile, f"--{profile}-port", str(port)]
-    result = run_cli(*args, env=env)
-    assert result.returncode == 0, result.output
-    yield Services(bot, flavour, env, f"http://127.0.0.1:{rasa_port}", actions_port, result.output)
-    run_cli("down", str(bot), env=env)  # in case a test failed before its own down
+        for profile in PROFILES:
+            args += ["--profile", profile, f"--{profile}-port", str(ports[profile])]
+    else:
+        ports = {name: ports[name] for name in ("rasa", "actions")}
+    try:
+        result = run_cli(*args, env=env)
+        assert result.returncode == 0, result.output
+        yield Services(bot, flavour, env, ports, result.output)
+    finally:  # even when `up` or a test failed half-way: no service of this bot stays up
+        down = run_cli("down", str(bot), env=env)
+        left = remove_containers_under(docker_client, bot)
+    assert not left, f"`rasa-gpu down` left containers behind (now removed): {left}\n{down.output}"
 
 
 def test_up_starts_healthy_services_on_localhost_as_the_bot_owner(services_up, docker_client):
@@ -98,15 +106,14 @@ def test_up_starts_healthy_services_on_localhost_as_the_bot_owner(services_up, d
     containers = {
         c.labels["com.docker.compose.service"]: c for c in project_containers(docker_client, services_up.bot)
     }
-    assert set(containers) == {"actions", "rasa"} | (
-        set(PROFILE_PORTS) if services_up.flavour == "v2" else set()
-    )
-    for container in containers.values():
+    assert set(containers) == set(services_up.ports)
+    for service, container in containers.items():
         container.reload()
         assert container.attrs["State"]["Health"]["Status"] == "healthy"
         assert container.attrs["Config"]["User"] == f"{BOT_UID}:{BOT_UID}"
         bindings = [b for port in container.attrs["NetworkSettings"]["Ports"].values() if port for b in port]
         assert bindings and all(b["HostIp"] == "127.0.0.1" for b in bindings)
+        assert {b["HostPort"] for b in bindings} == {str(services_up.ports[service])}
     compose_text = (services_up.bot / "rasa-gpu.compose.yml").read_text()
     token = next(
         line.split("=", 1)[1]
@@ -123,9 +130,11 @@ def test_up_starts_healthy_services_on_localhost_as_the_bot_owner(services_up, d
 def test_profiles_serve_tensorboard_and_a_token_protected_notebook(services_up):
     if services_up.flavour != "v2":
         pytest.skip("the profiles are started in the v2 run only (one notebook image build is enough)")
-    with urllib.request.urlopen(f"http://127.0.0.1:{PROFILE_PORTS['tensorboard']}/", timeout=30) as response:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{services_up.ports['tensorboard']}/", timeout=30
+    ) as response:
         assert response.status == 200 and b"TensorBoard" in response.read()
-    jupyter = f"http://127.0.0.1:{PROFILE_PORTS['jupyter']}"
+    jupyter = f"http://127.0.0.1:{services_up.ports['jupyter']}"
     with pytest.raises(urllib.error.HTTPError) as denied:
         urllib.request.urlopen(f"{jupyter}/api/contents", timeout=30)
     assert denied.value.code == 403
@@ -169,8 +178,7 @@ def test_down_leaves_nothing_running(services_up, docker_client):
     models_before = sorted((services_up.bot / "models").iterdir())
     result = run_cli("down", str(services_up.bot), env=services_up.env)
     assert result.returncode == 0, result.output
-    expected = 2 + (len(PROFILE_PORTS) if services_up.flavour == "v2" else 0)
-    assert f"stopped and removed {expected} container(s)" in result.stdout
+    assert f"stopped and removed {len(services_up.ports)} container(s)" in result.stdout
     assert project_containers(docker_client, services_up.bot) == []
     project = project_name(BotProject.load(services_up.bot))
     assert docker_client.networks.list(filters={"label": f"com.docker.compose.project={project}"}) == []
@@ -178,3 +186,12 @@ def test_down_leaves_nothing_running(services_up, docker_client):
     assert "no services" in run_cli("ps", str(services_up.bot), env=services_up.env).stdout
     for path in services_up.bot.rglob("*"):  # nothing root-owned was left in the bot folder
         assert path.lstat().st_uid == BOT_UID, path
+
+
+def test_the_users_own_services_kept_the_default_ports(services_up, user_services_on_default_ports):
+    """The stand-ins held 127.0.0.1:5005/5055 (and 6006/8888) all along, or something else did: the services above
+    came up next to them, on their own ports."""
+    for port in DEFAULT_SERVICE_PORTS:
+        with socket.socket() as probe, pytest.raises(OSError):
+            probe.bind(("127.0.0.1", port))
+    assert not set(services_up.ports.values()) & set(DEFAULT_SERVICE_PORTS)

@@ -1,0 +1,206 @@
+"""The registry-less base image: one name and one mirror per Debian suite, a Python label on the image, and a build
+that stops before it starts when the base image's Python does not fit the Rasa release."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
+
+from rasa_gpu import cli as cli_mod
+from rasa_gpu.base_image import (
+    DEFAULT_NAME,
+    SUITE_PYTHON,
+    archive_keyring,
+    debootstrap_command,
+    default_mirror,
+    default_name,
+    image_changes,
+)
+from rasa_gpu.compat import load_matrix
+from rasa_gpu.errors import VersionError
+from rasa_gpu.images import ImageSpec, check_base_python, ensure_image
+
+RASA_2 = "2.8.27"  # needs Python >=3.7,<3.9
+BULLSEYE = "rasa-gpu/base:bullseye"
+
+
+# ---- names, mirrors, debootstrap -------------------------------------------------------------------------------------
+
+
+def test_each_suite_has_its_own_default_name():
+    assert DEFAULT_NAME == default_name("bullseye") == BULLSEYE
+    assert {default_name(suite) for suite in SUITE_PYTHON} == {
+        "rasa-gpu/base:buster",
+        "rasa-gpu/base:bullseye",
+        "rasa-gpu/base:bookworm",
+    }
+
+
+def test_buster_comes_from_the_debian_archive_the_others_from_debootstraps_default():
+    assert default_mirror("buster") == "http://archive.debian.org/debian"
+    assert default_mirror("bullseye") is None and default_mirror("bookworm") is None
+
+
+def test_debootstrap_command_with_and_without_mirror_and_keyring():
+    rootfs = Path("/tmp/rootfs")
+    plain = debootstrap_command("bullseye", rootfs, None)
+    assert plain[0] == "debootstrap" and plain[-2:] == ["bullseye", "/tmp/rootfs"]
+    assert not any(arg.startswith("--keyring") for arg in plain)
+    archived = debootstrap_command("buster", rootfs, "http://archive.debian.org/debian", Path("/k/keys.gpg"))
+    assert archived[-3:] == ["buster", "/tmp/rootfs", "http://archive.debian.org/debian"]
+    assert "--keyring=/k/keys.gpg" in archived and archived.index("--keyring=/k/keys.gpg") < archived.index(
+        "buster"
+    )
+
+
+def test_archived_suites_get_the_current_and_removed_keys_in_one_keyring(tmp_path):
+    keys = tmp_path / "keyrings"
+    keys.mkdir()
+    (keys / "debian-archive-keyring.gpg").write_bytes(b"current")
+    assert archive_keyring("buster", tmp_path, keys) is None  # no removed keys: debootstrap's default keyring
+    (keys / "debian-archive-removed-keys.gpg").write_bytes(b"removed")
+    combined = archive_keyring("buster", tmp_path, keys)
+    assert combined is not None and combined.read_bytes() == b"currentremoved"
+    assert archive_keyring("bullseye", tmp_path, keys) is None
+
+
+def test_the_image_is_labelled_with_its_python():
+    assert "LABEL io.rasa-gpu.python=3.7" in image_changes("buster")
+    assert "LABEL io.rasa-gpu.python=3.9" in image_changes("bullseye")
+
+
+def test_suite_picks_the_image_name_unless_name_is_given(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli_mod.Engine, "connect", classmethod(lambda cls: object()))
+    monkeypatch.setattr(
+        cli_mod, "build_base_image", lambda engine, on_line, **kw: calls.append(kw) or "sha256:x"
+    )
+    runner = CliRunner()
+    assert runner.invoke(cli_mod.cli, ["base-image", "--suite", "buster"]).exit_code == 0
+    assert runner.invoke(cli_mod.cli, ["base-image"]).exit_code == 0
+    assert (
+        runner.invoke(cli_mod.cli, ["base-image", "--suite", "buster", "--name", "my/base:1"]).exit_code == 0
+    )
+    assert [(c["suite"], c["name"]) for c in calls] == [
+        ("buster", "rasa-gpu/base:buster"),
+        ("bullseye", "rasa-gpu/base:bullseye"),
+        ("buster", "my/base:1"),
+    ]
+
+
+# ---- the Python check before a build ---------------------------------------------------------------------------------
+
+
+class PythonEngine:
+    """Knows each image's Python; records what the build would have done."""
+
+    def __init__(self, pythons):
+        self.pythons, self.asked, self.builds = dict(pythons), [], []
+
+    def image_id(self, ref):
+        return "sha256:x" if ref in self.pythons else None
+
+    def image_python(self, ref):
+        self.asked.append(ref)
+        return self.pythons[ref]
+
+    def pull(self, ref, on_line):
+        raise AssertionError("nothing is pulled here")
+
+    def build(self, context, *, tag, target, labels, on_line):
+        self.builds.append(target)
+        return "sha256:y"
+
+
+def spec(version, base):
+    return ImageSpec(release=load_matrix().get(version), base_image=base)
+
+
+def test_a_rasa_2_build_on_the_bullseye_base_stops_before_the_builder():
+    engine = PythonEngine({BULLSEYE: "3.9"})
+    with pytest.raises(VersionError) as raised:
+        ensure_image(engine, spec(RASA_2, BULLSEYE), print)
+    message = raised.value.message
+    assert "\n" not in message and engine.builds == []
+    assert message.startswith(
+        f"Rasa {RASA_2} needs Python >=3.7,<3.9 but the base image {BULLSEYE} has Python 3.9"
+    )
+    assert "--suite buster" in message and "--base-image rasa-gpu/base:buster" in message
+    assert "tensorflow/tensorflow:2.6.1-gpu" in message
+
+
+def test_matching_unknown_and_matrix_default_bases_pass():
+    check_base_python(PythonEngine({BULLSEYE: "3.9"}), spec("3.6.21", BULLSEYE))
+    check_base_python(PythonEngine({"rasa-gpu/base:buster": "3.7"}), spec(RASA_2, "rasa-gpu/base:buster"))
+    check_base_python(PythonEngine({"no/python:1": None}), spec(RASA_2, "no/python:1"))
+    release = load_matrix().get(RASA_2)
+    engine = PythonEngine({release.gpu_base_image: "3.6"})  # the matrix's own image is not asked
+    check_base_python(engine, spec(RASA_2, release.gpu_base_image))
+    assert engine.asked == []
+
+
+def test_a_newer_rasa_on_an_older_python_suggests_bullseye():
+    with pytest.raises(VersionError) as raised:
+        check_base_python(
+            PythonEngine({"rasa-gpu/base:buster": "3.7"}), spec("3.6.21", "rasa-gpu/base:buster")
+        )
+    assert "has Python 3.7" in raised.value.message and "--suite bullseye" in raised.value.message
+
+
+# ---- with an engine --------------------------------------------------------------------------------------------------
+
+
+def _tags(client) -> set[str]:
+    return {tag for image in client.images.list() for tag in image.tags}
+
+
+@pytest.mark.docker
+def test_rasa_2_on_the_bullseye_base_fails_in_seconds_without_building(tmp_path, docker_client):
+    """The image's own python3 answers (rasa-gpu/base:bullseye built before the label existed has none)."""
+    if BULLSEYE not in _tags(docker_client):
+        pytest.skip(f"{BULLSEYE} is not on this engine; build it with `sudo rasa-gpu base-image`")
+    bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot", owner=None)
+    args = ("build", str(bot), "--rasa-version", RASA_2, "--base-image", BULLSEYE)
+    printed = run_cli(*args, "--print", timeout=60)
+    assert printed.returncode == 0, printed.output
+    would_build = printed.stdout.split()[2]  # "# image: rasa-gpu/rasa:2.8.27-... (Rasa 2.8.27, ...)"
+    assert would_build.startswith(f"rasa-gpu/rasa:{RASA_2}-") and would_build not in _tags(docker_client)
+    result = run_cli(*args, timeout=120)
+    assert_one_line_error(
+        result, 1, f"Rasa {RASA_2} needs Python >=3.7,<3.9", f"{BULLSEYE} has Python 3.9", "--suite buster"
+    )
+    assert "Step" not in result.stderr  # no build output: nothing was built
+    assert would_build not in _tags(docker_client)
+    probes = docker_client.containers.list(
+        all=True, filters={"label": "io.rasa-gpu.role=probe", "ancestor": BULLSEYE}
+    )
+    assert probes == []
+
+
+@pytest.mark.docker
+def test_the_python_label_is_read_without_running_the_image(tmp_path, docker_client):
+    """An image from `rasa-gpu base-image` says its Python in a label; this one has no python3 at all."""
+    ref = f"rasa-gpu/test-python-label:{uuid.uuid4().hex[:8]}"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        data = b"not a Python\n"
+        info = tarfile.TarInfo("README")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    repository, tag = ref.split(":")
+    docker_client.api.import_image_from_data(
+        buffer.getvalue(), repository=repository, tag=tag, changes=["LABEL io.rasa-gpu.python=3.7"]
+    )
+    try:
+        bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot", owner=None)
+        result = run_cli("build", str(bot), "--rasa-version", "3.6.21", "--base-image", ref, timeout=120)
+        assert_one_line_error(result, 1, "Rasa 3.6.21 needs Python >=3.8,<3.11", f"{ref} has Python 3.7")
+        assert "Step" not in result.stderr
+    finally:
+        docker_client.images.remove(ref, force=True)
