@@ -20,7 +20,7 @@ _METRIC = re.compile(r"(\w+)=([-+0-9.eE]+)")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: The last line of a Python traceback, or Rasa's own "SomeException: message" for errors it expects.
 _EXCEPTION = re.compile(
-    r"^(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Exit|Failure|Interrupt|Fault)\b.*?: \S"
+    r"^(?:[A-Za-z_]\w*\.)*(?:[A-Z]\w*)?(?:Error|Exception|Exit|Failure|Interrupt|Fault)\b.*?: \S"
 )
 _DIRECT_CAUSE = "The above exception was the direct cause of the following exception"
 #: Output that means the disk (or a quota) ran full, wherever in Rasa it happened.
@@ -87,7 +87,7 @@ class ProgressParser:
         self.tail: deque[str] = deque(maxlen=tail_size)
         self._last_exception: str | None = None
         self._root_exception: str | None = None
-        self.disk_full = False
+        self.disk_full: str | None = None  # what Rasa said when the disk ran full, if it did
 
     def feed(self, line: str) -> ProgressEvent:
         if m := _EPOCHS.search(line):
@@ -101,8 +101,7 @@ class ProgressParser:
             self._last_exception = plain.strip()
         elif plain.startswith(_DIRECT_CAUSE) and self._root_exception is None:
             self._root_exception = self._last_exception
-        if any(marker in plain for marker in _DISK_FULL):
-            self.disk_full = True
+        self.disk_full = self.disk_full or next((marker for marker in _DISK_FULL if marker in plain), None)
         if m := _STARTED.search(line):
             self.current = m.group(1)
             return ComponentStarted(m.group(1))

@@ -486,7 +486,7 @@ def _follow(
         tail = parser.error_lines()
         if parser.disk_full:
             raise DiskFull(
-                f"disk full while Rasa was training ({parser.cause or 'No space left on device'}); free some space "
+                f"disk full while Rasa was training ({parser.disk_full}); free some space "
                 "and train again (existing models are untouched)",
                 details=tail,
             )

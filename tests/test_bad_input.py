@@ -7,7 +7,15 @@ import os
 import subprocess
 
 import pytest
-from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, leftover_containers, models, run_cli
+from conftest import (
+    EXAMPLE_BOT,
+    assert_one_line_error,
+    copy_bot,
+    free_ports,
+    leftover_containers,
+    models,
+    run_cli,
+)
 
 
 @pytest.fixture
@@ -182,7 +190,8 @@ def test_up_names_the_service_that_does_not_start_and_takes_the_rest_down(
     bot = copy_bot(trained_bot[0], tmp_path / "bot")
     actions = bot / "actions" / "actions.py"
     actions.write_text("import no_such_module_for_rasa_gpu_tests\n" + actions.read_text())
-    result = run_cli("up", str(bot), "--timeout", "120", "--rasa-port", "45005", "--actions-port", "45055")
+    ports = [str(port) for port in free_ports(2)]
+    result = run_cli("up", str(bot), "--timeout", "120", "--rasa-port", ports[0], "--actions-port", ports[1])
     assert result.returncode == 1
     [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert "the actions service" in line and ("stopped" in line or "not healthy" in line), line

@@ -72,7 +72,7 @@ def test_example_bot_trains_into_models_owned_by_the_bot_owner(trained_bot, dock
     [model] = models(bot)
     assert "Model ready:" in result.stdout and str(model) in result.stdout
     assert "device CPU" in result.stdout
-    assert "no NVIDIA runtime in this Docker engine: training on the CPU" in result.stderr
+    assert "no NVIDIA runtime for GPU requests: going on to train on the CPU" in result.stderr
     with tarfile.open(model) as tar:
         assert "metadata.json" in {m.name.lstrip("/") for m in tar}
     if os.geteuid() == 0:
@@ -213,15 +213,14 @@ def test_leftovers_of_a_killed_wrapper_are_removed_by_the_next_run(bot_copy, doc
     wait_for_line(proc, "training in")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    assert len(leftover_containers(docker_client, bot_copy)) == 1
-    assert list((bot_copy / ".rasa-gpu" / "tmp").iterdir())
+    assert list((bot_copy / ".rasa-gpu" / "tmp").iterdir())  # its temporary output is still there
+    # Its container ends by itself (test_signals.py); the next run removes the temporary output under the lock.
     result = run_cli("train", str(bot_copy))
     assert result.returncode == 0, result.output
-    assert (
-        "removed what an interrupted training left behind: 1 container(s), 1 temporary folder(s)"
-        in result.stderr
-    )
+    assert "removed what an interrupted training left behind: " in result.stderr
+    assert "1 temporary folder(s)" in result.stderr
     assert leftover_containers(docker_client, bot_copy) == []
+    assert not list((bot_copy / ".rasa-gpu" / "tmp").iterdir())
 
 
 def test_two_trainings_of_one_bot_are_serialized(bot_copy):

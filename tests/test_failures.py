@@ -115,3 +115,27 @@ def test_disk_full_during_the_cache_write_says_so_and_keeps_model_and_history(tr
     assert earlier and earlier <= {
         (run["id"], run["started_at"], run["status"]) for run in json.loads(runs_after.stdout)
     }
+
+
+# ---- one GPU policy --------------------------------------------------------------------------------------------------
+
+
+def test_up_gpu_on_without_a_runtime_says_what_up_can_do(bot_copy):
+    result = run_cli("up", str(bot_copy), "--gpu", "on")
+    line = assert_one_line_error(
+        result, 4, "no NVIDIA runtime", "run the Rasa server on the CPU with --gpu off"
+    )
+    assert "train on the CPU" not in line
+
+
+def test_doctor_checks_the_gpus_from_the_settings(tmp_path):
+    from rasa_gpu import cli
+
+    bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot", owner=None)
+    (bot / "rasa-gpu.toml").write_text('gpus = "1"\n')
+    image = cli.ImageOptions(None, None, "gpu", None, (), None, False)
+    context, check = cli._doctor_context(str(bot), image, None, None)
+    assert check.status == "ok", check
+    assert context.probe_request.device_ids == ("1",)
+    context, _ = cli._doctor_context(str(bot), image, "on", "0,2")  # the command line wins, as for train
+    assert context.gpu_mode == "on" and context.probe_request.device_ids == ("0", "2")

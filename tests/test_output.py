@@ -32,7 +32,7 @@ def test_the_cause_is_the_root_of_a_chain_of_wrapped_exceptions():
     ]:
         parser.feed(line)
     assert parser.cause == "OSError: [Errno 28] No space left on device"
-    assert parser.disk_full
+    assert parser.disk_full == "No space left on device"
 
 
 def test_the_cause_is_rasas_own_error_line_without_its_colour():

@@ -13,7 +13,7 @@ from pathlib import Path
 import json5
 import pytest
 import yaml
-from conftest import EXAMPLE_BOT
+from conftest import EXAMPLE_BOT, copy_bot
 
 from rasa_gpu import services, vscode, watch
 from rasa_gpu.compat import load_matrix
@@ -289,9 +289,7 @@ def test_a_burst_becomes_one_batch_and_a_pause_starts_a_new_one():
 
 
 def _copy_example(tmp_path: Path) -> Path:
-    import shutil
-
-    return Path(shutil.copytree(EXAMPLE_BOT, tmp_path / "bot"))
+    return copy_bot(EXAMPLE_BOT, tmp_path / "bot", owner=None)  # its sources only, not the user's models
 
 
 def test_vscode_template_file_is_valid_jsonc():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import json5
 import pytest
-from conftest import copy_bot, models, run_cli
+from conftest import copy_bot, free_ports, models, run_cli
 from test_services import project_containers, require_compose, say
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -83,7 +83,9 @@ def test_train_gpu_task_is_the_default_build_task_and_trains(workspace, docker_c
     before = models(ws / "shop")
     result = run_task(task, ws)
     assert result.returncode == 0, result.stderr
-    assert "no NVIDIA runtime in this Docker engine: training on the CPU" in result.stderr  # said honestly
+    assert (
+        "no NVIDIA runtime for GPU requests: going on to train on the CPU" in result.stderr
+    )  # said honestly
     assert len(models(ws / "shop")) == len(before) + 1
     assert problems(task, result.stdout + result.stderr, ws) == []
 
@@ -108,14 +110,17 @@ def test_train_cpu_task_reports_yaml_errors_to_the_problems_panel(workspace):
     assert "Nothing changed since the newest model" in result.stdout
 
 
-def test_start_and_stop_services_tasks(workspace, docker_client):
+def test_start_and_stop_services_tasks(workspace, docker_client, user_services_on_default_ports):
     require_compose("docker compose")
     ws, tasks = workspace
+    rasa_port, actions_port = free_ports(2)  # the bot's settings, which the task's `rasa-gpu up` reads
+    (ws / "shop" / "rasa-gpu.toml").write_text(f"rasa_port = {rasa_port}\nactions_port = {actions_port}\n")
     started = run_task(tasks["Start services"], ws)
     try:
         assert started.returncode == 0, started.stderr
         assert "are up" in started.stdout
-        assert any("GPU shop assistant" in reply for reply in say("http://127.0.0.1:5005", "vscode", "hello"))
+        replies = say(f"http://127.0.0.1:{rasa_port}", "vscode", "hello")
+        assert any("GPU shop assistant" in reply for reply in replies)
     finally:
         stopped = run_task(tasks["Stop services"], ws)
     assert stopped.returncode == 0, stopped.stderr

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import leftover_containers, models, run_cli, start_cli
+from conftest import free_ports, leftover_containers, models, run_cli, start_cli
 from test_services import order_conversation, project_containers, require_compose
 
 from rasa_gpu import vscode
@@ -73,7 +73,8 @@ def edit_nlu(bot: Path, example: str) -> None:
 def test_burst_of_edits_trains_once_and_the_running_server_serves_the_new_model(bot_copy, docker_client):
     require_compose("docker compose")
     bot = bot_copy
-    up = run_cli("up", str(bot), "--rasa-port", "35005", "--actions-port", "35055")
+    rasa_port, actions_port = free_ports(2)
+    up = run_cli("up", str(bot), "--rasa-port", str(rasa_port), "--actions-port", str(actions_port))
     assert up.returncode == 0, up.output
     token = next(
         line.split("=", 1)[1]
@@ -82,7 +83,9 @@ def test_burst_of_edits_trains_once_and_the_running_server_serves_the_new_model(
     )
 
     def served_model() -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:35005/status?token={token}", timeout=30) as response:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{rasa_port}/status?token={token}", timeout=30
+        ) as response:
             return json.loads(response.read())["model_file"]
 
     watch = Watch(bot)
@@ -117,7 +120,9 @@ def test_burst_of_edits_trains_once_and_the_running_server_serves_the_new_model(
         actions = bot / "actions" / "actions.py"
         actions.write_text(actions.read_text().replace('"is on its way"', '"is nearly there"'))
         watch.wait_for("action server restarted", timeout=120)
-        assert "Order 42 for Alice is nearly there." in order_conversation("http://127.0.0.1:35005", "carol")
+        assert "Order 42 for Alice is nearly there." in order_conversation(
+            f"http://127.0.0.1:{rasa_port}", "carol"
+        )
         rasa.reload()
         assert rasa.attrs["State"]["StartedAt"] == rasa_started
         assert watch.count("model ready") == 1  # an actions edit trains nothing
