@@ -131,7 +131,7 @@ def test_burst_of_edits_trains_once_and_the_running_server_serves_the_new_model(
             code = watch.stop()
         finally:
             run_cli("down", str(bot))
-    assert code == 0 and "rasa-gpu watch: stopped" in watch.output()
+    assert code == 130 and "interrupted: rasa-gpu watch stopped" in watch.output()
     assert leftover_containers(docker_client, bot) == []
 
 
@@ -151,7 +151,7 @@ def test_an_edit_during_a_training_leads_to_exactly_one_more(bot_copy, docker_cl
         assert watch.count("training in ") == 2
     finally:
         code = watch.stop()
-    assert code == 0
+    assert code == 130
     assert leftover_containers(docker_client, bot) == []
 
 
@@ -182,7 +182,7 @@ def test_yaml_error_is_reported_with_file_and_line_and_watching_goes_on(bot_copy
         time.sleep(2)
     finally:
         code = watch.stop(signal.SIGINT)
-    assert code == 0 and "rasa-gpu watch: stopped" in watch.output()
+    assert code == 130 and "interrupted: rasa-gpu watch stopped" in watch.output()
     assert leftover_containers(docker_client, bot) == []
     assert models(bot) == models_before
     assert not any((bot / ".rasa-gpu" / "tmp").iterdir())
