@@ -19,9 +19,12 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .engine import PYTHON_LABEL, Engine
 from .errors import RasaGpuError
+
+if TYPE_CHECKING:  # docker-py loads when an image is built, not when the CLI's help reads this module
+    from .engine import Engine
 
 DEFAULT_SUITE = "bullseye"
 IMAGE_REPO = "rasa-gpu/base"
@@ -109,6 +112,8 @@ def build_base_image(
 
 def image_changes(suite: str) -> list[str]:
     """The Dockerfile instructions `docker import` applies: environment, command, and the Python label."""
+    from .engine import PYTHON_LABEL
+
     return [
         "ENV LANG=C.UTF-8",
         "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt",

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, history, templates
-from .engine import ContainerSpec, Engine, labels_for
+from .engine import ContainerSpec, labels_for
 from .errors import GpuUnavailable, RasaGpuError
 from .gpu import GpuRequest
 from .images import ImageSpec, ensure_image
 from .overrides import Override
 from .project import BotProject
+from .runners import Runner
 from .train import BuildOutput, Limits, Notice, TimedRun, bot_session, timed_training
 
 #: The prices of the article this tool grew from (on-demand, Linux, US East).
@@ -207,8 +208,9 @@ def _money(value: float | None) -> str:
 
 
 def run_benchmark(
-    engine: Engine, project: BotProject, spec: ImageSpec, options: BenchmarkOptions, on_event: EventSink
+    runner: Runner, project: BotProject, spec: ImageSpec, options: BenchmarkOptions, on_event: EventSink
 ) -> BenchmarkReport:
+    engine = runner.engine
     built = ensure_image(engine, spec, lambda line: on_event(BuildOutput(line)))
     image = built.tag
     limits = Limits(cpus=options.cpus, memory=options.memory)
@@ -220,7 +222,7 @@ def run_benchmark(
         rasa_version=spec.release.version,
         tensorflow=spec.release.tensorflow,
         image=image,
-        host=f"{platform.node()} ({os.cpu_count()} cores)",
+        host=runner.machine() if not runner.local else f"{platform.node()} ({os.cpu_count()} cores)",
         repeat=options.repeat,
         warmup=options.warmup,
         overrides=[o.text for o in options.overrides],
@@ -250,7 +252,7 @@ def run_benchmark(
         try:
             with history.recording(project, record, lambda text: on_event(Notice(text, "warn"))):
                 run = timed_training(
-                    engine, project, image, options.overrides, requests[name], on_event, limits
+                    runner, project, image, options.overrides, requests[name], on_event, limits
                 )
                 record.measured(run.device, run.wall_seconds, run.components)
         except GpuUnavailable as exc:
@@ -261,7 +263,7 @@ def run_benchmark(
         return run
 
     fingerprint = project.inputs_digest()
-    with bot_session(project, engine, on_event):
+    with bot_session(project, runner, on_event):
         if options.warmup:
             for name in ("cpu", "gpu"):
                 one(name, "warm-up run (not counted)")
@@ -274,10 +276,11 @@ def run_benchmark(
 
 
 def write_report(
-    engine: Engine, project: BotProject, report: BenchmarkReport, folder: Path | None = None
+    runner: Runner, project: BotProject, report: BenchmarkReport, folder: Path | None = None
 ) -> Path:
     """report.json, report.md and chart.png in the bot's state folder (or `folder`). The chart is drawn by
-    matplotlib inside the Rasa image, so the host needs no plotting library."""
+    matplotlib inside the Rasa image, so the host needs no plotting library; on an engine elsewhere (which cannot
+    see this folder) there is no chart."""
     out = folder or project.state_dir / REPORTS_DIR / report.id
     inside_bot = project.root in out.resolve().parents  # then the bot owner's, like models/
     if inside_bot:
@@ -288,9 +291,11 @@ def write_report(
     (out / "report.md").write_text(report.markdown(), encoding="utf-8")
     if inside_bot:
         project.give_to_owner(out / "report.json", out / "report.md")
+    if not runner.local:
+        return out
     st = out.stat()  # the chart is written as whoever owns the report folder
     uid, gid = st.st_uid, st.st_gid
-    code, lines = engine.run_to_completion(
+    code, lines = runner.engine.run_to_completion(
         ContainerSpec(
             image=report.image,
             command=[],

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from .engine import START_HINT, Compose, ContainerSpec, Engine, EngineAbout, lab
 from .errors import RasaGpuError
 from .images import ImageSpec
 from .project import BotProject
+from .runners import Runner, Where
 
 STATUSES = ("ok", "warn", "fail", "skip")
 #: Free space the first build needs: TensorFlow's GPU base image (about 7 GB unpacked) plus Rasa (about 3 GB).
@@ -60,6 +61,8 @@ class Context:
     project: BotProject | None = None
     spec: ImageSpec | None = None
     release: RasaRelease | None = None
+    #: The engine asked about (--host/--context, the bot's settings, DOCKER_HOST), as train would use it.
+    where: Where = field(default_factory=lambda: Where())
 
     @property
     def gpu_mode(self) -> str:
@@ -91,14 +94,18 @@ class LocalImages:
         return self.built or self.base
 
 
-def run(context: Context, bot_check: Check) -> Iterator[Check]:
-    """All checks in order, one at a time (the GPU smoke test takes a few seconds)."""
+def run(context: Context, bot_check: Check, runner: Runner) -> Iterator[Check]:
+    """All checks in order, one at a time (the GPU smoke test takes a few seconds). The engine and the GPU are the
+    runner's (this machine's, or one reached over SSH); the bot's disk and inotify are this machine's."""
     yield bot_check
     try:
-        engine = Engine.connect()
+        engine = runner.engine
         about = engine.about()
     except RasaGpuError as exc:
-        yield Check("engine", "fail", exc.message.split("; ")[0], START_HINT, blocking=True)
+        if runner.local:
+            yield Check("engine", "fail", exc.message.split("; ")[0], START_HINT, blocking=True)
+        else:  # the line from ssh: unreachable, host key, login, no docker or no engine there
+            yield Check("engine", "fail", exc.message, None, blocking=True)
         yield compose_check()
         for name in ("training image", "NVIDIA runtime", "GPU smoke test"):
             yield Check(name, "skip", "no Docker engine to ask")
@@ -106,9 +113,10 @@ def run(context: Context, bot_check: Check) -> Iterator[Check]:
         yield Check("disk (images)", "skip", "no Docker engine to ask")
         yield from _host_checks(context)
         return
-    yield Check("engine", "ok", f"Docker {about.version} (API {about.api_version}) at {about.host}")
+    where = "" if runner.local else f" on {about.name or 'the far host'} ({runner.name}, over SSH or TCP)"
+    yield Check("engine", "ok", f"Docker {about.version} (API {about.api_version}) at {about.host}{where}")
     if context.project is not None:
-        yield leftovers_check(engine, context.project)
+        yield leftovers_check(runner, context.project)
     yield compose_check()
     images = LocalImages.of(engine, context.spec)
     yield _image_check(engine, context, images)
@@ -116,14 +124,17 @@ def run(context: Context, bot_check: Check) -> Iterator[Check]:
     yield runtime
     smoke, driver_in_container = _smoke_test(engine, context, runtime, images)
     yield smoke
-    yield driver_check(host_driver_version() or driver_in_container, context.release, context.gpu_mode)
-    yield _docker_disk_check(about, images)
+    host_driver = (
+        host_driver_version() if runner.local else None
+    )  # the far host's driver shows in the smoke test
+    yield driver_check(host_driver or driver_in_container, context.release, context.gpu_mode)
+    yield _docker_disk_check(engine, about, images, runner.local)
     yield from _host_checks(context)
 
 
-def leftovers_check(engine: Engine, project: BotProject) -> Check:
+def leftovers_check(runner: Runner, project: BotProject) -> Check:
     """Containers that a killed rasa-gpu on this host left for this bot are removed, as every bot command does."""
-    removed = engine.remove_orphans(project.root)
+    removed = runner.sweep(project)
     if removed:
         return Check("leftovers", "ok", f"removed {removed} container(s) that a killed rasa-gpu left behind")
     return Check("leftovers", "ok", "no container of a killed rasa-gpu on this host")
@@ -159,6 +170,37 @@ def bot_failed(error: RasaGpuError) -> Check:
 
 def no_bot(path: str) -> Check:
     return Check("bot", "skip", f"{path} is not a Rasa project; pass a bot folder to check it too")
+
+
+def context_for(bot: str | None, cli_values: dict[str, Any], variant: str) -> tuple[Context, Check]:
+    """The bot doctor looks at (BOT, else the current folder if it is a bot) and the check of the bot itself; the
+    command line's values (None: not given, `gpu` and `gpus` among them) go over the bot's settings, as for train.
+    A broken bot is a failed check, not an error."""
+    from .compat import load_matrix
+    from .errors import ProjectError
+    from .resolve import resolve
+
+    # Without a bot (or its settings): what the command line asked for.
+    asked = gpu_rules.parse_gpu_request(cli_values.get("gpu"), cli_values.get("gpus"))
+    where = Where(host=cli_values.get("host"), context=cli_values.get("context"))
+    try:
+        resolved = resolve(bot or ".", cli_values, variant)
+    except ProjectError as exc:
+        if bot is not None:
+            return Context(asked, where=where), bot_failed(exc)
+        matrix = load_matrix()
+        return Context(asked, release=matrix.get(matrix.default), where=where), no_bot(str(Path.cwd()))
+    except RasaGpuError as exc:
+        return Context(asked, where=where), bot_failed(exc)
+    settings, spec = resolved.settings, resolved.spec
+    context = Context(
+        gpu_rules.parse_gpu_request(settings.gpu, settings.gpus),
+        resolved.project,
+        spec,
+        spec.release,
+        settings.where(),
+    )
+    return context, bot_ok(resolved.project, spec.release, resolved.why)
 
 
 # ---- engine and compose -------------------------------------------------------------------------------------------
@@ -225,7 +267,11 @@ def runtime_check(engine: Engine, about: EngineAbout, context: Context, images: 
     if probe_image is None:
         return Check("NVIDIA runtime", "skip", "no local image to start a probe container from yet")
     runtimes = ", ".join(about.runtimes) or "none listed"
-    if engine.gpu_request_works(probe_image, context.probe_request):
+    works = engine.gpu_request_works(probe_image, context.probe_request)
+    gpu_rules.remember(
+        about.engine_id, refused=not works
+    )  # doctor asks for real; train trusts the answer an hour
+    if works:
         return Check("NVIDIA runtime", "ok", f"the engine grants GPU requests (runtimes: {runtimes})")
     return _gpu_problem(
         "NVIDIA runtime",
@@ -403,15 +449,31 @@ def disk_check(name: str, free: int, needed: int, where: str) -> Check:
 _FREE = "free some space (`docker system prune` removes stopped containers and unused images)"
 
 
-def _docker_disk_check(about: EngineAbout, images: LocalImages) -> Check:
+def _docker_disk_check(engine: Engine, about: EngineAbout, images: LocalImages, local: bool) -> Check:
+    """Free space where the engine keeps images and volumes: looked at here, or from a probe container there."""
     name = "disk (images)"
-    if not about.local:
-        return Check(name, "skip", f"the engine at {about.host} is remote; check its disk there")
     built = images.built is not None
-    try:
-        free = shutil.disk_usage(about.root_dir).free
-    except OSError as exc:
-        return Check(name, "skip", f"cannot look at {about.root_dir}: {exc.strerror}")
+    if local:
+        try:
+            free = shutil.disk_usage(about.root_dir).free
+        except OSError as exc:
+            return Check(name, "skip", f"cannot look at {about.root_dir}: {exc.strerror}")
+    else:
+        if images.probe is None:
+            return Check(name, "skip", "no image on that engine to start a probe container from yet")
+        spec = ContainerSpec(
+            image=images.probe,
+            command=[],
+            entrypoint=["df", "-Pk", "/engine"],
+            name=f"rasa-gpu-probe-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+            labels=labels_for("probe", Path("/")),
+            binds={about.root_dir: "/engine"},  # a path on that host: bind mounts name the engine's own disk
+        )
+        code, lines = engine.run_to_completion(spec)
+        fields = lines[-1].split() if code == 0 and lines else []
+        if len(fields) < 4 or not fields[3].isdigit():
+            return Check(name, "skip", f"could not read the free space of {about.root_dir} on that host")
+        free = int(fields[3]) * 1024
     return disk_check(name, free, TRAINING_BYTES if built else FIRST_BUILD_BYTES, about.root_dir)
 
 

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ class ContainerSpec:
     environment: dict[str, str] = field(default_factory=dict)
     working_dir: str | None = None
     binds: dict[str, str] = field(default_factory=dict)  # host path -> container path (read-write)
+    volumes: dict[str, str] = field(default_factory=dict)  # the engine's named volume -> container path
     gpu: gpu_rules.GpuRequest | None = None
     entrypoint: list[str] | None = None
     cpus: float | None = None  # e.g. 2.0: at most two cores' worth of CPU time
@@ -81,7 +82,8 @@ class ContainerSpec:
             "name": self.name,
             "labels": self.labels,
             "environment": environment,
-            "mounts": [Mount(target=dst, source=src, type="bind") for src, dst in self.binds.items()],
+            "mounts": [Mount(target=dst, source=src, type="bind") for src, dst in self.binds.items()]
+            + [Mount(target=dst, source=name, type="volume") for name, dst in self.volumes.items()],
             "init": True,  # PID 1 forwards SIGTERM to Rasa; without an init Rasa would ignore it
             "auto_remove": True,  # the engine removes it once it exits, whether rasa-gpu is still there or not
             # Not detached with an open stdin: the engine sets StdinOnce, so stdin closes when rasa-gpu's attach ends.
@@ -111,7 +113,7 @@ class ContainerSpec:
 
 
 #: Roles of containers that live only as long as the rasa-gpu process that started them (services are not among them).
-ORPHAN_ROLES = ("train", "chown", "probe")
+ORPHAN_ROLES = ("train", "chown", "probe", "transfer")
 
 
 def _alive(pid: str) -> bool:
@@ -212,19 +214,36 @@ class Engine:
     def __init__(self, client: docker.DockerClient) -> None:
         self.client = client
         self.api = client.api
+        self.shown_as = ""  # the address the user gave, "" for the local default
 
     @classmethod
-    def connect(cls) -> Engine:
-        host = os.environ.get("DOCKER_HOST", "the default socket (/var/run/docker.sock)")
+    def connect(cls, base_url: str | None = None, *, shown_as: str | None = None, tls: Any = None) -> Engine:
+        """The engine at base_url (unix://, tcp://; ssh:// goes through runners.ssh first), or DOCKER_HOST's, or the
+        local socket. `shown_as` names it in messages (the address the user gave)."""
+        host = (
+            shown_as or base_url or os.environ.get("DOCKER_HOST", "the default socket (/var/run/docker.sock)")
+        )
         try:
-            client = docker.from_env(timeout=600)
+            if base_url:
+                client = docker.DockerClient(base_url=base_url, timeout=600, tls=tls or False)
+            else:
+                client = docker.from_env(timeout=600)
             client.ping()
         except docker.errors.DockerException as exc:
             reason = str(exc).split("(")[0].strip().rstrip(":")
             raise EngineUnavailable(
                 f"cannot reach a Docker engine at {host} ({reason}); {START_HINT}"
             ) from None
-        return cls(client)
+        engine = cls(client)
+        engine.shown_as = host if (shown_as or base_url or "DOCKER_HOST" in os.environ) else ""
+        return engine
+
+    def engine_id(self) -> str:
+        """The engine's own ID (`docker info`), stable across restarts; "" when it does not say."""
+        try:
+            return str(self.api.info().get("ID", ""))
+        except docker.errors.APIError:
+            return ""
 
     def about(self) -> EngineAbout:
         """Version, registered runtimes and data folder, for `rasa-gpu doctor`."""
@@ -232,8 +251,10 @@ class Engine:
             version, info = self.client.version(), self.client.info()
         except docker.errors.APIError as exc:
             raise RasaGpuError(f"the Docker engine did not describe itself: {exc.explanation}") from None
-        host = os.environ.get("DOCKER_HOST", "")
+        host = self.shown_as
         return EngineAbout(
+            name=str(info.get("Name", "")),
+            engine_id=str(info.get("ID", "")),
             version=str(version.get("Version", "?")),
             api_version=str(version.get("ApiVersion", "?")),
             runtimes=sorted((info.get("Runtimes") or {}).keys()),
@@ -478,6 +499,87 @@ class Engine:
             lines = b"".join(running.output()).decode("utf-8", errors="replace").splitlines()
             return running.wait(), lines
 
+    # ---- volumes and files (the workspace of an engine elsewhere) ---------------------------------------------
+
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        """Create a named volume (an existing one of that name is reused as it is)."""
+        try:
+            self.api.create_volume(name, labels=labels)
+        except docker.errors.APIError as exc:
+            raise RasaGpuError(f"Docker could not create volume {name}: {exc.explanation or exc}") from None
+
+    def remove_volume(self, name: str) -> None:
+        try:
+            self.api.remove_volume(name, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise RasaGpuError(f"Docker could not remove volume {name}: {exc.explanation or exc}") from None
+
+    def volume_exists(self, name: str) -> bool:
+        try:
+            self.api.inspect_volume(name)
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError as exc:
+            raise RasaGpuError(f"Docker could not inspect volume {name}: {exc.explanation or exc}") from None
+        return True
+
+    @contextmanager
+    def holder(self, spec: ContainerSpec) -> Iterator[str]:
+        """A container that is created and never started, so files can be copied into and out of its volumes;
+        removed on the way out whatever happens. Yields its id."""
+        with signals.deferred():
+            try:
+                kwargs = {**spec.create_kwargs(), "auto_remove": False, "detach": True, "stdin_open": False}
+                container = self.client.containers.create(**kwargs)
+            except docker.errors.ImageNotFound:
+                raise RasaGpuError(f"image {spec.image} is missing; run `rasa-gpu build` first") from None
+            except docker.errors.APIError as exc:
+                raise self._container_error(exc) from None
+        try:
+            yield str(container.id)
+        finally:
+            with signals.deferred(), suppress(docker.errors.NotFound):
+                container.remove(force=True, v=False)
+
+    def put_files(self, container_id: str, folder: str, tar_bytes: bytes) -> None:
+        """Unpack a tar archive into a (created) container's folder; volumes mounted there receive the files."""
+        try:
+            self.api.put_archive(container_id, folder, tar_bytes)
+        except docker.errors.APIError as exc:
+            raise RasaGpuError(
+                f"Docker could not copy files into {folder}: {exc.explanation or exc}"
+            ) from None
+
+    def get_files(self, container_id: str, path: str) -> Iterator[bytes]:
+        """A tar archive of a path in a (created) container, as it streams in."""
+        try:
+            stream, _stat = self.api.get_archive(container_id, path)
+        except docker.errors.NotFound:
+            raise RasaGpuError(
+                f"{path} is missing in the run's volume; the training wrote nothing there"
+            ) from None
+        except docker.errors.APIError as exc:
+            raise RasaGpuError(f"Docker could not copy {path} back: {exc.explanation or exc}") from None
+        yield from stream
+
+    def remove_orphan_volumes(self, bot_root: Path) -> int:
+        """Volumes of single runs (role run) that rasa-gpu on this host made for this bot, whose process is gone."""
+        filters = {
+            "label": [f"{LABEL}.bot={bot_root}", f"{LABEL}.host={socket.gethostname()}", f"{LABEL}.role=run"]
+        }
+        removed = 0
+        try:
+            volumes = self.api.volumes(filters=filters).get("Volumes") or []
+        except docker.errors.APIError:
+            return 0
+        for volume in volumes:
+            if not _alive((volume.get("Labels") or {}).get(f"{LABEL}.pid", "")):
+                self.remove_volume(volume["Name"])
+                removed += 1
+        return removed
+
     # ---- services (containers that compose started) -----------------------------------------------------------
 
     def gpu_request_works(self, image: str, request: gpu_rules.GpuRequest) -> bool:
@@ -530,6 +632,8 @@ class Engine:
 
 @dataclass(frozen=True)
 class EngineAbout:
+    name: str  # the engine's host name
+    engine_id: str
     version: str
     api_version: str
     runtimes: list[str]

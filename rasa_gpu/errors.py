@@ -105,3 +105,7 @@ class PushError(RasaGpuError):
 
 class PullError(RasaGpuError):
     """A published image could not be pulled back (the registry did not answer or refused); the caller builds."""
+
+
+class RemoteUnsupported(RasaGpuError):
+    """A command that needs this machine's engine was pointed at an engine elsewhere."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import GpuUnavailable, SettingsError
 
@@ -65,13 +68,64 @@ def parse_gpu_request(mode: str | None, gpus: str | None) -> GpuRequest:
     return GpuRequest(mode=mode, device_ids=ids)
 
 
-def without_runtime(request: GpuRequest, doing: str) -> str:
+def without_runtime(request: GpuRequest, doing: str, *, remembered: bool = False) -> str:
     """The one rule for an engine that cannot serve GPU requests, used by every command: with `on` it is an error
     (raised); with `auto` the work goes on on the CPU, and the returned warning says so. `doing` names the work, as
-    in "train" or "run the Rasa server"."""
+    in "train" or "run the Rasa server". `remembered`: the engine refused within the last hour and was not asked
+    again (see refused_recently)."""
     if request.mode == "on":
         raise GpuUnavailable(f"{NO_RUNTIME}; {TOOLKIT_HINT}, or {doing} on the CPU with --gpu off")
-    return f"{NO_RUNTIME}: going on to {doing} on the CPU. To use a GPU, {TOOLKIT_HINT}."
+    when = (
+        " (it refused a GPU request within the last hour; `rasa-gpu doctor` asks again)" if remembered else ""
+    )
+    return f"{NO_RUNTIME}{when}: going on to {doing} on the CPU. To use a GPU, {TOOLKIT_HINT}."
+
+
+# ---- remembering an engine's refusal: with --gpu auto, ask an engine without a runtime at most once an hour ----
+
+REFUSAL_MEMORY_SECONDS = 3600
+
+
+def _refusals_file() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rasa-gpu" / "gpu-refusals.json"
+
+
+def _refusals() -> dict[str, float]:
+    try:
+        data = json.loads(_refusals_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return (
+        {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float))}
+        if isinstance(data, dict)
+        else {}
+    )
+
+
+def refused_recently(engine_id: str) -> bool:
+    """Whether this engine (its ID from `docker info`) refused a GPU request within the last hour."""
+    return bool(engine_id) and time.time() - _refusals().get(engine_id, 0.0) < REFUSAL_MEMORY_SECONDS
+
+
+def remember(engine_id: str, *, refused: bool) -> None:
+    """Note that the engine refused a GPU request now (refused=True) or granted one (forget an old refusal). The
+    note is a cache: a file that cannot be written only means the engine is asked again next time."""
+    if not engine_id:
+        return
+    refusals = _refusals()
+    if refused:
+        refusals[engine_id] = time.time()
+    elif refusals.pop(engine_id, None) is None:
+        return
+    path = _refusals_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(refusals), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def is_missing_gpu_driver(message: str) -> bool:

@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from . import yamlfile
 from .errors import SettingsError
 
 
@@ -26,6 +25,8 @@ class Override:
 
 
 def parse_overrides(items: list[str]) -> list[Override]:
+    import yaml
+
     overrides = []
     for item in items:
         target, sep, raw = item.partition("=")
@@ -35,7 +36,7 @@ def parse_overrides(items: list[str]) -> list[Override]:
                 f"--set '{item}' is not Component.key=value; for example --set DIETClassifier.epochs=20"
             )
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = yamlfile.load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         value = _checked(item, key, value)
@@ -199,4 +200,6 @@ def _matches(name: Any, component: str) -> bool:
 
 
 def render_config(config: dict[str, Any]) -> str:
+    import yaml
+
     return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import yaml
-
+from . import yamlfile
 from .errors import ProjectError, YamlError
 
 STATE_DIR = ".rasa-gpu"
@@ -36,6 +37,11 @@ class BotProject:
     config: Path
     domain: Path
     data: Path
+    #: Each YAML file's bytes and content as last parsed: a command parses a file once (load validates it, the
+    #: no-change check hashes it), and a file that changed since is parsed again.
+    _parsed: dict[Path, tuple[bytes, Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> BotProject:
@@ -96,9 +102,11 @@ class BotProject:
                 yield self.root / extra
 
     def validate_yaml(self) -> None:
+        import yaml
+
         for path in self.yaml_files():
             try:
-                yaml.safe_load(path.read_text(encoding="utf-8"))
+                self._parse(path, path.read_bytes())
             except yaml.MarkedYAMLError as exc:
                 mark = exc.problem_mark or exc.context_mark
                 line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -106,9 +114,20 @@ class BotProject:
             except (yaml.YAMLError, UnicodeDecodeError) as exc:
                 raise YamlError(self.relative(path), 1, 1, str(exc).splitlines()[0]) from None
 
+    def _parse(self, path: Path, data: bytes) -> Any:
+        """The content of a YAML file whose bytes are `data`, parsed once per version of the file (UTF-8, as Rasa
+        reads it)."""
+        cached = self._parsed.get(path)
+        if cached is not None and cached[0] == data:
+            return cached[1]
+        content = yamlfile.load(data.decode("utf-8"))
+        self._parsed[path] = (data, content)
+        return content
+
     def config_data(self) -> dict:
-        data = yaml.safe_load(self.config.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
+        """config.yml's content, the caller's own copy to change."""
+        data = self._parse(self.config, self.config.read_bytes())
+        return copy.deepcopy(data) if isinstance(data, dict) else {}
 
     def relative(self, path: Path) -> str:
         try:
@@ -133,12 +152,14 @@ class BotProject:
         """Hash of the training inputs. YAML is hashed by content, not bytes: Rasa rewrites the comments of
         config.yml while training (its auto-configuration) and adds an assistant_id, which must not count as a
         change."""
+        import yaml
+
         digest = hashlib.sha256()
         for path in self.training_inputs():
             data = path.read_bytes()
             if path.suffix in (".yml", ".yaml"):
-                with contextlib.suppress(yaml.YAMLError):
-                    content = yaml.safe_load(data)
+                with contextlib.suppress(yaml.YAMLError, UnicodeDecodeError):  # then hashed as bytes
+                    content = self._parse(path, data)
                     if path == self.config and isinstance(content, dict):
                         content = {k: v for k, v in content.items() if k not in _CONFIG_KEYS_NOT_TRAINED}
                     data = json.dumps(content, sort_keys=True, default=str).encode()

@@ -23,10 +23,11 @@ import yaml
 
 from . import __version__
 from .engine import Compose, Engine, ServiceState
-from .errors import ServicesError, SettingsError
-from .gpu import GpuRequest, without_runtime
+from .errors import RemoteUnsupported, ServicesError, SettingsError
+from .gpu import GpuRequest, refused_recently, remember, without_runtime
 from .images import ActionsImageSpec, ImageSpec, NotebookImageSpec, ensure_image, ensure_service_image
 from .project import BotProject
+from .runners import Runner
 from .train import BOT_MOUNT, BuildOutput, Notice, sweep
 
 COMPOSE_FILE = "rasa-gpu.compose.yml"
@@ -444,8 +445,20 @@ class UpResult:
     compose_status: str  # written | unchanged | kept
 
 
+def require_local(runner: Runner) -> Engine:
+    """Services run on this machine's engine only; returns it. On an engine elsewhere their ports would be
+    published on that machine, and the bot folder (models/, actions/) that they mount is not there."""
+    if not runner.local:
+        raise RemoteUnsupported(
+            f"the services run on this machine's Docker engine only, not on {runner.name}: train there with "
+            "`rasa-gpu train --host …`, then run `rasa-gpu up` without --host (the model is in models/ here); "
+            "or run rasa-gpu on that machine itself"
+        )
+    return runner.engine
+
+
 def up(
-    engine: Engine,
+    runner: Runner,
     compose: Compose,
     project: BotProject,
     spec: ImageSpec,
@@ -455,7 +468,8 @@ def up(
     on_event: EventSink,
 ) -> UpResult:
     """Build or find the images, write the compose file, start the services and wait until they are healthy."""
-    sweep(engine, project, on_event)
+    engine = require_local(runner)
+    sweep(runner, project, on_event)
     model = project.newest_model()
     if model is None:
         raise ServicesError(
@@ -524,7 +538,13 @@ def _gpu_for_services(engine: Engine, image: str, gpu: GpuRequest, on_event: Eve
     """The train rule: auto uses GPUs when the engine grants them, on fails without, off never asks."""
     if not gpu.wanted:
         return None
-    if engine.gpu_request_works(image, gpu):
+    engine_id = engine.engine_id()
+    if gpu.mode == "auto" and refused_recently(engine_id):
+        on_event(Notice(without_runtime(gpu, "run the Rasa server", remembered=True), "warn"))
+        return None
+    works = engine.gpu_request_works(image, gpu)
+    remember(engine_id, refused=not works)
+    if works:
         return gpu
     on_event(Notice(without_runtime(gpu, "run the Rasa server"), "warn"))
     return None

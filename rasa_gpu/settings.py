@@ -10,12 +10,15 @@ import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 from .compat import Matrix, RasaRelease, is_exact_version
 from .errors import SettingsError, VersionError
+
+if TYPE_CHECKING:
+    from .runners import Where
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,6 +53,9 @@ class Settings:
     # ---- published images (rasa-gpu push, and pulling them back instead of building) ----
     registry: str | None = None
     image_name: str | None = None
+    # ---- where containers run (runners.Where) ----
+    host: str | None = None
+    context: str | None = None
     #: Where the settings came from, for messages.
     source: str = "defaults"
     #: Settings given on the command line (they name the option in messages).
@@ -58,6 +64,12 @@ class Settings:
     def origin(self, key: str) -> str:
         option = _OPTION_NAMES.get(key, f"--{key.replace('_', '-')}")
         return option if key in self.from_cli or self.source == "defaults" else self.source
+
+    def where(self) -> Where:
+        """The engine these settings name (runners.connect turns it into a runner)."""
+        from .runners import Where
+
+        return Where(host=self.host, context=self.context)
 
     def merged(self, **cli: Any) -> Settings:
         """These settings with every command-line value that was given (not None, not empty) on top."""

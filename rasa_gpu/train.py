@@ -16,16 +16,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from filelock import FileLock, Timeout
 
 from . import gpu as gpu_rules
 from . import history, progress
-from .engine import ContainerSpec, Engine, RunningContainer, labels_for
 from .errors import (
     BusyError,
     DiskFull,
@@ -38,8 +37,11 @@ from .errors import (
 from .images import ImageSpec, ensure_image
 from .overrides import Override, apply_overrides, render_config
 from .project import BotProject
+from .runners import BOT_MOUNT, Runner, Workspace
 
-BOT_MOUNT = "/bot"
+if TYPE_CHECKING:  # the engine (docker-py) loads only when a container is needed: a no-change skip never does
+    from .engine import ContainerSpec, Engine, RunningContainer
+
 STATE_FILE = "last-train.json"
 #: rasa train options that rasa-gpu itself sets.
 _OWNED_ARGS = ("--out",)
@@ -96,6 +98,9 @@ class TrainResult:
     rasa_version: str
     components: dict[str, float] = field(default_factory=dict)
     restored: list[str] = field(default_factory=list)
+    host: str = ""  # the machine that trained
+    sent_bytes: int = 0  # sent to an engine elsewhere (the bot's inputs); 0 for this machine's engine
+    received_bytes: int = 0  # the model archive as it came back from an engine elsewhere
     run_id: int | None = (
         None  # its row in the run history (None: skipped, or the history could not be written)
     )
@@ -107,8 +112,9 @@ def train(
     options: TrainOptions,
     on_event: EventSink,
     *,
-    engine: Engine | None = None,
+    runner: Runner,
 ) -> TrainResult:
+    """Train once on the runner's engine (no container at all when nothing changed since the newest model)."""
     started = time.monotonic()
     for arg in options.rasa_args:
         if arg.split("=", 1)[0] in _OWNED_ARGS:
@@ -117,10 +123,9 @@ def train(
             )
     project.check_output_folders()
     config_text = _config_with_overrides(project, options.overrides)
-    engine = engine or Engine.connect()
     published: list[Path] = []  # the model, once it is in models/
     try:
-        return _train_locked(project, spec, options, on_event, engine, config_text, started, published)
+        return _train_locked(project, spec, options, on_event, runner, config_text, started, published)
     except Interrupted:
         raise
     except KeyboardInterrupt:
@@ -134,17 +139,17 @@ def _train_locked(
     spec: ImageSpec,
     options: TrainOptions,
     on_event: EventSink,
-    engine: Engine,
+    runner: Runner,
     config_text: str | None,
     started: float,
     published: list[Path],
 ) -> TrainResult:
     with _bot_lock(project, options.wait, on_event):
-        _remove_leftovers(engine, project, on_event)
+        stale = _remove_stale_folders(project)
         inputs = project.inputs_digest()
         fingerprint = _fingerprint(inputs, spec, options)
         if not options.force and (previous := _unchanged_model(project, fingerprint)) is not None:
-            return TrainResult(
+            return TrainResult(  # decided before the engine is even contacted
                 model=previous["model_path"],
                 size=previous["model_path"].stat().st_size,
                 skipped=True,
@@ -152,7 +157,10 @@ def _train_locked(
                 device=previous.get("device", "unknown"),
                 image=spec.tag(),
                 rasa_version=spec.release.version,
+                host=previous.get("host", ""),
             )
+        _report_leftovers(runner.sweep(project), stale, on_event)
+        engine = runner.engine
         record = history.Run(
             kind="train",
             bot_fingerprint=inputs,
@@ -161,31 +169,29 @@ def _train_locked(
             image=spec.tag(),
             overrides=[o.text for o in options.overrides],
             rasa_args=list(options.rasa_args),
+            host=runner.machine(),
         )
         with history.recording(project, record, lambda text: on_event(Notice(text, "warn"))):
             image = ensure_image(
                 engine, spec, lambda line: on_event(BuildOutput(line)), rebuild=options.rebuild
             )
             record.image_id = image.image_id
-            run_dir = project.state_dir / "tmp" / uuid.uuid4().hex[:12]
-            try:
-                command = _train_command(project, run_dir, config_text) + options.rasa_args
-                cache_before = _cache_entries(project)
+            with runner.workspace(project, uuid.uuid4().hex[:12], image.tag) as workspace:
+                command = _train_command(project, workspace, config_text) + options.rasa_args
+                cache_before = _cache_entries(project) if runner.local else None
+                sent = workspace.send()
                 try:
-                    outcome = _run_training(
-                        engine, project, image.tag, command, options.gpu, run_dir.name, on_event
-                    )
+                    outcome = _run_training(engine, workspace, image.tag, command, options.gpu, on_event)
                 except DiskFull as exc:
-                    removed = _remove_partial_cache(project, cache_before)
+                    removed = _remove_partial_cache(project, cache_before) if cache_before is not None else 0
                     cleaned = f"; removed {removed} partial cache folder(s) it wrote" if removed else ""
                     raise DiskFull(
                         exc.message.replace("; free", f"{cleaned}; free", 1), details=exc.details
                     ) from None
-                model = _publish_model(run_dir / "out", project.models_dir)
+                received = workspace.fetch()
+                model = _publish_model(workspace.run_dir / "out", project.models_dir)
                 published.append(model)
-            finally:
-                shutil.rmtree(run_dir, ignore_errors=True)
-            fix_ownership(engine, project, image.tag)
+            runner.give_back(project, image.tag)
             result = TrainResult(
                 model=model,
                 size=model.stat().st_size,
@@ -196,6 +202,9 @@ def _train_locked(
                 rasa_version=spec.release.version,
                 components=outcome.components,
                 restored=outcome.restored,
+                host=record.host or "",
+                sent_bytes=sent,
+                received_bytes=received,
             )
             record.measured(result.device, result.wall_seconds, result.components)
             record.model_path, record.model_sha256 = project.relative(model), history.file_sha256(model)
@@ -217,16 +226,17 @@ class TimedRun:
 
 @contextmanager
 def bot_session(
-    project: BotProject, engine: Engine, on_event: EventSink, *, wait: bool = True
+    project: BotProject, runner: Runner, on_event: EventSink, *, wait: bool = True
 ) -> Iterator[None]:
     """Hold the bot's training lock and clear what a killed run left behind, for work made of several trainings."""
     with _bot_lock(project, wait, on_event):
-        _remove_leftovers(engine, project, on_event)
+        stale = _remove_stale_folders(project)
+        _report_leftovers(runner.sweep(project), stale, on_event)
         yield
 
 
 def timed_training(
-    engine: Engine,
+    runner: Runner,
     project: BotProject,
     image: str,
     overrides: list[Override],
@@ -237,17 +247,12 @@ def timed_training(
     """One training with a fresh Rasa cache whose model is thrown away: nothing in models/ or .rasa/ changes.
     Call it inside bot_session()."""
     config_text = _config_with_overrides(project, overrides)
-    run_dir = project.state_dir / "tmp" / uuid.uuid4().hex[:12]
-    try:
-        project.make_owned_dirs(run_dir / "cache")
-        command = _train_command(project, run_dir, config_text)
-        cache = {"RASA_CACHE_DIRECTORY": f"{BOT_MOUNT}/{project.relative(run_dir / 'cache')}"}
-        run_limits = replace(limits, environment={**limits.environment, **cache})
+    with runner.workspace(project, uuid.uuid4().hex[:12], image, fresh_cache=True) as workspace:
+        command = _train_command(project, workspace, config_text)
+        workspace.send()
         started = time.monotonic()
-        outcome = _run_training(engine, project, image, command, gpu, run_dir.name, on_event, run_limits)
+        outcome = _run_training(runner.engine, workspace, image, command, gpu, on_event, limits)
         wall = time.monotonic() - started
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
     return TimedRun(
         device=outcome.device,
         gpu=outcome.device.startswith("GPU"),
@@ -256,29 +261,24 @@ def timed_training(
     )
 
 
-def _train_command(project: BotProject, run_dir: Path, config_text: str | None) -> list[str]:
-    """`rasa train` writing into run_dir/out, with the bot's config (or the overridden one, written into run_dir),
-    domain and data named explicitly: Rasa's defaults know only domain.yml, not a domain/ folder."""
-    project.make_owned_dirs(run_dir / "out")
+def _train_command(project: BotProject, workspace: Workspace, config_text: str | None) -> list[str]:
+    """`rasa train` writing into the run's out/, with the bot's config (or the overridden one, written into the run's
+    folder), domain and data named explicitly: Rasa's defaults know only domain.yml, not a domain/ folder."""
     config = project.config
     if config_text is not None:
-        config = run_dir / "config.yml"
+        config = workspace.run_dir / "config.yml"
         config.write_text(config_text, encoding="utf-8")
         project.give_to_owner(config)
-
-    def inside(path: Path) -> str:
-        return f"{BOT_MOUNT}/{project.relative(path)}"
-
     return [
         "train",
         "--out",
-        inside(run_dir / "out"),
+        workspace.inside(workspace.run_dir / "out"),
         "--config",
-        inside(config),
+        workspace.inside(config),
         "--domain",
-        inside(project.domain),
+        workspace.inside(project.domain),
         "--data",
-        inside(project.data),
+        workspace.inside(project.data),
     ]
 
 
@@ -316,29 +316,30 @@ def _bot_lock(project: BotProject, wait: bool, on_event: EventSink) -> Iterator[
         lock.release()
 
 
-def sweep(engine: Engine, project: BotProject, on_event: EventSink) -> None:
+def sweep(runner: Runner, project: BotProject, on_event: EventSink) -> None:
     """Remove the containers that a killed rasa-gpu on this host left for this bot (every bot command does this;
     train also clears their temporary folders, under the bot's lock)."""
-    removed = engine.remove_orphans(project.root)
+    removed = runner.sweep(project)
     if removed:
         on_event(Notice(f"removed {removed} container(s) that a killed rasa-gpu left behind for this bot"))
 
 
-def _remove_leftovers(engine: Engine, project: BotProject, on_event: EventSink) -> None:
-    """Containers and temporary output of a wrapper that was killed (SIGKILL, power loss) before it could clean up.
-
-    Holding the bot's lock means no live training of this bot exists, so its temporary folders are leftovers.
-    """
-    removed = engine.remove_orphans(project.root)
+def _remove_stale_folders(project: BotProject) -> int:
+    """The temporary folders of a training that was killed (SIGKILL, power loss) before it could clean up. Holding
+    the bot's lock means no live training of this bot exists, so they are leftovers."""
     tmp = project.state_dir / "tmp"
     stale = list(tmp.iterdir()) if tmp.is_dir() else []
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
+
+
+def _report_leftovers(removed: int, stale: int, on_event: EventSink) -> None:
     if removed or stale:
         on_event(
             Notice(
                 f"removed what an interrupted training left behind: {removed} container(s), "
-                f"{len(stale)} temporary folder(s)"
+                f"{stale} temporary folder(s)"
             )
         )
 
@@ -381,27 +382,31 @@ class _Outcome:
 
 def _run_training(
     engine: Engine,
-    project: BotProject,
+    workspace: Workspace,
     image: str,
     command: list[str],
     gpu: gpu_rules.GpuRequest,
-    run_id: str,
     on_event: EventSink,
     limits: Limits = Limits(),
 ) -> _Outcome:
-    spec = training_container(project, image, command, gpu, run_id, limits)
     granted = gpu.wanted
+    engine_id = engine.engine_id() if gpu.wanted else ""
+    if gpu.mode == "auto" and gpu_rules.refused_recently(engine_id):
+        on_event(Notice(gpu_rules.without_runtime(gpu, "train", remembered=True), "warn"))
+        granted = False
     running: RunningContainer | None = None
     try:
         with ExitStack() as container:
             try:
+                spec = training_container(workspace, image, command, gpu if granted else _CPU, limits)
                 running = container.enter_context(engine.running(spec))
+                if granted:
+                    gpu_rules.remember(engine_id, refused=False)
             except GpuUnavailable:
+                gpu_rules.remember(engine_id, refused=True)
                 on_event(Notice(gpu_rules.without_runtime(gpu, "train"), "warn"))
                 granted = False
-                cpu_only = training_container(
-                    project, image, command, gpu_rules.GpuRequest("off"), run_id, limits
-                )
+                cpu_only = training_container(workspace, image, command, _CPU, limits)
                 running = container.enter_context(engine.running(cpu_only))
             on_event(TrainingStarted(image=image, gpu=gpu.describe() if granted else "none"))
             return _follow(running, gpu, granted, on_event)
@@ -413,30 +418,38 @@ def _run_training(
         raise Interrupted("stopped and removed the training container; no model was written") from None
 
 
+_CPU = gpu_rules.GpuRequest("off")
+
+
 def training_container(
-    project: BotProject,
+    workspace: Workspace,
     image: str,
     command: list[str],
     gpu: gpu_rules.GpuRequest,
-    run_id: str,
     limits: Limits = Limits(),
 ) -> ContainerSpec:
-    """The training container: the bot mounted at /bot, run as the bot's owner with a writable HOME, labelled so a
-    later run can find it, and with a GPU request (plus the entry script's TensorFlow check) when GPUs are wanted."""
+    """The training container: the bot at /bot (bind-mounted, or a volume on an engine elsewhere), run as the bot's
+    owner with a writable HOME, labelled so a later run can find it, and with a GPU request (plus the entry script's
+    TensorFlow check) when GPUs are wanted."""
+    from .engine import ContainerSpec, labels_for
+
+    project = workspace.project
     uid, gid = project.owner
     environment = {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
     if gpu.wanted:
         environment["RASA_GPU_MODE"] = gpu.mode
+    environment.update(workspace.environment)
     environment.update(limits.environment)
     return ContainerSpec(
         image=image,
         command=command,
-        name=f"rasa-gpu-train-{project.name}-{run_id}",
-        labels=labels_for("train", project.root, run=run_id),
+        name=f"rasa-gpu-train-{project.name}-{workspace.run_id}",
+        labels=labels_for("train", project.root, run=workspace.run_id),
         user=f"{uid}:{gid}",
         environment=environment,
         working_dir=BOT_MOUNT,
-        binds={str(project.root): BOT_MOUNT},
+        binds={source: target for kind, source, target in workspace.mounts if kind == "bind"},
+        volumes={source: target for kind, source, target in workspace.mounts if kind == "volume"},
         gpu=gpu if gpu.wanted else None,
         cpus=limits.cpus,
         memory=limits.memory,
@@ -609,51 +622,9 @@ def _save_state(project: BotProject, fingerprint: str, result: TrainResult) -> N
         "device": result.device,
         "image": result.image,
         "rasa": result.rasa_version,
+        "host": result.host,
     }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
     os.replace(tmp, path)
     project.give_to_owner(path)
-
-
-# ---- ownership ---------------------------------------------------------------------------------------------------
-
-
-def foreign_files(project: BotProject) -> list[Path]:
-    """Files under models/, .rasa/ and .rasa-gpu/ that do not belong to the bot's owner."""
-    uid, gid = project.owner
-    found = []
-    for top in (project.models_dir, project.root / ".rasa", project.state_dir):
-        if not top.exists():
-            continue
-        for dirpath, dirnames, filenames in os.walk(top):
-            for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
-                st = os.lstat(name)
-                if (st.st_uid, st.st_gid) != (uid, gid):
-                    found.append(Path(name))
-    return found
-
-
-def fix_ownership(engine: Engine, project: BotProject, image: str) -> None:
-    """Give everything under models/, .rasa/ and .rasa-gpu/ back to the bot's owner (earlier root runs leave
-    root-owned files there). As root: chown directly. Otherwise only root can do it: a short-lived root container."""
-    foreign = foreign_files(project)
-    if not foreign:
-        return
-    if os.geteuid() == 0:
-        project.give_to_owner(*foreign)
-        return
-    uid, gid = project.owner
-    targets = [f"{BOT_MOUNT}/{project.relative(p)}" for p in foreign]
-    spec = ContainerSpec(
-        image=image,
-        command=["-R", f"{uid}:{gid}", *targets],
-        entrypoint=["chown"],
-        name=f"rasa-gpu-chown-{project.name}-{uuid.uuid4().hex[:8]}",
-        labels=labels_for("chown", project.root),
-        user="0:0",
-        binds={str(project.root): BOT_MOUNT},
-    )
-    code, lines = engine.run_to_completion(spec)
-    if code != 0:
-        raise RasaGpuError(f"could not give {len(foreign)} file(s) back to uid {uid}: {' '.join(lines[-2:])}")

@@ -28,6 +28,7 @@ from .errors import RasaGpuError
 from .gpu import GpuRequest
 from .images import ImageSpec
 from .project import ROOT_ACTIONS_REQUIREMENTS, BotProject
+from .runners import Runner
 from .train import Notice, TrainOptions, TrainResult, sweep, train
 
 QUIET_SECONDS = 0.5
@@ -178,13 +179,12 @@ def watch(
     options: WatchOptions,
     on_event: EventSink,
     *,
-    engine: Engine | None = None,
+    runner: Runner,
     compose: Compose | None = None,
     max_cycles: int | None = None,
 ) -> None:
     """Watch until interrupted (KeyboardInterrupt ends it; train() cleans up its container on the way out)."""
-    engine = engine or Engine.connect()
-    sweep(engine, project, on_event)
+    sweep(runner, project, on_event)
     changes: queue.Queue[tuple[str, str]] = queue.Queue()
     observer = Observer()
     observer.schedule(_Handler(project.root, changes), str(project.root), recursive=True)
@@ -202,7 +202,7 @@ def watch(
     try:
         if options.initial_train:
             digest = _digest_or_none(project)
-            trained, options = _retrain(project, spec, options, engine, on_event)
+            trained, options = _retrain(project, spec, options, runner, on_event)
             last_digest = digest if trained else None
         while max_cycles is None or cycles < max_cycles:
             on_event(Watching(project.root))
@@ -216,9 +216,9 @@ def watch(
                 continue
             on_event(Changed(paths=paths, train=wants_training, actions="actions" in kinds))
             if "actions" in kinds:
-                _restart_actions(project, paths, options, engine, compose, on_event)
+                _restart_actions(project, paths, options, runner.engine, compose, on_event)
             if wants_training:
-                trained, options = _retrain(project, spec, options, engine, on_event)
+                trained, options = _retrain(project, spec, options, runner, on_event)
                 last_digest = digest if trained else last_digest
     finally:
         observer.stop()
@@ -253,7 +253,7 @@ def _retrain(
     project: BotProject,
     spec: ImageSpec,
     options: WatchOptions,
-    engine: Engine,
+    runner: Runner,
     on_event: EventSink,
 ) -> tuple[bool, WatchOptions]:
     """Validate, train, and make the running Rasa server (if any) serve the model. Returns whether a training was
@@ -264,7 +264,7 @@ def _retrain(
         on_event(Invalid(exc))
         return False, options
     try:
-        result = train(project, spec, replace(options.train, force=False), on_event, engine=engine)
+        result = train(project, spec, replace(options.train, force=False), on_event, runner=runner)
     except RasaGpuError as exc:
         on_event(TrainFailed(exc))
         return True, options
@@ -276,9 +276,9 @@ def _retrain(
         options = replace(options, train=replace(options.train, gpu=GpuRequest("off")))
     loaded = None
     try:
-        loaded = services.load_model(
-            engine, project, result.model, on_event
-        )  # a no-op if it serves it already
+        # Services (rasa-gpu up) run only on this machine's engine; a no-op if the server serves it already.
+        if runner.local:
+            loaded = services.load_model(runner.engine, project, result.model, on_event)
     except RasaGpuError as exc:
         on_event(Notice(f"the new model could not be loaded into the Rasa server: {exc.message}", "warn"))
     on_event(Trained(result, loaded))

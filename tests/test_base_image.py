@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
 
+from rasa_gpu import base_image
 from rasa_gpu import cli as cli_mod
 from rasa_gpu.base_image import (
     DEFAULT_NAME,
@@ -23,6 +24,7 @@ from rasa_gpu.base_image import (
     image_changes,
 )
 from rasa_gpu.compat import load_matrix
+from rasa_gpu.engine import Engine
 from rasa_gpu.errors import VersionError
 from rasa_gpu.images import ImageSpec, check_base_python, ensure_image
 
@@ -77,9 +79,9 @@ def test_the_image_is_labelled_with_its_python():
 
 def test_suite_picks_the_image_name_unless_name_is_given(monkeypatch):
     calls = []
-    monkeypatch.setattr(cli_mod.Engine, "connect", classmethod(lambda cls: object()))
+    monkeypatch.setattr(Engine, "connect", classmethod(lambda cls: object()))
     monkeypatch.setattr(
-        cli_mod, "build_base_image", lambda engine, on_line, **kw: calls.append(kw) or "sha256:x"
+        base_image, "build_base_image", lambda engine, on_line, **kw: calls.append(kw) or "sha256:x"
     )
     runner = CliRunner()
     assert runner.invoke(cli_mod.cli, ["base-image", "--suite", "buster"]).exit_code == 0

@@ -242,16 +242,18 @@ def test_root_owned_leftovers_are_given_back_by_a_root_container_when_not_root(
     bot_copy, built_image, docker_client, monkeypatch
 ):
     """A user without sudo cannot chown root's files: rasa-gpu does it in a short-lived root container."""
-    from rasa_gpu import train as train_module
     from rasa_gpu.project import BotProject
+    from rasa_gpu.runners import LocalRunner
+    from rasa_gpu.runners import base as runner_base
 
     for stray in (bot_copy / "models" / "old-root-model.tar.gz", bot_copy / ".rasa" / "root-file"):
         stray.write_bytes(b"left by a plain `docker run` as root\n")
         os.chown(stray, 0, 0)
     project = BotProject.load(bot_copy)
-    assert len(train_module.foreign_files(project)) == 2
-    monkeypatch.setattr(train_module.os, "geteuid", lambda: BOT_UID)  # act as the bot's owner, not root
-    train_module.fix_ownership(Engine.connect(), project, built_image)
-    assert train_module.foreign_files(project) == []
+    assert len(runner_base.foreign_files(project)) == 2
+    monkeypatch.setattr(os, "geteuid", lambda: BOT_UID)  # act as the bot's owner, not root
+    LocalRunner().give_back(project, built_image)
+    monkeypatch.undo()
+    assert runner_base.foreign_files(project) == []
     assert (bot_copy / "models" / "old-root-model.tar.gz").stat().st_uid == BOT_UID
     assert leftover_containers(docker_client, bot_copy) == []

@@ -290,13 +290,15 @@ def test_push_prints_ref_and_digest_on_one_line_or_json(monkeypatch):
     from click.testing import CliRunner
 
     from rasa_gpu import cli as cli_mod
+    from rasa_gpu import push
+    from rasa_gpu.engine import Engine
     from rasa_gpu.push import PushResult
 
     result = PushResult(
         "localhost:5000/rasa-gpu:3.6.21-tf2.12.0-gpu-abc", "sha256:d", "sha256:i", 5, "t", False
     )
-    monkeypatch.setattr(cli_mod.Engine, "connect", classmethod(lambda cls: None))
-    monkeypatch.setattr(cli_mod, "push_image", lambda *a, **k: result)
+    monkeypatch.setattr(Engine, "connect", classmethod(lambda cls: None))
+    monkeypatch.setattr(push, "push_image", lambda *a, **k: result)
     runner = CliRunner()
     plain = runner.invoke(cli_mod.cli, ["push", str(EXAMPLE_BOT), "--registry", "localhost:5000"])
     assert plain.exit_code == 0, plain.output

@@ -159,6 +159,7 @@ def test_progress_parser_reads_rasa_output():
 
 def test_training_container_runs_as_the_bot_owner_with_labels(tmp_path):
     from rasa_gpu.project import BotProject
+    from rasa_gpu.runners.local import BindWorkspace
     from rasa_gpu.train import training_container
 
     for name in ("config.yml", "domain.yml"):
@@ -166,15 +167,17 @@ def test_training_container_runs_as_the_bot_owner_with_labels(tmp_path):
     (tmp_path / "data").mkdir()
     project = BotProject.load(tmp_path)
     st = tmp_path.stat()
-    gpu_spec = training_container(project, "img", ["train"], GpuRequest("auto"), "abc")
+    workspace = BindWorkspace(project, "abc", fresh_cache=False)
+    gpu_spec = training_container(workspace, "img", ["train"], GpuRequest("auto"))
     assert gpu_spec.user == f"{st.st_uid}:{st.st_gid}"
     assert gpu_spec.environment["RASA_GPU_MODE"] == "auto" and gpu_spec.environment["HOME"] == "/tmp"
     assert (
         gpu_spec.labels["io.rasa-gpu.bot"] == str(project.root)
         and gpu_spec.labels["io.rasa-gpu.role"] == "train"
     )
-    assert gpu_spec.binds == {str(project.root): "/bot"}
-    cpu_spec = training_container(project, "img", ["train"], GpuRequest("off"), "abc")
+    assert gpu_spec.binds == {str(project.root): "/bot"} and gpu_spec.volumes == {}
+    assert gpu_spec.name.endswith("-abc") and gpu_spec.labels["io.rasa-gpu.run"] == "abc"
+    cpu_spec = training_container(workspace, "img", ["train"], GpuRequest("off"))
     assert cpu_spec.gpu is None and "RASA_GPU_MODE" not in cpu_spec.environment
 
 

@@ -1,0 +1,230 @@
+"""What every command module shares: the two consoles, verbatim lines, the image options and the lazy option values.
+
+Nothing heavy is imported here: `rasa-gpu --help` loads every command module, and a command imports what it needs
+(rich, docker-py, the core modules) inside its function. The consoles are made on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    from ..resolve import Resolved
+
+    #: stdout: results. Made on first use (see __getattr__).
+    out: Console
+    #: stderr: progress, warnings and errors.
+    err: Console
+
+
+def __getattr__(name: str) -> Any:
+    """`out` and `err`, made on first use: rich loads only when a command prints."""
+    if name not in ("out", "err"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rich.console import Console
+
+    # Piped output gets whole table rows rather than Rich's default of 80 columns.
+    # emoji=False: Rasa's "io.py:100:" must not become an emoji. Rich drops colours itself when output is not a
+    # terminal.
+    if name == "out":
+        console = Console(
+            highlight=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160
+        )
+    else:
+        console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
+    globals()[name] = console
+    return console
+
+
+def verbatim(line: str, style: str = "dim") -> Text:
+    """A line that Rasa, pip or Docker printed, shown as it was: no markup or emoji codes, its colour codes
+    turned into colours on a terminal and dropped elsewhere."""
+    from rich.text import Text
+
+    return Text.from_ansi(line, style=style)
+
+
+# ---- option values that live in core modules -----------------------------------------------------------------------
+
+
+class LazyChoice(click.Choice):  # type: ignore[type-arg]
+    """A click.Choice whose values are a constant of a core module, read when the option is shown or parsed: listing
+    the commands (`rasa-gpu --help`) then loads no core module."""
+
+    def __init__(self, module: str, name: str, *, sort: bool = False) -> None:
+        # No super().__init__: it would read the choices now.
+        self.case_sensitive = True
+        self._source, self._sort = (module, name), sort
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "choices":
+            raise AttributeError(name)
+        module, constant = self._source
+        values = getattr(importlib.import_module(module), constant)
+        self.choices = tuple(sorted(values) if self._sort else values)
+        return self.choices
+
+
+class Deferred:
+    """A value from a core module, read when an option is shown (help) or parsed: a constant, or what a function
+    of the module returns for `args`."""
+
+    def __init__(self, module: str, name: str, *args: Any) -> None:
+        self.module, self.name, self.args = module, name, args
+
+    def __call__(self) -> Any:  # click calls a callable default when it needs the value
+        value = getattr(importlib.import_module(self.module), self.name)
+        return value(*self.args) if self.args else value
+
+    def __str__(self) -> str:  # what `[default: ...]` shows
+        return str(self())
+
+
+class DeferredHelp(click.Option):
+    """An option whose help names constants of core modules: `help` is a str.format template, filled in with the
+    `help_values` when the help is shown."""
+
+    def __init__(self, *args: Any, help_values: tuple[Deferred, ...], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._template, self._values = self.help, help_values
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        if self._template is not None:
+            self.help = self._template.format(*(value() for value in self._values))
+        return super().get_help_record(ctx)
+
+
+GPU_MODES = LazyChoice("rasa_gpu.settings", "GPU_MODES")
+
+
+# ---- shared options ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """The image options shared by build and train, as given on the command line (None: not given)."""
+
+    rasa_version: str | None
+    base_image: str | None
+    variant: str
+    pip_index_url: str | None
+    ca_certs: tuple[str, ...]
+    registry: str | None
+    rebuild: bool
+    host: str | None
+    context: str | None
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "context": self.context,
+            "rasa_version": self.rasa_version,
+            "base_image": self.base_image,
+            "pip_index_url": self.pip_index_url,
+            "ca_certs": self.ca_certs,
+            "registry": self.registry,
+        }
+
+
+def image_options(func: Any = None, *, builds: bool = True) -> Any:
+    """Add the image options to a command; it receives them as one ImageOptions argument named `image`.
+    `builds=False` (doctor) leaves out the options that only matter when an image is built or pulled."""
+    if func is None:
+        return functools.partial(image_options, builds=builds)
+
+    @functools.wraps(func)
+    def packed(*args: Any, **kwargs: Any) -> Any:
+        names = [f.name for f in fields(ImageOptions)]
+        image = ImageOptions(**{name: kwargs.pop(name, None) for name in names})
+        return func(*args, image=image, **kwargs)
+
+    options = [
+        click.option(
+            "--rasa-version",
+            metavar="X.Y.Z",
+            help="Rasa release to use (default: settings, then the "
+            "bot's requirements, then the newest supported).",
+        ),
+        click.option(
+            "--base-image",
+            envvar="RASA_GPU_BASE_IMAGE",
+            metavar="IMAGE",
+            help="Base image (any registry or local image) instead of tensorflow/tensorflow:<tf>-gpu. "
+            "[env: RASA_GPU_BASE_IMAGE]",
+        ),
+        click.option(
+            "--variant",
+            type=click.Choice(["gpu", "cpu"]),
+            default="gpu",
+            show_default=True,
+            help="Which default base image: TensorFlow's GPU image or its smaller CPU-only image.",
+        ),
+        click.option(
+            "--pip-index-url",
+            envvar="RASA_GPU_PIP_INDEX_URL",
+            metavar="URL",
+            help="Python package index used inside the image. [env: RASA_GPU_PIP_INDEX_URL]",
+        ),
+        click.option(
+            "--ca-cert",
+            "ca_certs",
+            multiple=True,
+            envvar="RASA_GPU_CA_CERT",
+            metavar="FILE",
+            type=click.Path(dir_okay=False),
+            help="Extra CA certificate (PEM) trusted inside the image, for TLS-intercepting networks. "
+            "Repeatable. [env: RASA_GPU_CA_CERT, space-separated]",
+        ),
+    ]
+    options += where_options()
+    building = [
+        click.option(
+            "--registry",
+            envvar="RASA_GPU_REGISTRY",
+            metavar="HOST[:PORT][/PATH]",
+            help="Registry of published images (`rasa-gpu push`): a missing image is pulled from there "
+            "before it is built. Login: `docker login`. [env: RASA_GPU_REGISTRY]",
+        ),
+        click.option("--rebuild", is_flag=True, help="Build the image again even if it exists."),
+    ]
+    if builds:
+        options += building
+    for option in reversed(options):
+        packed = option(packed)
+    return packed
+
+
+def where_options() -> list[Any]:
+    """--host and --context: the Docker engine that runs the containers (runners.Where)."""
+    return [
+        click.option(
+            "--host",
+            "-H",
+            envvar="RASA_GPU_HOST",
+            metavar="URL",
+            help="Docker engine to run on: ssh://[user@]host[:port] (your own ssh config, keys and agent), "
+            "tcp://host:port or unix:///path (default: `host` in rasa-gpu.toml, then DOCKER_HOST, then this "
+            "machine's engine). [env: RASA_GPU_HOST]",
+        ),
+        click.option(
+            "--context",
+            metavar="NAME",
+            help="Docker context whose engine to run on (see `docker context ls`).",
+        ),
+    ]
+
+
+def load(bot: str, image: ImageOptions, **cli_values: Any) -> Resolved:
+    """The bot, its settings with the command line on top, and its image spec with the reason for its Rasa."""
+    from ..resolve import resolve
+
+    return resolve(bot, {**image.settings(), **cli_values}, image.variant)

@@ -1,0 +1,126 @@
+"""`rasa-gpu train`: train a bot in a container and say what came of it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import click
+
+from ._common import GPU_MODES, ImageOptions, image_options, load
+
+if TYPE_CHECKING:
+    from ..train import TrainResult
+
+
+@click.command("train", context_settings={"ignore_unknown_options": True})
+@click.argument("bot", default=".", type=click.Path(file_okay=True))
+@click.argument("rasa_args", nargs=-1, type=click.UNPROCESSED)
+@image_options
+@click.option(
+    "--gpu",
+    type=GPU_MODES,
+    help="auto: use GPUs when the engine has them (default); on: fail without a GPU; off: train on the CPU.",
+)
+@click.option("--gpus", metavar="IDS", help="GPU device ids to use, e.g. 0,1 (default: all).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="COMPONENT.KEY=VALUE",
+    help="Change a setting of config.yml for this training only, e.g. DIETClassifier.epochs=20. Repeatable.",
+)
+@click.option(
+    "--tensorboard",
+    is_flag=True,
+    help="Write TensorBoard logs (DIETClassifier, TEDPolicy, ResponseSelector) to .rasa-gpu/tensorboard; "
+    "view them with `rasa-gpu up --profile tensorboard`.",
+)
+@click.option("--force", is_flag=True, help="Train even if nothing changed since the newest model.")
+@click.option("--no-wait", is_flag=True, help="Fail instead of waiting when this bot is already training.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output.")
+def train_cmd(
+    bot: str,
+    rasa_args: Sequence[str],
+    image: ImageOptions,
+    gpu: str | None,
+    gpus: str | None,
+    overrides: Sequence[str],
+    tensorboard: bool,
+    force: bool,
+    no_wait: bool,
+    verbose: bool,
+) -> None:
+    """Train BOT (default: the current folder) in a container; the model lands in BOT/models/.
+
+    Arguments after -- go to `rasa train`.
+
+    \b
+    Examples:
+      rasa-gpu train example_bot
+      rasa-gpu train example_bot --gpu off --set DIETClassifier.epochs=20
+      rasa-gpu train . -- --augmentation 0
+    """
+    from rich.markup import escape
+
+    from ..gpu import parse_gpu_request
+    from ..overrides import parse_overrides
+    from ..train import TrainOptions, train
+    from ._common import err
+    from .views import TrainView
+
+    if bot.startswith("-"):  # `rasa-gpu train -- --flag`: everything was meant for rasa train
+        rasa_args, bot = (bot, *rasa_args), "."
+    resolved = load(bot, image, gpu=gpu, gpus=gpus, set=overrides)
+    project, settings, spec = resolved.project, resolved.settings, resolved.spec
+    override_lines = list(settings.set)
+    if tensorboard:
+        from .. import services
+
+        override_lines += services.tensorboard_overrides(project.config_data())
+    options = TrainOptions(
+        gpu=parse_gpu_request(settings.gpu, settings.gpus),
+        overrides=parse_overrides(override_lines),
+        rasa_args=list(rasa_args),
+        force=force,
+        wait=not no_wait,
+        rebuild=image.rebuild,
+    )
+    err.print(
+        f"[bold]rasa-gpu[/] training [cyan]{escape(str(project.root))}[/] with Rasa {spec.release.version} "
+        f"({resolved.why}), TensorFlow {spec.release.tensorflow}"
+    )
+    with resolved.runner() as runner:
+        if not runner.local:
+            err.print(f"on the Docker engine at {escape(runner.name)}", markup=True)
+        with TrainView(verbose) as view:
+            result = train(project, spec, options, view.handle, runner=runner)
+    _print_summary(result)
+
+
+def _print_summary(result: TrainResult) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ._common import out
+
+    size_mb = result.size / 1_000_000
+    if result.skipped:
+        out.print(
+            f"Nothing changed since the newest model; not training (use --force to train anyway).\n"
+            f"model: {result.model} ({size_mb:.1f} MB, trained on {result.device})",
+            markup=False,
+        )
+        return
+    out.print(f"[bold green]Model ready:[/] {escape(str(result.model))} ({size_mb:.1f} MB)")
+    out.print(
+        f"wall time {result.wall_seconds:.1f} s · device {escape(result.device)} · Rasa {result.rasa_version}"
+        + (f" · run {result.run_id} (`rasa-gpu runs show {result.run_id}`)" if result.run_id else "")
+    )
+    if result.components or result.restored:
+        table = Table("component", "seconds", box=None, padding=(0, 2))
+        for name, seconds in result.components.items():
+            table.add_row(name, f"{seconds:.1f}")
+        for name in result.restored:
+            table.add_row(name, "cached")
+        out.print(table)

@@ -1,0 +1,73 @@
+"""What a bot command works on: the bot, its settings (rasa-gpu.toml or pyproject, the command line on top), the
+training image's spec, and why that Rasa release. Every command that builds, trains or serves resolves it here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .compat import load_matrix
+from .images import DEFAULT_IMAGE_NAME, ActionsImageSpec, ImageSpec, default_actions_base, read_ca_certs
+from .project import BotProject
+from .settings import Settings, extra_requirements, load_settings, resolve_rasa
+
+if TYPE_CHECKING:
+    from .runners import Runner
+
+
+@dataclass(frozen=True)
+class Resolved:
+    project: BotProject
+    settings: Settings
+    spec: ImageSpec
+    #: Why this Rasa release (the command line, the settings, the bot's requirements, or the newest).
+    why: str
+
+    def actions_spec(self) -> ActionsImageSpec | None:
+        """The action server's image, or None when the bot has no custom actions."""
+        from . import services
+
+        if not services.has_actions(self.project):
+            return None
+        return ActionsImageSpec(
+            release=self.spec.release,
+            base_image=self.settings.actions_base_image
+            or self.settings.base_image
+            or default_actions_base(self.spec.release),
+            requirements=services.actions_requirements(self.project),
+            pip_index_url=self.spec.pip_index_url,
+            ca_certs=self.spec.ca_certs,
+        )
+
+    def runner(self) -> Runner:
+        """Where this bot's containers run, from the settings (not contacted until first used)."""
+        from .runners import connect
+
+        return connect(self.settings.where())
+
+
+def resolve(bot: str, cli_values: Mapping[str, Any], variant: str) -> Resolved:
+    """Load the bot (every YAML file parsed), merge the command line's values (None: not given) over its settings,
+    and pick the image: the default base image of `variant` ("gpu" or "cpu") unless the settings name one."""
+    project = BotProject.load(bot)
+    settings = load_settings(project.root).merged(**cli_values)
+    spec, why = image_spec(project, settings, variant)
+    return Resolved(project, settings, spec, why)
+
+
+def image_spec(project: BotProject, settings: Settings, variant: str) -> tuple[ImageSpec, str]:
+    """The training image of the bot with these settings, and why its Rasa release."""
+    release, why = resolve_rasa(load_matrix(), project.root, settings)
+    default_base = release.gpu_base_image if variant == "gpu" else release.cpu_base_image
+    spec = ImageSpec(
+        release=release,
+        base_image=settings.base_image or default_base,
+        variant=variant,
+        pip_index_url=settings.pip_index_url,
+        ca_certs=read_ca_certs(settings.ca_certs),
+        extra_requirements=tuple(extra_requirements(project.root)),
+        registry=settings.registry,
+        image_name=settings.image_name or DEFAULT_IMAGE_NAME,
+    )
+    return spec, why

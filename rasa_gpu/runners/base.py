@@ -1,0 +1,125 @@
+"""What every place that runs rasa-gpu's containers provides: an engine, a workspace for one run, and a sweep."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..project import BotProject
+
+#: Where the bot is inside a training container, whatever the runner.
+BOT_MOUNT = "/bot"
+
+
+class Workspace(ABC):
+    """The bot as one run's container sees it, at /bot. `run_dir` is a local folder for this run
+    (.rasa-gpu/tmp/<id>): an overridden config is written there before `send`, and the model is in `run_dir/out`
+    after `fetch`. Paths inside the container are the bot's own relative paths under /bot."""
+
+    def __init__(self, project: BotProject, run_id: str) -> None:
+        self.project = project
+        self.run_id = run_id
+        self.run_dir = project.state_dir / "tmp" / run_id
+        project.make_owned_dirs(self.run_dir / "out")
+
+    def inside(self, path: Path) -> str:
+        return f"{BOT_MOUNT}/{self.project.relative(path)}"
+
+    @property
+    @abstractmethod
+    def mounts(self) -> list[tuple[str, str, str]]:
+        """(type, source, target) for the container: bind mounts of local folders or the engine's volumes."""
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """Extra environment for the container (where Rasa's cache is)."""
+        return {}
+
+    def send(self) -> int:
+        """Before the start: give the engine the bot's training inputs and this run's folder; returns bytes sent."""
+        return 0
+
+    def fetch(self) -> int:
+        """After a successful run: bring the run's out/ folder back into run_dir/out; returns bytes received."""
+        return 0
+
+    def close(self) -> None:
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+class Runner(ABC):
+    """Where containers run. Chosen once from the settings (runners.connect) and handed to every command; no command
+    decides by itself whether the engine is on this machine."""
+
+    #: The engine is on this machine: the bot folder can be bind-mounted and ports published here are reachable.
+    local: bool = True
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """How the user named the place: "this machine", "ssh://me@gpu-box", a context name…"""
+
+    @property
+    @abstractmethod
+    def engine(self) -> Engine:
+        """The engine, connected on first use (a no-change skip never connects)."""
+
+    @abstractmethod
+    def workspace_for(
+        self, project: BotProject, run_id: str, image: str, *, fresh_cache: bool = False
+    ) -> Workspace:
+        """A workspace for one run of `image`; `fresh_cache` gives Rasa an empty cache (benchmarks)."""
+
+    @contextmanager
+    def workspace(
+        self, project: BotProject, run_id: str, image: str, *, fresh_cache: bool = False
+    ) -> Iterator[Workspace]:
+        workspace = self.workspace_for(project, run_id, image, fresh_cache=fresh_cache)
+        try:
+            yield workspace
+        finally:
+            workspace.close()
+
+    def sweep(self, project: BotProject) -> int:
+        """Remove what a killed rasa-gpu on this host left on the engine for this bot; returns how many things."""
+        return self.engine.remove_orphans(project.root)
+
+    def give_back(self, project: BotProject, image: str) -> None:
+        """Give everything under models/, .rasa/ and .rasa-gpu/ to the bot's owner. Here: directly, which only root
+        can do for files of another user (and only root makes such files: rasa-gpu itself writes as its user)."""
+        project.give_to_owner(*foreign_files(project))
+
+    def machine(self) -> str:
+        """The name of the machine whose engine runs the containers (for the run history)."""
+        return self.engine.about().name
+
+    def close(self) -> None:  # noqa: B027 - most runners hold nothing to let go of
+        """Let go of connections (tunnels); the runner is not used afterwards."""
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def foreign_files(project: BotProject) -> list[Path]:
+    """Files under models/, .rasa/ and .rasa-gpu/ that do not belong to the bot's owner."""
+    uid, gid = project.owner
+    found = []
+    for top in (project.models_dir, project.root / ".rasa", project.state_dir):
+        if not top.exists():
+            continue
+        for dirpath, dirnames, filenames in os.walk(top):
+            for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+                st = os.lstat(name)
+                if (st.st_uid, st.st_gid) != (uid, gid):
+                    found.append(Path(name))
+    return found

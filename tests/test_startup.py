@@ -1,0 +1,52 @@
+"""Start-up stays light: the help loads no heavy library, and a command parses each YAML file of the bot once.
+
+Timings are in benchmarks/startup.py; these tests check what makes them, without a clock.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import EXAMPLE_BOT, copy_bot
+
+from rasa_gpu import yamlfile
+from rasa_gpu.project import BotProject
+
+HEAVY = ("docker", "requests", "rich", "yaml", "json5", "watchdog", "packaging", "sqlite3", "filelock")
+
+
+def _modules_after(*args: str) -> set[str]:
+    code = (
+        "import sys\n"
+        "from rasa_gpu.cli import main\n"
+        "try:\n"
+        f"    main({list(args)!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('modules:', *sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(proc.stdout.splitlines()[-1].split()[1:])
+
+
+def test_help_loads_no_heavy_library():
+    # A command's help shows choices that the settings own (GPU modes): those load packaging, nothing else.
+    for args, allowed in ((["--help"], ()), (["train", "--help"], ("packaging",)), (["runs", "--help"], ())):
+        loaded = {name.split(".")[0] for name in _modules_after(*args)}
+        heavy = loaded & set(HEAVY) - set(allowed)
+        assert not heavy, (args, sorted(heavy))
+
+
+def test_each_yaml_file_is_parsed_once_for_load_and_the_change_check(tmp_path, monkeypatch):
+    bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot", owner=None)
+    parsed: list[str] = []
+    real = yamlfile.load
+    monkeypatch.setattr(yamlfile, "load", lambda text: parsed.append(text) or real(text))
+    project = BotProject.load(bot)
+    first = project.inputs_digest()
+    assert len(parsed) == len(list(project.yaml_files()))
+    assert project.inputs_digest() == first and len(parsed) == len(list(project.yaml_files()))
+    (bot / "data" / "nlu.yml").write_text((bot / "data" / "nlu.yml").read_text() + "\n# edited\n")
+    assert project.inputs_digest() == first  # a comment: parsed again, same content
+    assert len(parsed) == len(list(project.yaml_files())) + 1
