@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import statistics
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,18 +19,17 @@ from typing import Any
 from . import __version__, history, templates
 from .engine import ContainerSpec, labels_for
 from .errors import GpuUnavailable, RasaGpuError
+from .events import BuildOutput, EventSink, Notice
 from .gpu import GpuRequest
 from .images import ImageSpec, ensure_image
 from .overrides import Override
 from .project import BotProject
 from .runners import Runner
-from .train import BuildOutput, Limits, Notice, TimedRun, bot_session, timed_training
+from .train import Limits, TimedRun, bot_session, timed_training
 
 #: The prices of the article this tool grew from (on-demand, Linux, US East).
 DEFAULT_PRICES = {"cpu": ("z1d.large", 0.186), "gpu": ("g4dn.xlarge", 0.526)}
 REPORTS_DIR = "benchmarks"
-
-EventSink = Callable[[Any], None]
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,23 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import yamlfile
 from .errors import ProjectError, YamlError
 
 STATE_DIR = ".rasa-gpu"
-#: Folders that never hold training inputs.
-_NOT_INPUTS = {"models", "actions", "tests", "results", "__pycache__", "node_modules", "venv", "env"}
+#: Folders that never hold training inputs: outputs, caches, tests, environments, the action server's code (hidden
+#: folders, such as .git, .rasa and .rasa-gpu, neither).
+NOT_INPUT_DIRS = frozenset(
+    {"models", "actions", "tests", "results", "__pycache__", "node_modules", "venv", "env", "site-packages"}
+)
+#: Training data formats (YAML; Markdown and JSON in Rasa 2.x). Anything else under data/ is a temp file or notes.
+DATA_SUFFIXES = (".yml", ".yaml", ".md", ".json")
+#: The names Rasa's layout gives the config and the domain (a file, or a folder of files).
+CONFIG_NAME = "config.yml"
+DOMAIN_NAMES = ("domain.yml", "domain.yaml", "domain")
 #: Requirements of a root-level actions.py (the Rasa 2 layout), first found wins; actions/ has its own.
 ROOT_ACTIONS_REQUIREMENTS = (
     "actions-requirements.txt",
@@ -136,16 +144,14 @@ class BotProject:
             return str(path)
 
     def training_inputs(self) -> list[Path]:
-        """Files whose content changes a trained model: config, domain (a file or a folder), data and custom
-        component code (custom actions are not among them: they run in the action server)."""
-        files: set[Path] = {self.config}
-        for base in (self.domain, self.data):
-            files.update([base] if base.is_file() else (p for p in base.rglob("*") if p.is_file()))
+        """Files whose content changes a trained model (see is_training_input): what the no-change skip hashes, what
+        goes to an engine elsewhere, and what watch retrains for."""
+        files: list[Path] = []
         # Walk with pruning: models/, .rasa/, a venv/ inside the bot are never entered (this runs on every train).
         for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in _NOT_INPUTS]
-            files.update(Path(dirpath, name) for name in filenames if name.endswith(".py"))
-        files.discard(self.root / "actions.py")
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in NOT_INPUT_DIRS]
+            folder = PurePosixPath(Path(dirpath).relative_to(self.root).as_posix())
+            files += [Path(dirpath, n) for n in filenames if is_training_input(folder / n)]
         return sorted(files)
 
     def inputs_digest(self) -> str:
@@ -254,3 +260,28 @@ class BotProject:
     def requirements_file(self) -> Path | None:
         path = self.root / "requirements.txt"
         return path if path.is_file() else None
+
+
+def is_training_input(relative: PurePosixPath) -> bool:
+    """The one rule for what changes a trained model, by path in the bot folder: config.yml, the domain (a file, or
+    the data files of a domain/ folder), the data files under data/, and Python code outside the folders that never
+    hold inputs (custom components; a root actions.py and actions/ are the action server's)."""
+    parts = relative.parts
+    if not parts or any(part.startswith(".") or part in NOT_INPUT_DIRS for part in parts[:-1]):
+        return False
+    if len(parts) == 1 and parts[0] in (CONFIG_NAME, *DOMAIN_NAMES[:2]):
+        return True
+    if parts[0] in ("data", DOMAIN_NAMES[2]) and len(parts) > 1:
+        return relative.suffix in DATA_SUFFIXES and not parts[-1].startswith(".")
+    return relative.suffix == ".py" and parts != ("actions.py",)
+
+
+def read_requirements(path: Path) -> list[str]:
+    """The requirement lines of a requirements file: comments (whole-line or after " #") and blank lines dropped,
+    option lines (-r, --index-url) kept as they are for the caller to judge."""
+    lines = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            lines.append(line)
+    return lines

@@ -14,7 +14,6 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,12 @@ import yaml
 from . import __version__
 from .engine import Compose, Engine, ServiceState
 from .errors import RemoteUnsupported, ServicesError, SettingsError
+from .events import BuildOutput, EventSink, Notice
 from .gpu import GpuRequest, refused_recently, remember, without_runtime
 from .images import ActionsImageSpec, ImageSpec, NotebookImageSpec, ensure_image, ensure_service_image
-from .project import BotProject
+from .project import BotProject, read_requirements
 from .runners import Runner
-from .train import BOT_MOUNT, BuildOutput, Notice, sweep
+from .train import BOT_MOUNT, sweep
 
 COMPOSE_FILE = "rasa-gpu.compose.yml"
 OVERRIDE_FILE = "rasa-gpu.compose.override.yml"
@@ -44,8 +44,6 @@ TENSORBOARD_COMPONENTS = ("DIETClassifier", "TEDPolicy", "ResponseSelector")
 DEFAULT_PORTS = {"rasa": 5005, "actions": 5055, "tensorboard": 6006, "jupyter": 8888}
 #: The port each service listens on inside its container.
 CONTAINER_PORTS = DEFAULT_PORTS
-
-EventSink = Callable[[Any], None]
 
 
 @dataclass(frozen=True)
@@ -80,10 +78,7 @@ def has_actions(project: BotProject) -> bool:
 
 def actions_requirements(project: BotProject) -> tuple[str, ...]:
     path = project.actions_requirements_file()
-    if path is None:
-        return ()
-    lines = [line.split(" #", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    return tuple(line for line in lines if line and not line.startswith("#"))
+    return () if path is None else tuple(read_requirements(path))
 
 
 def service_ports(settings: Any) -> tuple[str, dict[str, int]]:

@@ -16,6 +16,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from .compat import Matrix, RasaRelease, is_exact_version
 from .errors import SettingsError, VersionError
+from .project import read_requirements
 
 if TYPE_CHECKING:
     from .runners import Where
@@ -200,7 +201,7 @@ def rasa_requirement(root: Path) -> tuple[str, str] | None:
     """The bot's own Rasa pin as (PEP 440 specifier, where it was found), from requirements.txt or pyproject.toml."""
     req_file = root / "requirements.txt"
     if req_file.is_file():
-        for line in req_file.read_text(encoding="utf-8").splitlines():
+        for line in read_requirements(req_file):
             req = _parse_requirement(line)
             if req is not None and req.name.lower() == "rasa":
                 return str(req.specifier), "requirements.txt"
@@ -228,10 +229,7 @@ def extra_requirements(root: Path) -> list[str]:
     if not req_file.is_file():
         return []
     lines = []
-    for raw in req_file.read_text(encoding="utf-8").splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
+    for line in read_requirements(req_file):
         if line.startswith("-"):
             raise SettingsError(
                 f"requirements.txt: option lines such as '{line}' are not supported in the image build; "
@@ -246,7 +244,8 @@ def extra_requirements(root: Path) -> list[str]:
 
 
 def _parse_requirement(line: str) -> Requirement | None:
-    line = line.split(" #", 1)[0].strip()
+    """A PEP 508 requirement from a line that read_requirements gave (or one of pyproject's dependencies)."""
+    line = line.strip()
     if not line or line.startswith(("#", "-")):
         return None
     try:

@@ -14,7 +14,7 @@ import sqlite3
 import tarfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ from .errors import (
     SettingsError,
     TrainingFailed,
 )
+from .events import BuildOutput, EventSink, Notice, TrainingStarted
 from .images import ImageSpec, ensure_image
 from .overrides import Override, apply_overrides, render_config
 from .project import BotProject
@@ -45,27 +46,6 @@ if TYPE_CHECKING:  # the engine (docker-py) loads only when a container is neede
 STATE_FILE = "last-train.json"
 #: rasa train options that rasa-gpu itself sets.
 _OWNED_ARGS = ("--out",)
-
-
-@dataclass(frozen=True)
-class Notice:
-    text: str
-    level: str = "info"  # info | warn
-
-
-@dataclass(frozen=True)
-class BuildOutput:
-    text: str
-
-
-@dataclass(frozen=True)
-class TrainingStarted:
-    image: str
-    gpu: str  # what was requested from the engine, "none" for the CPU
-
-
-Event = Any  # Notice | BuildOutput | TrainingStarted | progress.ProgressEvent
-EventSink = Callable[[Event], None]
 
 
 @dataclass(frozen=True)

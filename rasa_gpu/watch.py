@@ -14,10 +14,8 @@ import errno
 import fnmatch
 import queue
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -25,32 +23,14 @@ from watchdog.observers import Observer
 from . import services
 from .engine import Compose, Engine
 from .errors import RasaGpuError
+from .events import ActionsRestarted, Changed, EventSink, Invalid, Notice, Trained, TrainFailed, Watching
 from .gpu import GpuRequest
 from .images import ImageSpec
-from .project import ROOT_ACTIONS_REQUIREMENTS, BotProject
+from .project import ROOT_ACTIONS_REQUIREMENTS, BotProject, is_training_input
 from .runners import Runner
-from .train import Notice, TrainOptions, TrainResult, sweep, train
+from .train import TrainOptions, sweep, train
 
 QUIET_SECONDS = 0.5
-#: Folders whose changes never matter: outputs, caches, tools' state.
-IGNORED_DIRS = {
-    "models",
-    ".rasa",
-    ".rasa-gpu",
-    ".git",
-    ".hg",
-    ".svn",
-    ".vscode",
-    ".idea",
-    "__pycache__",
-    ".mypy_cache",
-    ".pytest_cache",
-    "results",
-    "tests",
-    "node_modules",
-    "venv",
-    ".venv",
-}
 #: Editor temp and swap files (vim, emacs, JetBrains, gedit, and the like).
 IGNORED_NAMES = (
     "4913",
@@ -66,54 +46,8 @@ IGNORED_NAMES = (
     ".goutputstream-*",
 )
 
-#: Training data formats (YAML; Markdown and JSON in Rasa 2.x). Anything else under data/ is a temp file or notes.
-DATA_SUFFIXES = (".yml", ".yaml", ".md", ".json")
-
 #: Files of the action server: code, its requirements, data files it reads.
 ACTIONS_SUFFIXES = (".py", ".txt", ".yml", ".yaml", ".json", ".toml", ".cfg", ".ini")
-
-EventSink = Callable[[Any], None]
-
-
-# ---- events the CLI shows ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Watching:
-    """Idle, waiting for changes (the end of a cycle)."""
-
-    root: Path
-
-
-@dataclass(frozen=True)
-class Changed:
-    paths: list[str]  # relative to the bot folder
-    train: bool
-    actions: bool
-
-
-@dataclass(frozen=True)
-class Invalid:
-    """The bot does not validate (e.g. a YAML error with file:line); nothing is trained, watching goes on."""
-
-    error: RasaGpuError
-
-
-@dataclass(frozen=True)
-class Trained:
-    result: TrainResult
-    loaded_into: str | None  # the Rasa server that now serves the model, or None
-
-
-@dataclass(frozen=True)
-class TrainFailed:
-    error: RasaGpuError
-
-
-@dataclass(frozen=True)
-class ActionsRestarted:
-    pass
-
 
 # ---- what a path means ---------------------------------------------------------------------------------------------
 
@@ -130,18 +64,12 @@ def classify(root: Path, path: str) -> str | None:
         return (
             "actions" if relative.suffix in ACTIONS_SUFFIXES and "__pycache__" not in relative.parts else None
         )
-    if any(part in IGNORED_DIRS for part in relative.parts[:-1]) or relative.parts[0] in IGNORED_DIRS:
-        return None
-    if relative.parts[0] in ("data", "domain"):
-        return "train" if relative.suffix in DATA_SUFFIXES else None
-    if relative.name in ("config.yml", "domain.yml", "domain.yaml"):
+    if is_training_input(relative):  # the same rule as the no-change skip's
         return "train"
-    if (
-        relative.parts == ("actions.py",) or relative.name in ROOT_ACTIONS_REQUIREMENTS
-    ):  # Rasa 2's actions layout
-        return "actions"
-    if relative.suffix == ".py":  # custom components
-        return "train"
+    if len(relative.parts) == 1 and (
+        relative.name == "actions.py" or relative.name in ROOT_ACTIONS_REQUIREMENTS
+    ):
+        return "actions"  # Rasa 2's actions layout
     return None
 
 

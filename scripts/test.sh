@@ -6,6 +6,9 @@ set -euo pipefail
 bash scripts/compose.sh  # docker compose (v2) and docker-compose (v1): the services tests use both
 bash scripts/registry.sh  # docker-registry and htpasswd: the push tests start a registry with a login
 RASA_GPU_TEST_STUB_HOST="$(bash scripts/engine.sh gpu-stub)"
+# A second engine reachable only over SSH (its own namespaces, sshd on 127.0.0.1:2222): the remote-host tests.
+REMOTE_ENV="$(bash scripts/remote-engine.sh)"
+set -a; eval "$REMOTE_ENV"; set +a
 export RASA_GPU_TEST_STUB_HOST RASA_GPU_REQUIRE_DOCKER=1
 ruff check rasa_gpu tests tools benchmarks
 ruff format --check rasa_gpu tests tools benchmarks

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import progress
-from ..train import BuildOutput, Notice, TrainingStarted
+from ..events import BuildOutput, Notice, TrainingStarted
 from ._common import err, verbatim
 
 

@@ -102,14 +102,14 @@ class WatchView:
     def handle(self, event: Any) -> None:
         from rich.text import Text
 
-        from .. import watch as watch_mod
+        from .. import events
         from ._common import err
         from .views import TrainView
 
-        if isinstance(event, watch_mod.Watching):
+        if isinstance(event, events.Watching):
             self.close()
             err.print("rasa-gpu watch: watching for changes", markup=False)
-        elif isinstance(event, watch_mod.Changed):
+        elif isinstance(event, events.Changed):
             what = " and ".join(
                 part
                 for part, on in (("retraining", event.train), ("restarting the action server", event.actions))
@@ -119,19 +119,19 @@ class WatchView:
                 f" (+{len(event.paths) - 3} more)" if len(event.paths) > 3 else ""
             )
             err.print(f"rasa-gpu watch: change in {shown}: {what}", markup=False)
-        elif isinstance(event, watch_mod.Invalid):
+        elif isinstance(event, events.Invalid):
             err.print(f"error: {event.error.message}", markup=False)
             err.print(
                 "rasa-gpu watch: not training until this is fixed; the previous model keeps serving",
                 markup=False,
             )
-        elif isinstance(event, watch_mod.TrainFailed):
+        elif isinstance(event, events.TrainFailed):
             self.close()
             err.print(f"error: {event.error.message}", markup=False)
             for line in event.error.details[-10:]:
                 err.print(Text("  │ ") + verbatim(line, style=""))
             err.print("rasa-gpu watch: training failed; the previous model keeps serving", markup=False)
-        elif isinstance(event, watch_mod.Trained):
+        elif isinstance(event, events.Trained):
             self.close()
             result = event.result
             if result.skipped:
@@ -146,7 +146,7 @@ class WatchView:
                     f"rasa-gpu watch: the Rasa server at {event.loaded_into} serves {result.model.name}",
                     markup=False,
                 )
-        elif isinstance(event, watch_mod.ActionsRestarted):
+        elif isinstance(event, events.ActionsRestarted):
             err.print("rasa-gpu watch: action server restarted", markup=False)
         else:
             if self.training is None:

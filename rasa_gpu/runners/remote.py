@@ -143,12 +143,16 @@ class VolumeWorkspace(Workspace):
         return received
 
     def close(self) -> None:
-        if self._holder is not None:
-            holder, self._holder = self._holder, None
-            holder.__exit__(None, None, None)
-        if self._volume_made:
-            self._volume_made = False
-            self.engine.remove_volume(self.volume)
+        """Remove the transfer container and the run's volume (not the cache); a second Ctrl+C waits for it."""
+        from .. import signals
+
+        with signals.deferred():
+            if self._holder is not None:
+                holder, self._holder = self._holder, None
+                holder.__exit__(None, None, None)
+            if self._volume_made:
+                self._volume_made = False
+                self.engine.remove_volume(self.volume)
         super().close()
 
 
