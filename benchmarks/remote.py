@@ -17,6 +17,7 @@ no build is timed.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -36,7 +37,9 @@ TARGET = 1.10
 
 
 def one(bot: Path, where: Where) -> TrainResult:
-    resolved = resolve(str(bot), {"host": where.host}, "gpu")
+    resolved = resolve(
+        str(bot), {"host": where.host, "base_image": os.environ.get("RASA_GPU_BASE_IMAGE")}, "gpu"
+    )
     with connect(where) as runner:
         if runner.local:
             shutil.rmtree(bot / ".rasa", ignore_errors=True)
@@ -66,6 +69,7 @@ def main() -> None:
         )
         places = {"here": Where(), "far": Where(host=args.host)}
         times: dict[str, list[float]] = {"here": [], "far": []}
+        outside: dict[str, list[float]] = {"here": [], "far": []}
         sent: list[int] = []
         received: list[int] = []
         for round_ in range(args.rounds):
@@ -76,8 +80,12 @@ def main() -> None:
                 if name == "far":
                     sent.append(result.sent_bytes)
                     received.append(result.received_bytes)
+                inside = sum(result.components.values())
+                outside[name].append(result.wall_seconds - inside)
                 print(
-                    f"round {round_ + 1} {name:<4} {result.wall_seconds:7.1f} s  {result.device}", flush=True
+                    f"round {round_ + 1} {name:<4} {result.wall_seconds:7.1f} s  (components {inside:.1f} s, "
+                    f"everything else {result.wall_seconds - inside:.1f} s)  {result.device}",
+                    flush=True,
                 )
         here, far = statistics.median(times["here"]), statistics.median(times["far"])
         ratio = far / here
