@@ -78,7 +78,7 @@ def without_runtime(request: GpuRequest, doing: str, *, remembered: bool = False
     when = (
         " (it refused a GPU request within the last hour; `rasa-gpu doctor` asks again)" if remembered else ""
     )
-    return f"{NO_RUNTIME}{when}: going on to {doing} on the CPU. To use a GPU, {TOOLKIT_HINT}."
+    return f"{NO_RUNTIME}: going on to {doing} on the CPU{when}. To use a GPU, {TOOLKIT_HINT}."
 
 
 # ---- remembering an engine's refusal: with --gpu auto, ask an engine without a runtime at most once an hour ----

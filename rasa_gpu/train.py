@@ -129,6 +129,7 @@ def _train_locked(
         inputs = project.inputs_digest()
         fingerprint = _fingerprint(inputs, spec, options)
         if not options.force and (previous := _unchanged_model(project, fingerprint)) is not None:
+            _report_leftovers(0, stale, on_event)  # the engine's leftovers wait for the next training
             return TrainResult(  # decided before the engine is even contacted
                 model=previous["model_path"],
                 size=previous["model_path"].stat().st_size,
