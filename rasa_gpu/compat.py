@@ -10,11 +10,12 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from typing import TYPE_CHECKING
 
 from .errors import VersionError
+
+if TYPE_CHECKING:  # packaging's specifier regexes load only when a version range is read
+    from packaging.version import Version
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class Matrix:
 
     def newest_matching(self, spec: str, *, source: str) -> RasaRelease:
         """The newest supported release inside a PEP 440 specifier such as ``>=3.5,<3.7``."""
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
         try:
             specifier = SpecifierSet(spec)
         except InvalidSpecifier as exc:
@@ -66,6 +69,8 @@ class Matrix:
         return self.releases[str(matching[-1])]
 
     def versions(self) -> list[Version]:
+        from packaging.version import Version
+
         return sorted(Version(v) for v in self.releases)
 
     def supported_summary(self) -> str:
@@ -87,6 +92,8 @@ def load_matrix() -> Matrix:
 
 
 def is_exact_version(text: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
     try:
         Version(text)
     except InvalidVersion:

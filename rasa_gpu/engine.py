@@ -1,9 +1,17 @@
 """The one door to Docker. Every call to the engine goes through here, so error mapping, labels and cleanup
-live in one place. Callers get plain values and rasa-gpu errors, never docker SDK exceptions."""
+live in one place. Callers get plain values and rasa-gpu errors, never docker SDK exceptions.
+
+docker-py (with requests and urllib3, about 0.2 s to import) loads on the first call that needs it. The two
+questions of a cache-hit `build` (is the engine there, which id has this image) go to an engine on this machine's
+unix socket with the standard library's http.client, read-only.
+"""
 
 from __future__ import annotations
 
+import http.client
+import importlib
 import io
+import json
 import os
 import shutil
 import socket
@@ -15,14 +23,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import docker.errors
-from docker.models.containers import Container
-from docker.types import DeviceRequest, Mount
-from docker.utils.socket import frames_iter
-
-import docker
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from . import gpu as gpu_rules
 from . import signals
@@ -37,7 +39,27 @@ from .errors import (
     RegistryUnreachable,
 )
 
+if TYPE_CHECKING:
+    import docker.errors
+    from docker.models.containers import Container
+
+    import docker
+else:
+
+    class _OnFirstUse:
+        """`docker` for this module, imported when an attribute is first read (an except clause that is reached, a
+        client being made)."""
+
+        def __getattr__(self, name: str) -> Any:
+            module = importlib.import_module("docker")
+            importlib.import_module("docker.errors")
+            globals()["docker"] = module
+            return getattr(module, name)
+
+    docker = _OnFirstUse()
+
 LABEL = "io.rasa-gpu"
+DEFAULT_SOCKET = "the default socket (/var/run/docker.sock)"
 #: The Python (X.Y) of a base image, set by `rasa-gpu base-image`; read by image_python.
 PYTHON_LABEL = f"{LABEL}.python"
 #: Set in a tied container: the entry script then ends the container when its stdin closes.
@@ -73,6 +95,8 @@ class ContainerSpec:
     stop_timeout: int = 2  # seconds between SIGTERM and SIGKILL when it has to be stopped
 
     def create_kwargs(self) -> dict[str, Any]:
+        from docker.types import DeviceRequest, Mount
+
         environment = dict(self.environment)
         if self.tied:
             environment[TIED_ENV] = "1"
@@ -167,6 +191,8 @@ class RunningContainer:
 
     def output(self) -> Iterator[bytes]:
         """stdout and stderr as they come, until the container exits."""
+        from docker.utils.socket import frames_iter
+
         try:
             for _stream, data in frames_iter(self._socket, tty=False):
                 yield data
@@ -210,19 +236,65 @@ class RunningContainer:
             pass
 
 
-class Engine:
-    def __init__(self, client: docker.DockerClient) -> None:
-        self.client = client
-        self.api = client.api
-        self.shown_as = ""  # the address the user gave, "" for the local default
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
 
-    @classmethod
-    def connect(cls, base_url: str | None = None, *, shown_as: str | None = None, tls: Any = None) -> Engine:
-        """The engine at base_url (unix://, tcp://; ssh:// goes through runners.ssh first), or DOCKER_HOST's, or the
-        local socket. `shown_as` names it in messages (the address the user gave)."""
-        host = (
-            shown_as or base_url or os.environ.get("DOCKER_HOST", "the default socket (/var/run/docker.sock)")
-        )
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+def _local_socket(base_url: str | None) -> str | None:
+    """The path of the engine's unix socket when it is one on this machine (base_url, else DOCKER_HOST, else the
+    default), None for any other address or when TLS settings are in the environment."""
+    url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if not url.startswith("unix://") or (not base_url and os.environ.get("DOCKER_TLS_VERIFY")):
+        return None
+    return "/" + url[len("unix://") :].lstrip("/")
+
+
+def _ask_socket(path: str, url: str, timeout: float = 10) -> tuple[int, Any]:
+    """GET url from the engine at the unix socket path: (HTTP status, decoded JSON or None). OSError when the socket
+    does not answer."""
+    connection = _UnixConnection(path, timeout)
+    try:
+        connection.request("GET", url)
+        response = connection.getresponse()
+        body = response.read()
+    except http.client.HTTPException as exc:
+        raise OSError(str(exc)) from None
+    finally:
+        connection.close()
+    try:
+        return response.status, json.loads(body) if body.strip() else None
+    except ValueError:
+        return response.status, None
+
+
+class Engine:
+    def __init__(self, base_url: str | None = None, *, tls: Any = None, shown_as: str = "") -> None:
+        self._base_url, self._tls = base_url, tls
+        self._client: docker.DockerClient | None = None
+        #: Read-only questions go here, without docker-py, until a docker-py client exists.
+        self._socket = _local_socket(base_url) if tls is None else None
+        self.shown_as = shown_as  # the address the user gave, "" for the local default
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """docker-py's client, made (and docker-py imported) on first use."""
+        if self._client is None:
+            self._client = self._make_client(self._base_url, self._tls, self.shown_as or DEFAULT_SOCKET)
+        return self._client
+
+    @property
+    def api(self) -> docker.APIClient:
+        return self.client.api
+
+    @staticmethod
+    def _make_client(base_url: str | None, tls: Any, host: str) -> docker.DockerClient:
         try:
             if base_url:
                 client = docker.DockerClient(base_url=base_url, timeout=600, tls=tls or False)
@@ -234,8 +306,34 @@ class Engine:
             raise EngineUnavailable(
                 f"cannot reach a Docker engine at {host} ({reason}); {START_HINT}"
             ) from None
-        engine = cls(client)
-        engine.shown_as = host if (shown_as or base_url or "DOCKER_HOST" in os.environ) else ""
+        return client
+
+    @classmethod
+    def connect(
+        cls, base_url: str | None = None, *, shown_as: str | None = None, tls: Any = None, quick: bool = True
+    ) -> Engine:
+        """The engine at base_url (unix://, tcp://; ssh:// goes through runners.ssh first), or DOCKER_HOST's, or the
+        local socket, checked to answer. `shown_as` names it in messages (the address the user gave); `quick=False`
+        uses docker-py from the start."""
+        host = shown_as or base_url or os.environ.get("DOCKER_HOST", DEFAULT_SOCKET)
+        engine = cls(
+            base_url, tls=tls, shown_as=host if (shown_as or base_url or "DOCKER_HOST" in os.environ) else ""
+        )
+        if not quick:
+            engine._socket = None
+        if engine._socket is None:
+            engine._client = cls._make_client(base_url, tls, host)
+            return engine
+        try:
+            status, _ = _ask_socket(engine._socket, "/_ping")
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise EngineUnavailable(
+                f"cannot reach a Docker engine at {host} ({reason}: {engine._socket}); {START_HINT}"
+            ) from None
+        if status != 200:
+            engine._socket = None  # something answers, not plainly: docker-py says what
+            engine._client = cls._make_client(base_url, tls, host)
         return engine
 
     def engine_id(self) -> str:
@@ -267,6 +365,13 @@ class Engine:
 
     def image_id(self, ref: str) -> str | None:
         """The local image id for a name, or None. One cheap API call, no builder."""
+        if self._client is None and self._socket is not None:
+            with suppress(OSError):
+                status, answer = _ask_socket(self._socket, f"/images/{quote(ref, safe='/:')}/json")
+                if status == 404:
+                    return None
+                if status == 200 and isinstance(answer, dict) and answer.get("Id"):
+                    return str(answer["Id"])
         try:
             return str(self.api.inspect_image(ref)["Id"])
         except docker.errors.ImageNotFound:

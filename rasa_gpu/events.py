@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
-from .progress import ProgressEvent
-
 if TYPE_CHECKING:
     from .errors import RasaGpuError
+    from .progress import ProgressEvent
     from .train import TrainResult
 
 
@@ -76,16 +75,17 @@ class ActionsRestarted:
     pass
 
 
+# Names, not classes: the progress parser (regexes) loads only when a container runs.
 Event = Union[
-    Notice,
-    BuildOutput,
-    TrainingStarted,
-    ProgressEvent,
-    Watching,
-    Changed,
-    Invalid,
-    Trained,
-    TrainFailed,
-    ActionsRestarted,
+    "Notice",
+    "BuildOutput",
+    "TrainingStarted",
+    "ProgressEvent",
+    "Watching",
+    "Changed",
+    "Invalid",
+    "Trained",
+    "TrainFailed",
+    "ActionsRestarted",
 ]
 EventSink = Callable[[Event], None]

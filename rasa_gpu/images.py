@@ -12,8 +12,6 @@ from pathlib import Path
 from string import Template
 from typing import Protocol
 
-from packaging.specifiers import SpecifierSet
-
 from . import __version__, templates
 from .base_image import SUITE_PYTHON, default_name
 from .compat import RasaRelease
@@ -203,6 +201,8 @@ class NotebookImageSpec:
 
 def default_actions_base(release: RasaRelease) -> str:
     """python:3.X-slim with the newest Python (3.8 to 3.10) that the Rasa release accepts."""
+    from packaging.specifiers import SpecifierSet
+
     allowed = SpecifierSet(release.python)
     newest = next((v for v in ("3.10", "3.9", "3.8", "3.7") if allowed.contains(f"{v}.0")), "3.8")
     return f"python:{newest}-slim"
@@ -326,6 +326,8 @@ def check_base_python(engine: ImageEngine, spec: ImageSpec) -> None:
     release = spec.release
     if spec.base_image in (release.gpu_base_image, release.cpu_base_image):
         return
+    from packaging.specifiers import SpecifierSet
+
     python = engine.image_python(spec.base_image)
     if python is None or SpecifierSet(release.python).contains(f"{python}.0"):
         return
@@ -335,6 +337,8 @@ def check_base_python(engine: ImageEngine, spec: ImageSpec) -> None:
 def python_mismatch(spec: ImageSpec, python: str) -> str:
     """One line: what does not fit, and the base images that would."""
     release = spec.release
+    from packaging.specifiers import SpecifierSet
+
     allowed = SpecifierSet(release.python)
     default = release.gpu_base_image if spec.variant == "gpu" else release.cpu_base_image
     ways = [

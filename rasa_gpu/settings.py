@@ -12,13 +12,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from packaging.requirements import InvalidRequirement, Requirement
-
 from .compat import Matrix, RasaRelease, is_exact_version
 from .errors import SettingsError, VersionError
 from .project import read_requirements
 
 if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+
     from .runners import Where
 
 if sys.version_info >= (3, 11):
@@ -248,6 +248,8 @@ def _parse_requirement(line: str) -> Requirement | None:
     line = line.strip()
     if not line or line.startswith(("#", "-")):
         return None
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         return Requirement(line)
     except InvalidRequirement:

@@ -20,11 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from filelock import FileLock, Timeout
 
 from . import gpu as gpu_rules
-from . import history, progress
 from .errors import (
     BusyError,
     DiskFull,
@@ -35,13 +33,15 @@ from .errors import (
     TrainingFailed,
 )
 from .events import BuildOutput, EventSink, Notice, TrainingStarted
-from .images import ImageSpec, ensure_image
-from .overrides import Override, apply_overrides, render_config
+from .images import ImageSpec
 from .project import BotProject
 from .runners import BOT_MOUNT, Runner, Workspace
 
-if TYPE_CHECKING:  # the engine (docker-py) loads only when a container is needed: a no-change skip never does
+if TYPE_CHECKING:
+    # The engine (docker-py), the history, the image builder and the progress parser load only when a container is
+    # needed: a no-change skip never does.
     from .engine import ContainerSpec, Engine, RunningContainer
+    from .overrides import Override
 
 STATE_FILE = "last-train.json"
 #: rasa train options that rasa-gpu itself sets.
@@ -140,6 +140,9 @@ def _train_locked(
                 rasa_version=spec.release.version,
                 host=previous.get("host", ""),
             )
+        from . import history
+        from .images import ensure_image
+
         _report_leftovers(runner.sweep(project), stale, on_event)
         engine = runner.engine
         record = history.Run(
@@ -269,7 +272,9 @@ def _train_command(project: BotProject, workspace: Workspace, config_text: str |
 def _config_with_overrides(project: BotProject, overrides: list[Override]) -> str | None:
     if not overrides:
         return None
-    config = yaml.safe_load(project.config.read_text(encoding="utf-8")) or {}
+    from .overrides import apply_overrides, render_config
+
+    config = project.config_data()
     return render_config(apply_overrides(config, overrides, config_name=project.relative(project.config)))
 
 
@@ -442,6 +447,8 @@ def training_container(
 def _follow(
     running: RunningContainer, gpu: gpu_rules.GpuRequest, granted: bool, on_event: EventSink
 ) -> _Outcome:
+    from . import progress
+
     parser = progress.ProgressParser()
     gpus_seen: list[str] | None = None
     started: dict[str, float] = {}

@@ -45,6 +45,12 @@ def __getattr__(name: str) -> Any:
     return console
 
 
+def say(*parts: str | tuple[str, dict[str, Any]], err: bool = True) -> None:
+    """One line made of plain text and (text, click.style arguments) pieces, without loading rich: for the lines of
+    a command that must start fast (the first line of `train`, a no-change skip). Colours only on a terminal."""
+    click.echo("".join(p if isinstance(p, str) else click.style(p[0], **p[1]) for p in parts), err=err)
+
+
 def verbatim(line: str, style: str = "dim") -> Text:
     """A line that Rasa, pip or Docker printed, shown as it was: no markup or emoji codes, its colour codes
     turned into colours on a terminal and dropped elsewhere."""

@@ -30,7 +30,7 @@ def build(
       rasa-gpu build . --base-image rasa-gpu/base:bullseye --ca-cert corp-root.pem
     """
     from ..images import ensure_image
-    from ._common import err
+    from . import _common
 
     resolved = load(bot, image)
     spec, why = resolved.spec, resolved.why
@@ -41,8 +41,8 @@ def build(
     started = time.monotonic()
     with resolved.runner() as runner:
         result = ensure_image(
-            runner.engine, spec, lambda line: err.print(verbatim(line)), rebuild=image.rebuild
-        )
+            runner.engine, spec, lambda line: _common.err.print(verbatim(line)), rebuild=image.rebuild
+        )  # rich loads with the first line of a build: a cache hit prints none
     if result.pulled_from:
         verb = f"pulled from the registry as {result.pulled_from} (nothing built)"
     else:

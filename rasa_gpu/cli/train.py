@@ -10,6 +10,7 @@ import click
 from ._common import GPU_MODES, ImageOptions, image_options, load
 
 if TYPE_CHECKING:
+    from ..overrides import Override
     from ..train import TrainResult
 
 
@@ -61,12 +62,9 @@ def train_cmd(
       rasa-gpu train example_bot --gpu off --set DIETClassifier.epochs=20
       rasa-gpu train . -- --augmentation 0
     """
-    from rich.markup import escape
-
     from ..gpu import parse_gpu_request
-    from ..overrides import parse_overrides
     from ..train import TrainOptions, train
-    from ._common import err
+    from ._common import say
     from .views import TrainView
 
     if bot.startswith("-"):  # `rasa-gpu train -- --flag`: everything was meant for rasa train
@@ -80,38 +78,47 @@ def train_cmd(
         override_lines += services.tensorboard_overrides(project.config_data())
     options = TrainOptions(
         gpu=parse_gpu_request(settings.gpu, settings.gpus),
-        overrides=parse_overrides(override_lines),
+        overrides=_parse_overrides(override_lines),
         rasa_args=list(rasa_args),
         force=force,
         wait=not no_wait,
         rebuild=image.rebuild,
     )
-    err.print(
-        f"[bold]rasa-gpu[/] training [cyan]{escape(str(project.root))}[/] with Rasa {spec.release.version} "
-        f"({resolved.why}), TensorFlow {spec.release.tensorflow}"
+    say(
+        ("rasa-gpu", {"bold": True}),
+        " training ",
+        (str(project.root), {"fg": "cyan"}),
+        f" with Rasa {spec.release.version} ({resolved.why}), TensorFlow {spec.release.tensorflow}",
     )
     with resolved.runner() as runner:
         if not runner.local:
-            err.print(f"on the Docker engine at {escape(runner.name)}", markup=True)
+            say(f"on the Docker engine at {runner.name}")
         with TrainView(verbose) as view:
             result = train(project, spec, options, view.handle, runner=runner)
     _print_summary(result)
 
 
+def _parse_overrides(lines: list[str]) -> list[Override]:
+    if not lines:  # the usual case, without loading the override parser
+        return []
+    from ..overrides import parse_overrides
+
+    return parse_overrides(lines)
+
+
 def _print_summary(result: TrainResult) -> None:
+    from ._common import say
+
+    size_mb = result.size / 1_000_000
+    if result.skipped:
+        say("Nothing changed since the newest model; not training (use --force to train anyway).", err=False)
+        say(f"model: {result.model} ({size_mb:.1f} MB, trained on {result.device})", err=False)
+        return
     from rich.markup import escape
     from rich.table import Table
 
     from ._common import out
 
-    size_mb = result.size / 1_000_000
-    if result.skipped:
-        out.print(
-            f"Nothing changed since the newest model; not training (use --force to train anyway).\n"
-            f"model: {result.model} ({size_mb:.1f} MB, trained on {result.device})",
-            markup=False,
-        )
-        return
     out.print(f"[bold green]Model ready:[/] {escape(str(result.model))} ({size_mb:.1f} MB)")
     out.print(
         f"wall time {result.wall_seconds:.1f} s · device {escape(result.device)} · Rasa {result.rasa_version}"

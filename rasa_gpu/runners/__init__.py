@@ -12,13 +12,26 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import SettingsError
 from .base import BOT_MOUNT, Runner, Workspace
 from .local import LocalRunner
-from .remote import RemoteRunner
+
+if TYPE_CHECKING:
+    from .remote import RemoteRunner
 
 __all__ = ["BOT_MOUNT", "LocalRunner", "RemoteRunner", "Runner", "Where", "Workspace", "connect"]
+
+
+def __getattr__(name: str) -> type[RemoteRunner]:
+    """RemoteRunner on first use: a command on this machine's engine never loads the SSH and copy code."""
+    if name != "RemoteRunner":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .remote import RemoteRunner
+
+    return RemoteRunner
+
 
 _SCHEMES = ("unix://", "npipe://", "ssh://", "tcp://", "http://", "https://")
 
@@ -60,6 +73,8 @@ def _for_url(url: str, shown_as: str, tls: object = None, *, from_env: bool = Fa
         from docker.utils import kwargs_from_env
 
         tls = kwargs_from_env().get("tls")
+    from .remote import RemoteRunner
+
     return RemoteRunner(url, shown_as=shown_as, tls=tls)
 
 

@@ -179,7 +179,8 @@ class RemoteRunner(Runner):
             if self._ssh is not None:
                 check(self._ssh)
                 self._tunnel = SshTunnel(self._ssh)
-                self._engine = Engine.connect(self._tunnel.url, shown_as=self._shown_as)
+                # through docker-py at once: each new connection to the tunnel is a new ssh process
+                self._engine = Engine.connect(self._tunnel.url, shown_as=self._shown_as, quick=False)
             else:
                 self._engine = Engine.connect(self._url, shown_as=self._shown_as, tls=self._tls)
         return self._engine

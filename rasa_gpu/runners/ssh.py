@@ -9,6 +9,7 @@ tied container (see engine.ContainerSpec.tied).
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -22,6 +23,8 @@ from ..errors import EngineUnavailable, SettingsError
 
 #: ssh options rasa-gpu adds to the user's own: never prompt (there may be no terminal), give up on a dead host.
 BATCH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "-o", "ServerAliveInterval=30")
+#: Seconds the shared SSH login outlives its last connection when rasa-gpu could not end it (a SIGKILL).
+PERSIST = 30
 
 
 @dataclass(frozen=True)
@@ -50,14 +53,31 @@ class SshTarget:
         port = f":{self.port}" if self.port else ""
         return f"ssh://{user}{self.host}{port}"
 
-    def command(self, *remote: str) -> list[str]:
-        """The ssh command line that runs `remote` there (the user's ssh config decides everything else)."""
+    def command(self, *remote: str, control: Path | None = None) -> list[str]:
+        """The ssh command line that runs `remote` there (the user's ssh config decides everything else). With
+        `control` (a socket path), connections share one login (see SshTunnel)."""
+        return [*self._options(control), "--", self.host, *remote]
+
+    def end_shared_login(self, control: Path) -> list[str]:
+        """The ssh command line that ends the shared login at `control`."""
+        return [*self._options(control), "-O", "exit", "--", self.host]
+
+    def _options(self, control: Path | None) -> list[str]:
         args = ["ssh", *BATCH_OPTIONS]
+        if control is not None:
+            args += [
+                "-o",
+                "ControlMaster=auto",
+                "-o",
+                f"ControlPath={control}",
+                "-o",
+                f"ControlPersist={PERSIST}",
+            ]
         if self.user:
             args += ["-l", self.user]
         if self.port:
             args += ["-p", str(self.port)]
-        return [*args, "--", self.host, *remote]
+        return args
 
 
 def check(target: SshTarget) -> str:
@@ -136,12 +156,15 @@ def _plain_ssh(target: SshTarget) -> str:
 
 
 class SshTunnel:
-    """A private unix socket (in a 0700 folder) that behaves like the far engine's Docker socket."""
+    """A private unix socket (in a 0700 folder) that behaves like the far engine's Docker socket. Its connections share
+    one SSH login (OpenSSH's ControlMaster, its socket in the same folder): docker-py opens a connection for each
+    attach, wait and copy, and a full SSH handshake for each cost seconds per training."""
 
     def __init__(self, target: SshTarget) -> None:
         self.target = target
         self._folder = Path(tempfile.mkdtemp(prefix="rasa-gpu-ssh-"))
         self.socket_path = self._folder / "docker.sock"
+        self._control = self._folder / "ssh-control"
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(str(self.socket_path))
         self._listener.listen(16)
@@ -162,7 +185,7 @@ class SshTunnel:
                 return
             try:
                 child = subprocess.Popen(
-                    self.target.command("docker", "system", "dial-stdio"),
+                    self.target.command("docker", "system", "dial-stdio", control=self._control),
                     stdin=connection.fileno(),
                     stdout=connection.fileno(),
                     stderr=self._log,
@@ -186,6 +209,15 @@ class SshTunnel:
                 child.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 child.kill()
+        if self._control.exists():  # end the shared login now rather than PERSIST seconds later
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                subprocess.run(
+                    self.target.end_shared_login(self._control),
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    timeout=10,
+                    start_new_session=True,
+                )
         self._log.close()
         shutil.rmtree(self._folder, ignore_errors=True)
 
