@@ -120,7 +120,9 @@ def test_bot_commands_remove_this_hosts_leftovers_only(bot_copy, docker_client, 
         else:
             # train: --force, because a no-change skip is decided before the engine is contacted (its leftovers,
             # containers that already ended with their killed rasa-gpu, wait for the next command that uses it)
-            result = run_cli(command, str(bot_copy), *(["--force", "--gpu", "off"] if command == "train" else []))
+            result = run_cli(
+                command, str(bot_copy), *(["--force", "--gpu", "off"] if command == "train" else [])
+            )
             assert result.returncode in (0, 1), result.output
         ids = {c.id for c in leftover_containers(docker_client, bot_copy)}
         assert mine.id not in ids, f"`rasa-gpu {command}` kept this host's leftover"
