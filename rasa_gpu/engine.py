@@ -420,10 +420,11 @@ class Engine:
             self._pull_stream(ref, on_line)
         except docker.errors.APIError as exc:
             reason = str(exc.explanation or exc).strip().splitlines()[0]
+            where = f"the engine at {self.shown_as}" if self.shown_as else "this machine"
             raise RegistryUnreachable(
-                f"base image {ref} is not on this machine and cannot be pulled ({reason}); the registry is "
-                "unreachable or the name is wrong: pass --base-image with a local image, or build a registry-less "
-                "base with `rasa-gpu base-image`"
+                f"base image {ref} is not on {where} and cannot be pulled ({reason}); the registry is "
+                "unreachable or the name is wrong: pass --base-image with an image that engine has, or build a "
+                "registry-less base with `rasa-gpu base-image`"
             ) from None
 
     def image_size(self, ref: str) -> int:
