@@ -228,6 +228,10 @@ def run_benchmark(
         memory=options.memory,
         devices=devices,
     )
+    if not built.gpu_ready:  # the GPU run would fail before a container: say why once, measure the CPU
+        devices["gpu"].available = False
+        devices["gpu"].reason = f"the image {image} cannot use a GPU ({built.cuda_note})"
+        on_event(Notice(f"GPU not measured: {devices['gpu'].reason}", "warn"))
 
     def one(name: str, label: str) -> TimedRun | None:
         device = devices[name]

@@ -7,7 +7,7 @@ wheel's METADATA and TensorFlow's tested build configurations. Nothing here is t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -16,6 +16,10 @@ from .errors import VersionError
 
 if TYPE_CHECKING:  # packaging's specifier regexes load only when a version range is read
     from packaging.version import Version
+
+
+#: The two lines of Rasa releases: Rasa Open Source (2.0 to 3.6) and Rasa Pro (3.8 on, needs a license).
+OPEN_SOURCE, PRO = "rasa", "rasa-pro"
 
 
 @dataclass(frozen=True)
@@ -35,12 +39,44 @@ class RasaRelease:
     min_driver_compat: str | None
     gpu_base_image: str
     cpu_base_image: str
+    package: str = OPEN_SOURCE  # the PyPI project: rasa or rasa-pro
+
+    @property
+    def pro(self) -> bool:
+        return self.package == PRO
+
+    @property
+    def name(self) -> str:
+        """ "Rasa 3.6.21" or "Rasa Pro 3.21.0"."""
+        return f"Rasa Pro {self.version}" if self.pro else f"Rasa {self.version}"
+
+
+@dataclass(frozen=True)
+class CudaWheels:
+    """CUDA and cuDNN from PyPI for one TensorFlow version: NVIDIA's wheels pinned exactly, and the libraries
+    (sonames) of theirs that TensorFlow opens at run time. The driver (libcuda) is not among them: it comes from the
+    host through the NVIDIA Container Toolkit."""
+
+    tensorflow: str
+    cuda: str
+    cudnn: str
+    min_driver: str
+    min_driver_compat: str | None
+    packages: tuple[tuple[str, str], ...]  # (name, exact version)
+    libraries: tuple[str, ...]
+    download_bytes: int
+    source: str
+
+    def requirements(self) -> list[str]:
+        return [f"{name}=={version}" for name, version in self.packages]
 
 
 @dataclass(frozen=True)
 class Matrix:
-    default: str
-    releases: dict[str, RasaRelease]
+    default: str  # the newest Rasa Open Source release: what a bot that pins nothing gets
+    releases: dict[str, RasaRelease]  # both lines; their version numbers never overlap
+    cuda_wheels: dict[str, CudaWheels] = field(default_factory=dict)  # by TensorFlow version
+    pro_default: str | None = None
 
     def get(self, version: str) -> RasaRelease:
         """The row for an exact version, or a VersionError that lists what is supported."""
@@ -52,35 +88,41 @@ class Matrix:
             )
         return release
 
-    def newest_matching(self, spec: str, *, source: str) -> RasaRelease:
-        """The newest supported release inside a PEP 440 specifier such as ``>=3.5,<3.7``."""
+    def newest_matching(self, spec: str, *, source: str, package: str = OPEN_SOURCE) -> RasaRelease:
+        """The newest supported release of `package` inside a PEP 440 specifier such as ``>=3.5,<3.7``."""
         from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
         try:
             specifier = SpecifierSet(spec)
         except InvalidSpecifier as exc:
-            raise VersionError(f"{source}: cannot read the Rasa version '{spec}': {exc}") from exc
-        matching = [v for v in self.versions() if specifier.contains(v, prereleases=False)]
+            raise VersionError(f"{source}: cannot read the {package} version '{spec}': {exc}") from exc
+        matching = [v for v in self.versions(package) if specifier.contains(v, prereleases=False)]
         if not matching:
             raise VersionError(
-                f"{source} asks for rasa{spec}, which no supported release satisfies; "
-                f"supported: {self.supported_summary()}."
+                f"{source} asks for {package}{spec}, which no supported release satisfies; "
+                f"supported: {self.supported_summary(package)}."
             )
         return self.releases[str(matching[-1])]
 
-    def versions(self) -> list[Version]:
+    def versions(self, package: str | None = None) -> list[Version]:
+        """Every release's version, sorted; only those of `package` when given."""
         from packaging.version import Version
 
-        return sorted(Version(v) for v in self.releases)
+        return sorted(Version(v) for v, r in self.releases.items() if package in (None, r.package))
 
-    def supported_summary(self) -> str:
-        """Compact list of supported releases: the range of each minor line."""
-        lines: dict[tuple[int, int], list[Version]] = {}
-        for v in self.versions():
-            lines.setdefault((v.major, v.minor), []).append(v)
+    def wheels_for(self, tensorflow: str) -> CudaWheels | None:
+        """The CUDA wheels that serve this TensorFlow, or None (no NVIDIA wheels for its CUDA, e.g. CUDA 10)."""
+        return self.cuda_wheels.get(tensorflow)
+
+    def supported_summary(self, package: str | None = None) -> str:
+        """Compact list of supported releases: the range of each minor line (Rasa Pro's marked)."""
+        lines: dict[tuple[str, int, int], list[Version]] = {}
+        for v in self.versions(package):
+            lines.setdefault((self.releases[str(v)].package, v.major, v.minor), []).append(v)
         parts = []
-        for vs in lines.values():
-            parts.append(str(vs[0]) if len(vs) == 1 else f"{vs[0]}–{vs[-1]}")
+        for (name, _, _), vs in lines.items():
+            text = str(vs[0]) if len(vs) == 1 else f"{vs[0]}–{vs[-1]}"
+            parts.append(f"{text} (Pro)" if name == PRO and package is None else text)
         return ", ".join(parts)
 
 
@@ -88,7 +130,26 @@ class Matrix:
 def load_matrix() -> Matrix:
     raw = json.loads(resources.files("rasa_gpu").joinpath("data/compat.json").read_text(encoding="utf-8"))
     releases = {v: RasaRelease(version=v, **row) for v, row in raw["releases"].items()}
-    return Matrix(default=raw["default"], releases=releases)
+    releases.update(
+        {v: RasaRelease(version=v, package=PRO, **row) for v, row in raw.get("pro_releases", {}).items()}
+    )
+    wheels = {
+        tf: CudaWheels(
+            tensorflow=tf,
+            cuda=entry["cuda"],
+            cudnn=entry["cudnn"],
+            min_driver=entry["min_driver"],
+            min_driver_compat=entry.get("min_driver_compat"),
+            packages=tuple(sorted(entry["packages"].items())),
+            libraries=tuple(entry["libraries"]),
+            download_bytes=int(entry.get("download_bytes", 0)),
+            source=entry.get("source", ""),
+        )
+        for tf, entry in raw.get("cuda_wheels", {}).items()
+    }
+    return Matrix(
+        default=raw["default"], releases=releases, cuda_wheels=wheels, pro_default=raw.get("pro_default")
+    )
 
 
 def is_exact_version(text: str) -> bool:

@@ -23,7 +23,7 @@ from . import gpu as gpu_rules
 from .compat import RasaRelease
 from .engine import START_HINT, Compose, ContainerSpec, Engine, EngineAbout, labels_for
 from .errors import RasaGpuError
-from .images import ImageSpec
+from .images import ImageSpec, cpu_twin
 from .project import BotProject
 from .runners import Runner, Where
 
@@ -85,8 +85,11 @@ class LocalImages:
     def of(cls, engine: Engine, spec: ImageSpec | None) -> LocalImages:
         if spec is None:
             return cls(None, None)
-        here = [ref if engine.image_id(ref) is not None else None for ref in (spec.tag(), spec.base_image)]
-        return cls(*here)
+        built = next(
+            (ref for ref in (spec.tag(), cpu_twin(spec.tag())) if engine.image_id(ref) is not None), None
+        )
+        base = spec.base_image if engine.image_id(spec.base_image) is not None else None
+        return cls(built, base)
 
     @property
     def probe(self) -> str | None:
@@ -231,15 +234,27 @@ def _image_check(engine: Engine, context: Context, images: LocalImages) -> Check
     if spec is None:
         return Check("training image", "skip", "no bot, so no image to look for")
     tag = spec.tag()
+    if images.built == cpu_twin(tag) and images.built != tag:
+        return _gpu_problem(
+            "training image",
+            f"{images.built} is built but CPU-only: it failed the CUDA check after its build ({spec.cuda_line()})",
+            "rebuild with `rasa-gpu build --rebuild` to see the check's reason, or use --cuda wheels",
+            context.gpu_mode,
+        )
     if images.built:
-        return Check("training image", "ok", f"{tag} is built ({engine.image_size(tag) / _GB:.1f} GB)")
+        size = engine.image_size(tag) / _GB
+        return Check("training image", "ok", f"{tag} is built ({size:.1f} GB); {spec.cuda_line()}")
     if images.base:
         return Check(
-            "training image", "ok", f"not built yet; the first train builds {tag} on {spec.base_image}"
+            "training image",
+            "ok",
+            f"not built yet; the first train builds {tag} on {spec.base_image}; {spec.cuda_line()}",
         )
     if engine.can_pull(spec.base_image):
         return Check(
-            "training image", "ok", f"not built yet; the first train pulls {spec.base_image} and builds it"
+            "training image",
+            "ok",
+            f"not built yet; the first train pulls {spec.base_image} and builds it; {spec.cuda_line()}",
         )
     return Check(
         "training image",

@@ -81,7 +81,7 @@ class ContainerSpec:
     name: str
     labels: dict[str, str]
     user: str | None = None
-    environment: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict, repr=False)  # may hold a license: never shown
     working_dir: str | None = None
     binds: dict[str, str] = field(default_factory=dict)  # host path -> container path (read-write)
     volumes: dict[str, str] = field(default_factory=dict)  # the engine's named volume -> container path
@@ -381,6 +381,27 @@ class Engine:
                 return None
             raise RasaGpuError(f"Docker could not inspect image {ref}: {exc.explanation}") from None
 
+    def cuda_check(self, ref: str, script: str, libraries: list[str]) -> dict[str, Any]:
+        """Run the CUDA readiness script (docker/rasa-gpu-cuda-check.py) in a throw-away container of the image; its
+        JSON report, or one with the reason it gave none."""
+        spec = ContainerSpec(
+            image=ref,
+            command=[json.dumps(libraries)],
+            entrypoint=["python3", "-c", script],
+            name=f"rasa-gpu-probe-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+            labels=labels_for("probe", Path("/")),
+            environment={"TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+        code, lines = self.run_to_completion(spec)
+        for line in reversed(lines):
+            if line.startswith("{"):
+                with suppress(ValueError):
+                    report = json.loads(line)
+                    if isinstance(report, dict):
+                        return report
+        last = _last_meaningful(lines) or f"exit code {code}"
+        return {"ready": False, "problems": [f"the check did not run ({last})"]}
+
     def image_python(self, ref: str) -> str | None:
         """The Python (X.Y) of a local image: its io.rasa-gpu.python label, else what python3 says in a throw-away
         container. None when the image has no python3 (or it says nothing a version looks like)."""
@@ -496,9 +517,17 @@ class Engine:
             layers.feed(event)
 
     def build(
-        self, context: bytes, *, tag: str, target: str, labels: dict[str, str], on_line: LineSink
+        self,
+        context: bytes,
+        *,
+        tag: str,
+        target: str,
+        labels: dict[str, str],
+        on_line: LineSink,
+        nocache: bool = False,
     ) -> str:
-        """Build from an in-memory tar context, streaming each output line; returns the image id."""
+        """Build from an in-memory tar context, streaming each output line; returns the image id. `nocache`: every
+        step again, nothing from the layer cache (a cold build, for benchmarks)."""
         tail: deque[str] = deque(maxlen=20)
         step = ""
         try:
@@ -510,6 +539,7 @@ class Engine:
                 labels=labels,
                 rm=True,
                 forcerm=True,
+                nocache=nocache,
                 pull=False,
                 decode=True,
             )

@@ -68,6 +68,23 @@ def parse_gpu_request(mode: str | None, gpus: str | None) -> GpuRequest:
     return GpuRequest(mode=mode, device_ids=ids)
 
 
+def for_image(
+    request: GpuRequest, image: str, ready: bool, note: str, doing: str
+) -> tuple[GpuRequest, str | None]:
+    """The one rule for an image that cannot use a GPU (built without CUDA, or it failed the CUDA check after its
+    build): with `on` it is an error before any container starts (raised); with `auto` the work goes on on the CPU
+    without asking the engine for a GPU, and the returned warning says why. Otherwise the request is unchanged."""
+    if ready or not request.wanted:
+        return request, None
+    cpu_only = f"the image {image} cannot use a GPU ({note})"
+    if request.mode == "on":
+        raise GpuUnavailable(
+            f"--gpu on, but {cpu_only}; build one that can (--cuda wheels, or a TensorFlow GPU base image with "
+            f"--cuda base), or {doing} on the CPU with --gpu off"
+        )
+    return GpuRequest("off"), f"{cpu_only}: going on to {doing} on the CPU"
+
+
 def without_runtime(request: GpuRequest, doing: str, *, remembered: bool = False) -> str:
     """The one rule for an engine that cannot serve GPU requests, used by every command: with `on` it is an error
     (raised); with `auto` the work goes on on the CPU, and the returned warning says so. `doing` names the work, as

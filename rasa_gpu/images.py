@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import __version__, templates
 from .base_image import SUITE_PYTHON, default_name
-from .compat import RasaRelease
+from .compat import CudaWheels, RasaRelease
 from .errors import PullError, SettingsError, VersionError
 from .settings import check_image_name, check_registry
 
@@ -39,7 +39,11 @@ class ImageSpec:
 
     release: RasaRelease
     base_image: str
-    variant: str = "gpu"  # gpu | cpu: which default base image the tag names
+    variant: str = "gpu"  # gpu | cpu: which of the matrix's base images is the default
+    #: Where CUDA comes from: "base" (the base image has it), "wheels" (NVIDIA's wheels from PyPI, `cuda_wheels`),
+    #: "none" (a CPU-only image). Any but "none" is checked after the build (see gpu_check).
+    cuda: str = "base"
+    cuda_wheels: CudaWheels | None = None
     pip_index_url: str | None = None
     ca_certs: tuple[bytes, ...] = ()
     extra_requirements: tuple[str, ...] = ()
@@ -52,9 +56,15 @@ class ImageSpec:
     def dockerfile(self) -> str:
         return self._render(with_bot_stage=True)
 
+    @property
+    def wants_gpu(self) -> bool:
+        """Built to use a GPU: it is tagged gpu if the check after the build agrees, else cpu."""
+        return self.cuda != "none"
+
     def _render(self, *, with_bot_stage: bool) -> str:
         pip_index = f"--index-url {self.pip_index_url} " if self.pip_index_url else ""
-        packages = [f'"rasa=={self.release.version}"', f'"tensorflow=={self.release.tensorflow}"']
+        rasa = f"{self.release.package}[nlu]" if self.release.pro else "rasa"
+        packages = [f'"{rasa}=={self.release.version}"', f'"tensorflow=={self.release.tensorflow}"']
         if self.release.tensorflow_text:
             packages.append(f'"tensorflow-text=={self.release.tensorflow_text}"')
         ca_block = _ca_block(self.ca_certs)
@@ -65,10 +75,10 @@ class ImageSpec:
             )
         text = _Tmpl(templates.read_text("docker", "Dockerfile.tmpl")).substitute(
             tool_version=__version__,
-            rasa_version=self.release.version,
+            rasa_name=self.release.name,
             tensorflow=self.release.tensorflow,
-            cuda=self.release.cuda,
-            cudnn=self.release.cudnn,
+            cuda_line=self.cuda_line(),
+            cuda_block=_cuda_block(self.cuda_wheels, pip_index) if self.cuda == "wheels" else "",
             base_image=self.base_image,
             ca_block=ca_block,
             pip_index=pip_index,
@@ -77,6 +87,15 @@ class ImageSpec:
             bot_stage=bot_stage,
         )
         return _tidy(text)
+
+    def cuda_line(self) -> str:
+        """Where this image's CUDA comes from, in words."""
+        if self.cuda == "wheels" and self.cuda_wheels is not None:
+            w = self.cuda_wheels
+            return f"CUDA {w.cuda} and cuDNN {w.cudnn} from NVIDIA's wheels on PyPI"
+        if self.cuda == "none":
+            return "no CUDA: a CPU-only image"
+        return f"CUDA from the base image (TensorFlow was built with CUDA {self.release.cuda}, cuDNN {self.release.cudnn})"
 
     def context_files(self) -> dict[str, bytes]:
         files = {
@@ -97,14 +116,20 @@ class ImageSpec:
         # The Rasa stage depends on its own part of the Dockerfile, the entry script and the CA file, not on the bot.
         files = {**self.context_files(), "Dockerfile": self._render(with_bot_stage=False).encode()}
         names = [n for n in ("Dockerfile", "rasa-gpu-entry.py", "rasa-gpu-ca.pem") if n in files]
-        return f"{IMAGE_REPO}:{self.release.version}-tf{self.release.tensorflow}-{self.variant}-{_digest(names, files)}"
+        kind = "gpu" if self.wants_gpu else "cpu"
+        return (
+            f"{IMAGE_REPO}:{self.release.version}-tf{self.release.tensorflow}-{kind}-{_digest(names, files)}"
+        )
 
     def tag(self) -> str:
-        """Tag of the image that trains this bot: the Rasa stage itself when the bot needs nothing extra."""
+        """Tag of the image that trains this bot: the Rasa stage itself when the bot needs nothing extra. It says
+        gpu when the image is built to use one; an image that fails the check after its build is tagged as its
+        cpu_twin instead."""
         if not self.extra_requirements:
             return self.rasa_tag()
         files = self.context_files()
-        return f"{BOT_IMAGE_REPO}:{self.release.version}-{_digest(sorted(files), files)}"
+        kind = "gpu" if self.wants_gpu else "cpu"
+        return f"{BOT_IMAGE_REPO}:{self.release.version}-{kind}-{_digest(sorted(files), files)}"
 
     def context_tar(self) -> bytes:
         return _tar(self.context_files())
@@ -118,7 +143,14 @@ def published_ref(spec: ImageSpec, registry: str, name: str = DEFAULT_IMAGE_NAME
     name = check_image_name(name)
     digest = spec.tag().rsplit("-", 1)[1]
     release = spec.release
-    return f"{registry}/{name}:{release.version}-tf{release.tensorflow}-{spec.variant}-{digest}"
+    kind = "gpu" if spec.wants_gpu else "cpu"
+    return f"{registry}/{name}:{release.version}-tf{release.tensorflow}-{kind}-{digest}"
+
+
+def cpu_twin(tag: str) -> str:
+    """The name a gpu-tagged image gets when the check after its build finds that it cannot use a GPU."""
+    repo, _, name = tag.rpartition(":")
+    return f"{repo}:{name.replace('-gpu-', '-cpu-', 1)}"
 
 
 @dataclass(frozen=True)
@@ -211,6 +243,24 @@ def default_actions_base(release: RasaRelease) -> str:
 # ---- shared pieces -------------------------------------------------------------------------------------------------
 
 
+def _cuda_block(wheels: CudaWheels | None, pip_index: str) -> str:
+    """NVIDIA's CUDA and cuDNN wheels, before Rasa: a Rasa or bot change reuses this layer (gigabytes). --no-deps:
+    the pins are the whole set (cuDNN's own dependency on cuBLAS is unpinned). Their lib/ folders go into the
+    dynamic linker's cache, where TensorFlow's dlopen finds them."""
+    assert wheels is not None
+    pins = " ".join(f'"{r}"' for r in wheels.requirements())
+    find_libs = (
+        "import glob, os, nvidia; "
+        "print(chr(10).join(sorted(d for p in nvidia.__path__ for d in glob.glob(os.path.join(p, '*', 'lib')))))"
+    )
+    return (
+        f"# CUDA {wheels.cuda} and cuDNN {wheels.cudnn} for TensorFlow {wheels.tensorflow}: {wheels.source}\n"
+        f"RUN python3 -m pip install {pip_index}--no-deps {pins} \\\n"
+        f' && python3 -c "{find_libs}" > /etc/ld.so.conf.d/rasa-gpu-cuda.conf \\\n'
+        " && ldconfig"
+    )
+
+
 def _ca_block(certs: tuple[bytes, ...]) -> str:
     if not certs:
         return ""
@@ -270,6 +320,11 @@ class ImageResult:
     image_id: str
     built: bool  # False: found (or pulled), no builder was called
     pulled_from: str | None = None  # the published name it was pulled as, when it came from the registry
+    #: The image can use a GPU: built with CUDA and every CUDA library TensorFlow opens loads (checked after the
+    #: build; a found image says so by its tag). A training image only; services' images leave it False.
+    gpu_ready: bool = False
+    #: Why not, when it was built to use one (the check's problems), or where its CUDA comes from.
+    cuda_note: str = ""
 
 
 class ImageEngine(Protocol):
@@ -289,17 +344,22 @@ class ImageEngine(Protocol):
 
     def tag(self, image: str, ref: str) -> None: ...
 
+    def remove_image(self, ref: str) -> None: ...
+
+    def cuda_check(self, ref: str, script: str, libraries: list[str]) -> dict[str, Any]: ...
+
 
 def ensure_image(
     engine: ImageEngine, spec: ImageSpec, on_line: Callable[[str], None], *, rebuild: bool = False
 ) -> ImageResult:
     """Find the training image by its tag, else pull its published copy when a registry is set, else build it (the
-    Rasa stage first, so other bots can share it)."""
+    Rasa stage first, so other bots can share it). Each image built to use a GPU is checked right after its build
+    and keeps its gpu name only if it passes; otherwise it is named as its cpu_twin."""
     tag = spec.tag()
     if not rebuild:
-        image_id = engine.image_id(tag)
-        if image_id is not None:
-            return ImageResult(tag=tag, image_id=image_id, built=False)
+        found = _find(engine, spec, tag)
+        if found is not None:
+            return found
         if spec.registry:
             pulled = _pull_published(engine, spec, spec.registry, on_line)
             if pulled is not None:
@@ -310,14 +370,69 @@ def ensure_image(
     labels = {"io.rasa-gpu.rasa": spec.release.version, "io.rasa-gpu.tensorflow": spec.release.tensorflow}
     context = spec.context_tar()
     rasa_tag = spec.rasa_tag()
-    if rebuild or engine.image_id(rasa_tag) is None:
-        engine.build(context, tag=rasa_tag, target="rasa", labels=labels, on_line=on_line)
+    stage = None if rebuild else _find(engine, spec, rasa_tag)
+    if stage is None:
+        image_id = engine.build(context, tag=rasa_tag, target="rasa", labels=labels, on_line=on_line)
+        stage = _checked(engine, spec, rasa_tag, image_id, on_line)
     if tag == rasa_tag:
-        image_id = engine.image_id(tag)
-        assert image_id is not None
-        return ImageResult(tag=tag, image_id=image_id, built=True)
+        return stage
     image_id = engine.build(context, tag=tag, target="bot", labels=labels, on_line=on_line)
-    return ImageResult(tag=tag, image_id=image_id, built=True)
+    return _checked(engine, spec, tag, image_id, on_line)
+
+
+def _find(engine: ImageEngine, spec: ImageSpec, tag: str) -> ImageResult | None:
+    """The image under its own name (GPU-ready when it says gpu: only a passed check leaves that name on it) or
+    under its cpu twin's."""
+    for name in dict.fromkeys([tag, cpu_twin(tag)]):
+        image_id = engine.image_id(name)
+        if image_id is not None:
+            ready = spec.wants_gpu and name == tag
+            if not spec.wants_gpu:
+                note = "CPU-only: built without CUDA"
+            else:
+                note = "" if ready else "CPU-only: it failed the CUDA check after its build"
+            return ImageResult(tag=name, image_id=image_id, built=False, gpu_ready=ready, cuda_note=note)
+    return None
+
+
+def _checked(
+    engine: ImageEngine, spec: ImageSpec, tag: str, image_id: str, on_line: Callable[[str], None]
+) -> ImageResult:
+    """A freshly built image, checked when it was built to use a GPU, and renamed to its cpu twin if it cannot."""
+    if not spec.wants_gpu:
+        return ImageResult(tag=tag, image_id=image_id, built=True, cuda_note="CPU-only: built without CUDA")
+    ready, note = check_cuda(engine, spec, tag)
+    on_line(f"CUDA check of {tag}: {note}")
+    if ready:
+        return ImageResult(tag=tag, image_id=image_id, built=True, gpu_ready=True, cuda_note=note)
+    twin = cpu_twin(tag)
+    engine.tag(tag, twin)
+    engine.remove_image(tag)  # only the name: the image stays, as the twin
+    return ImageResult(tag=twin, image_id=image_id, built=True, gpu_ready=False, cuda_note=note)
+
+
+def check_cuda(engine: ImageEngine, spec: ImageSpec, tag: str) -> tuple[bool, str]:
+    """Whether the built image can use a GPU, and a phrase that says what was found (the problems when not)."""
+    wheels = spec.cuda_wheels or _wheels_of(spec)
+    libraries = list(wheels.libraries) if wheels is not None else []
+    report = engine.cuda_check(tag, templates.read_text("docker", "rasa-gpu-cuda-check.py"), libraries)
+    if report.get("ready"):
+        where = "NVIDIA's wheels" if spec.cuda == "wheels" else "the base image"
+        found = f"CUDA {report.get('cuda')}, cuDNN {report.get('cudnn')}"
+        return (
+            True,
+            f"GPU-ready: TensorFlow built with {found}; {len(report.get('loaded', []))} CUDA libraries from {where} load",
+        )
+    problems = [str(p) for p in report.get("problems", [])] or ["no reason given"]
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return False, f"CPU-only: {problems[0]}{more}"
+
+
+def _wheels_of(spec: ImageSpec) -> CudaWheels | None:
+    """The sonames the matrix knows for this TensorFlow (a base image with CUDA is checked for the same ones)."""
+    from .compat import load_matrix
+
+    return load_matrix().wheels_for(spec.release.tensorflow)
 
 
 def check_base_python(engine: ImageEngine, spec: ImageSpec) -> None:

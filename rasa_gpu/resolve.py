@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .compat import load_matrix
+from .compat import RasaRelease, load_matrix
+from .errors import SettingsError
 from .images import DEFAULT_IMAGE_NAME, ActionsImageSpec, ImageSpec, default_actions_base, read_ca_certs
 from .project import BotProject
 from .settings import Settings, extra_requirements, load_settings, resolve_rasa
@@ -56,14 +57,41 @@ def resolve(bot: str, cli_values: Mapping[str, Any], variant: str) -> Resolved:
     return Resolved(project, settings, spec, why)
 
 
+def cuda_source(settings: Settings, release: RasaRelease, base_image: str, variant: str) -> str:
+    """Where the image's CUDA comes from ("base", "wheels" or "none"). auto: none for the CPU variant; the base
+    image's own when it is TensorFlow's GPU image (it has CUDA); else NVIDIA's wheels when they serve this
+    TensorFlow (a registry-less base, python:3.X-slim, a corporate base), else whatever the base has (the check
+    after the build tells)."""
+    asked = settings.cuda or "auto"
+    has_wheels = load_matrix().wheels_for(release.tensorflow) is not None
+    if asked == "wheels" and not has_wheels:
+        raise SettingsError(
+            f"{settings.origin('cuda')}: NVIDIA publishes no CUDA wheels that serve TensorFlow {release.tensorflow} "
+            f"(built with CUDA {release.cuda}, cuDNN {release.cudnn}); use its GPU base image "
+            f"{release.gpu_base_image} (--cuda base) or train on the CPU (--cuda none)"
+        )
+    if asked != "auto":
+        return asked
+    if variant == "cpu":
+        return "none"
+    if base_image == release.gpu_base_image or not has_wheels:
+        return "base"
+    return "wheels"
+
+
 def image_spec(project: BotProject, settings: Settings, variant: str) -> tuple[ImageSpec, str]:
     """The training image of the bot with these settings, and why its Rasa release."""
-    release, why = resolve_rasa(load_matrix(), project.root, settings)
+    matrix = load_matrix()
+    release, why = resolve_rasa(matrix, project.root, settings)
     default_base = release.gpu_base_image if variant == "gpu" else release.cpu_base_image
+    base_image = settings.base_image or default_base
+    cuda = cuda_source(settings, release, base_image, variant)
     spec = ImageSpec(
         release=release,
-        base_image=settings.base_image or default_base,
+        base_image=base_image,
         variant=variant,
+        cuda=cuda,
+        cuda_wheels=matrix.wheels_for(release.tensorflow) if cuda == "wheels" else None,
         pip_index_url=settings.pip_index_url,
         ca_certs=read_ca_certs(settings.ca_certs),
         extra_requirements=tuple(extra_requirements(project.root)),

@@ -24,8 +24,15 @@ from . import __version__
 from .engine import Compose, Engine, ServiceState
 from .errors import RemoteUnsupported, ServicesError, SettingsError
 from .events import BuildOutput, EventSink, Notice
-from .gpu import GpuRequest, refused_recently, remember, without_runtime
-from .images import ActionsImageSpec, ImageSpec, NotebookImageSpec, ensure_image, ensure_service_image
+from .gpu import GpuRequest, for_image, refused_recently, remember, without_runtime
+from .images import (
+    ActionsImageSpec,
+    ImageResult,
+    ImageSpec,
+    NotebookImageSpec,
+    ensure_image,
+    ensure_service_image,
+)
 from .project import BotProject, read_requirements
 from .runners import Runner
 from .train import BOT_MOUNT, sweep
@@ -475,7 +482,8 @@ def up(
     def build_line(line: str) -> None:
         on_event(BuildOutput(line))
 
-    rasa_image = ensure_image(engine, spec, build_line, rebuild=options.rebuild).tag
+    built = ensure_image(engine, spec, build_line, rebuild=options.rebuild)
+    rasa_image = built.tag
     actions_image = None
     if actions_spec is not None:
         actions_image = ensure_service_image(engine, actions_spec, build_line, rebuild=options.rebuild).tag
@@ -492,7 +500,7 @@ def up(
         notebook_image=notebook.tag(),
         bind=bind,
         ports=ports,
-        gpu=_gpu_for_services(engine, rasa_image, options.gpu, on_event),
+        gpu=_gpu_for_services(engine, built, options.gpu, on_event),
     )
     compose_file, status = write_compose(project, render_compose(plan), regenerate=options.regenerate)
     if status == "kept":
@@ -529,8 +537,15 @@ def up(
     return UpResult(plan=plan, services=states, model=model, compose_file=compose_file, compose_status=status)
 
 
-def _gpu_for_services(engine: Engine, image: str, gpu: GpuRequest, on_event: EventSink) -> GpuRequest | None:
-    """The train rule: auto uses GPUs when the engine grants them, on fails without, off never asks."""
+def _gpu_for_services(
+    engine: Engine, built: ImageResult, gpu: GpuRequest, on_event: EventSink
+) -> GpuRequest | None:
+    """The train rule: auto uses GPUs when the image can and the engine grants them, on fails without, off never
+    asks."""
+    image = built.tag
+    gpu, warning = for_image(gpu, image, built.gpu_ready, built.cuda_note, "run the Rasa server")
+    if warning:
+        on_event(Notice(warning, "warn"))
     if not gpu.wanted:
         return None
     engine_id = engine.engine_id()

@@ -28,6 +28,9 @@ else:  # pragma: no cover - exercised on Python < 3.11 only
 
 SETTINGS_FILE = "rasa-gpu.toml"
 GPU_MODES = ("auto", "on", "off")
+#: Where a training image's CUDA libraries come from: auto (base when the base is TensorFlow's GPU image, else NVIDIA's
+#: wheels from PyPI), the base image itself, the wheels, or none (a CPU-only image).
+CUDA_SOURCES = ("auto", "base", "wheels", "none")
 PORT_SETTINGS = ("rasa_port", "actions_port", "tensorboard_port", "jupyter_port")
 #: Settings whose command-line option is not simply --<key>.
 _OPTION_NAMES = {"image_name": "--name"}
@@ -39,6 +42,8 @@ class Settings:
 
     rasa_version: str | None = None
     base_image: str | None = None
+    cuda: str | None = None
+    license_file: str | None = None  # Rasa Pro: a file with the license (RASA_PRO_LICENSE wins)
     pip_index_url: str | None = None
     ca_certs: list[str] = field(default_factory=list)
     gpu: str | None = None
@@ -83,6 +88,10 @@ class Settings:
         if merged.gpu is not None and merged.gpu not in GPU_MODES:
             raise SettingsError(
                 f"{merged.origin('gpu')}: gpu must be one of {', '.join(GPU_MODES)}, not '{merged.gpu}'"
+            )
+        if merged.cuda is not None and merged.cuda not in CUDA_SOURCES:
+            raise SettingsError(
+                f"{merged.origin('cuda')}: cuda must be one of {', '.join(CUDA_SOURCES)}, not '{merged.cuda}'"
             )
         for key in PORT_SETTINGS:
             value = getattr(merged, key)
@@ -197,14 +206,19 @@ def _poetry_to_pep440(spec: str) -> str:
     return spec
 
 
-def rasa_requirement(root: Path) -> tuple[str, str] | None:
-    """The bot's own Rasa pin as (PEP 440 specifier, where it was found), from requirements.txt or pyproject.toml."""
+#: The PyPI names of Rasa: Rasa Open Source and Rasa Pro.
+RASA_PACKAGES = ("rasa", "rasa-pro")
+
+
+def rasa_requirement(root: Path) -> tuple[str, str, str] | None:
+    """The bot's own Rasa pin as (package: rasa or rasa-pro, PEP 440 specifier, where it was found), from
+    requirements.txt or pyproject.toml."""
     req_file = root / "requirements.txt"
     if req_file.is_file():
         for line in read_requirements(req_file):
             req = _parse_requirement(line)
-            if req is not None and req.name.lower() == "rasa":
-                return str(req.specifier), "requirements.txt"
+            if req is not None and _rasa_name(req.name) is not None:
+                return _rasa_name(req.name) or "rasa", str(req.specifier), "requirements.txt"
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
         try:
@@ -213,14 +227,24 @@ def rasa_requirement(root: Path) -> tuple[str, str] | None:
             raise SettingsError(f"pyproject.toml: invalid TOML: {exc}") from None
         for line in data.get("project", {}).get("dependencies", []):
             req = _parse_requirement(line)
-            if req is not None and req.name.lower() == "rasa":
-                return str(req.specifier), "pyproject.toml"
-        poetry = data.get("tool", {}).get("poetry", {}).get("dependencies", {}).get("rasa")
-        if isinstance(poetry, dict):
-            poetry = poetry.get("version")
-        if isinstance(poetry, str):
-            return _poetry_to_pep440(poetry), "pyproject.toml [tool.poetry]"
+            if req is not None and _rasa_name(req.name) is not None:
+                return _rasa_name(req.name) or "rasa", str(req.specifier), "pyproject.toml"
+        dependencies = data.get("tool", {}).get("poetry", {}).get("dependencies", {})
+        for name, poetry in dependencies.items():
+            package = _rasa_name(name)
+            if package is None:
+                continue
+            if isinstance(poetry, dict):
+                poetry = poetry.get("version")
+            if isinstance(poetry, str):
+                return package, _poetry_to_pep440(poetry), "pyproject.toml [tool.poetry]"
     return None
+
+
+def _rasa_name(name: str) -> str | None:
+    """rasa or rasa-pro for a requirement's name (any spelling PyPI treats as the same), else None."""
+    canonical = re.sub(r"[-_.]+", "-", name).lower()
+    return canonical if canonical in RASA_PACKAGES else None
 
 
 def extra_requirements(root: Path) -> list[str]:
@@ -238,7 +262,7 @@ def extra_requirements(root: Path) -> list[str]:
         req = _parse_requirement(line)
         if req is None:
             raise SettingsError(f"requirements.txt: cannot read the line '{line}'; use a PEP 508 requirement")
-        if req.name.lower() not in ("rasa", "rasa-sdk", "rasa_sdk", "tensorflow"):
+        if _rasa_name(req.name) is None and req.name.lower() not in ("rasa-sdk", "rasa_sdk", "tensorflow"):
             lines.append(line)
     return lines
 
@@ -268,8 +292,10 @@ def resolve_rasa(matrix: Matrix, root: Path, settings: Settings) -> tuple[RasaRe
         return matrix.get(version), f"from {origin}"
     found = rasa_requirement(root)
     if found is not None:
-        spec, where = found
+        package, spec, where = found
         if not spec:
+            if package == "rasa-pro" and matrix.pro_default:
+                return matrix.get(matrix.pro_default), f"newest Rasa Pro ({where} does not pin it)"
             return matrix.get(matrix.default), f"newest supported ({where} does not pin Rasa)"
-        return matrix.newest_matching(spec, source=where), f"from {where} (rasa{spec})"
+        return matrix.newest_matching(spec, source=where, package=package), f"from {where} ({package}{spec})"
     return matrix.get(matrix.default), "newest supported"

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     # The engine (docker-py), the history, the image builder and the progress parser load only when a container is
     # needed: a no-change skip never does.
     from .engine import ContainerSpec, Engine, RunningContainer
+    from .license_key import License
     from .overrides import Override
 
 STATE_FILE = "last-train.json"
@@ -56,6 +57,11 @@ class TrainOptions:
     force: bool = False
     wait: bool = True
     rebuild: bool = False
+    #: Rasa Pro's license, handed to the container in its environment (never a command line, image or log).
+    license: License | None = field(default=None, repr=False)
+
+    def secrets(self) -> dict[str, str]:
+        return self.license.environment() if self.license is not None else {}
 
 
 @dataclass(frozen=True)
@@ -160,12 +166,19 @@ def _train_locked(
                 engine, spec, lambda line: on_event(BuildOutput(line)), rebuild=options.rebuild
             )
             record.image_id = image.image_id
+            gpu, warning = gpu_rules.for_image(
+                options.gpu, image.tag, image.gpu_ready, image.cuda_note, "train"
+            )
+            if warning:
+                on_event(Notice(warning, "warn"))
             with runner.workspace(project, uuid.uuid4().hex[:12], image.tag) as workspace:
                 command = _train_command(project, workspace, config_text) + options.rasa_args
                 cache_before = _cache_entries(project) if runner.local else None
                 sent = workspace.send()
                 try:
-                    outcome = _run_training(engine, workspace, image.tag, command, options.gpu, on_event)
+                    outcome = _run_training(
+                        engine, workspace, image.tag, command, gpu, on_event, secrets=options.secrets()
+                    )
                 except DiskFull as exc:
                     removed = _remove_partial_cache(project, cache_before) if cache_before is not None else 0
                     cleaned = f"; removed {removed} partial cache folder(s) it wrote" if removed else ""
@@ -374,6 +387,8 @@ def _run_training(
     gpu: gpu_rules.GpuRequest,
     on_event: EventSink,
     limits: Limits = Limits(),
+    *,
+    secrets: dict[str, str] | None = None,
 ) -> _Outcome:
     granted = gpu.wanted
     engine_id = engine.engine_id() if gpu.wanted else ""
@@ -384,7 +399,9 @@ def _run_training(
     try:
         with ExitStack() as container:
             try:
-                spec = training_container(workspace, image, command, gpu if granted else _CPU, limits)
+                spec = training_container(
+                    workspace, image, command, gpu if granted else _CPU, limits, secrets
+                )
                 running = container.enter_context(engine.running(spec))
                 if granted:
                     gpu_rules.remember(engine_id, refused=False)
@@ -392,7 +409,7 @@ def _run_training(
                 gpu_rules.remember(engine_id, refused=True)
                 on_event(Notice(gpu_rules.without_runtime(gpu, "train"), "warn"))
                 granted = False
-                cpu_only = training_container(workspace, image, command, _CPU, limits)
+                cpu_only = training_container(workspace, image, command, _CPU, limits, secrets)
                 running = container.enter_context(engine.running(cpu_only))
             on_event(TrainingStarted(image=image, gpu=gpu.describe() if granted else "none"))
             return _follow(running, gpu, granted, on_event)
@@ -413,6 +430,7 @@ def training_container(
     command: list[str],
     gpu: gpu_rules.GpuRequest,
     limits: Limits = Limits(),
+    secrets: dict[str, str] | None = None,
 ) -> ContainerSpec:
     """The training container: the bot at /bot (bind-mounted, or a volume on an engine elsewhere), run as the bot's
     owner with a writable HOME, labelled so a later run can find it, and with a GPU request (plus the entry script's
@@ -426,6 +444,7 @@ def training_container(
         environment["RASA_GPU_MODE"] = gpu.mode
     environment.update(workspace.environment)
     environment.update(limits.environment)
+    environment.update(secrets or {})
     return ContainerSpec(
         image=image,
         command=command,

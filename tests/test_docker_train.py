@@ -24,9 +24,9 @@ from conftest import (
 )
 
 from rasa_gpu import gpu as gpu_rules
-from rasa_gpu.compat import load_matrix
 from rasa_gpu.engine import ContainerSpec, Engine
-from rasa_gpu.images import ImageSpec, ensure_image
+from rasa_gpu.images import ensure_image
+from rasa_gpu.resolve import resolve
 
 pytestmark = [pytest.mark.docker]
 
@@ -39,10 +39,8 @@ def test_second_build_is_a_cache_hit_without_the_builder(built_image, monkeypatc
     engine = Engine.connect()
     calls = []
     monkeypatch.setattr(engine, "build", lambda *a, **k: calls.append(k) or "")
-    spec = ImageSpec(
-        release=load_matrix().get("3.6.21"),
-        base_image=os.environ.get("RASA_GPU_BASE_IMAGE", "tensorflow/tensorflow:2.12.0-gpu"),
-    )
+    # what the CLI resolved, with the base image from the environment as the CLI reads it
+    spec = resolve(str(EXAMPLE_BOT), {"base_image": os.environ.get("RASA_GPU_BASE_IMAGE")}, "gpu").spec
     found = ensure_image(engine, spec, lambda line: None)
     assert found.tag == built_image and found.built is False and calls == []
 

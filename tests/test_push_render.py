@@ -33,14 +33,14 @@ def test_published_name_of_the_shared_rasa_image_carries_its_hash():
     assert published_ref(s, "registry.example.com/team/") == (
         f"registry.example.com/team/rasa-gpu:3.6.21-tf2.12.0-gpu-{digest}"
     )
-    cpu = spec(variant="cpu")
+    cpu = spec(variant="cpu", cuda="none")
     assert published_ref(cpu, "localhost:5000", "x").startswith("localhost:5000/x:3.6.21-tf2.12.0-cpu-")
 
 
 def test_published_name_of_a_bot_image_uses_the_bot_stage_hash():
     s = spec(extra_requirements=("nltk==3.8",))
     bot_hash = s.tag().rsplit("-", 1)[1]
-    assert s.tag() == f"rasa-gpu/bot:3.6.21-{bot_hash}"
+    assert s.tag() == f"rasa-gpu/bot:3.6.21-gpu-{bot_hash}"
     ref = published_ref(s, "127.0.0.1:5000", "team/support-bot")
     assert ref == f"127.0.0.1:5000/team/support-bot:3.6.21-tf2.12.0-gpu-{bot_hash}"
     assert ref != published_ref(spec(), "127.0.0.1:5000", "team/support-bot")
@@ -158,6 +158,10 @@ class FakeEngine:
         self.published.add(ref)
         return "sha256:digest"
 
+    def cuda_check(self, ref, script, libraries):
+        self.calls.append(("cuda_check", ref))
+        return {"ready": True, "cuda": "11.8", "cudnn": "8", "loaded": libraries, "problems": []}
+
     def remove_image(self, ref):
         self.calls.append(("remove", ref))
         self.present.discard(ref)
@@ -180,7 +184,8 @@ def test_not_in_the_registry_or_registry_refusing_falls_back_to_building():
     s = spec(registry="localhost:5000")
     engine, lines = FakeEngine(present={s.base_image}), []
     assert ensure_image(engine, s, lines.append).built is True
-    assert engine.calls[-1] == ("build", "rasa") and any("is not in the registry" in line for line in lines)
+    assert engine.calls[-2:] == [("build", "rasa"), ("cuda_check", s.tag())]
+    assert any("is not in the registry" in line for line in lines)
 
     engine, lines = FakeEngine(present={s.base_image}, pull_error="registry refused (not logged in)"), []
     assert ensure_image(engine, s, lines.append).built is True
@@ -191,13 +196,13 @@ def test_without_a_registry_or_with_rebuild_nothing_is_pulled():
     s = spec()
     engine = FakeEngine(present={s.base_image})
     assert ensure_image(engine, s, print).built is True
-    assert [c[0] for c in engine.calls] == ["build"]
+    assert [c[0] for c in engine.calls] == ["build", "cuda_check"]
     local = spec(registry="localhost:5000")
     engine = FakeEngine(present={local.tag()}, published={published_ref(local, "localhost:5000")})
     assert ensure_image(engine, local, print).built is False and engine.calls == []  # found locally first
     engine = FakeEngine(present={local.base_image}, published={published_ref(local, "localhost:5000")})
     assert ensure_image(engine, local, print, rebuild=True).built is True
-    assert [c[0] for c in engine.calls] == ["build"]
+    assert [c[0] for c in engine.calls] == ["build", "cuda_check"]
 
 
 # ---- push ------------------------------------------------------------------------------------------------------------
@@ -224,7 +229,7 @@ def test_push_builds_a_missing_image_and_a_failed_push_leaves_no_name_behind():
     with pytest.raises(PushError):
         push_image(engine, s, "localhost:5000", "rasa-gpu", print)
     ref = published_ref(s, "localhost:5000")
-    assert [c[0] for c in engine.calls] == ["build", "tag", "push", "remove"]
+    assert [c[0] for c in engine.calls] == ["build", "cuda_check", "tag", "push", "remove"]
     assert ref not in engine.present and s.tag() in engine.present
 
 

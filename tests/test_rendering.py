@@ -8,7 +8,7 @@ from rasa_gpu.compat import load_matrix
 from rasa_gpu.engine import ContainerSpec
 from rasa_gpu.errors import SettingsError
 from rasa_gpu.gpu import GpuRequest, is_missing_gpu_driver, parse_devices_line, parse_gpu_request
-from rasa_gpu.images import ImageSpec, ensure_image
+from rasa_gpu.images import ImageSpec, cpu_twin, ensure_image
 from rasa_gpu.overrides import apply_overrides, parse_overrides
 
 CERT = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -45,8 +45,9 @@ def test_tags_are_stable_and_change_with_inputs():
 class CountingEngine:
     """Stands in for the engine only to count calls; the real build is tested in test_docker_train.py."""
 
-    def __init__(self, present):
-        self.present, self.builds = set(present), []
+    def __init__(self, present, *, cuda_problem=None):
+        self.present, self.builds, self.checked = set(present), [], []
+        self.cuda_problem = cuda_problem
 
     def image_id(self, ref):
         return "sha256:x" if ref in self.present else None
@@ -58,6 +59,23 @@ class CountingEngine:
         self.builds.append(target)
         self.present.add(tag)
         return "sha256:y"
+
+    def cuda_check(self, ref, script, libraries):
+        self.checked.append(ref)
+        problems = [self.cuda_problem] if self.cuda_problem else []
+        return {
+            "ready": not problems,
+            "cuda": "11.8",
+            "cudnn": "8",
+            "loaded": libraries,
+            "problems": problems,
+        }
+
+    def tag(self, image, ref):
+        self.present.add(ref)
+
+    def remove_image(self, ref):
+        self.present.discard(ref)
 
 
 def test_existing_image_is_found_without_the_builder():
@@ -72,6 +90,32 @@ def test_bot_stage_reuses_an_existing_rasa_stage():
     engine = CountingEngine({s.rasa_tag(), s.base_image})
     assert ensure_image(engine, s, print).built is True
     assert engine.builds == ["bot"]
+
+
+def test_an_image_that_fails_the_cuda_check_is_named_cpu_and_found_as_such():
+    s = spec()
+    engine = CountingEngine({s.base_image}, cuda_problem="libcudnn.so.8 does not load")
+    built = ensure_image(engine, s, print)
+    assert (built.gpu_ready, built.tag) == (False, cpu_twin(s.tag())) and "libcudnn.so.8" in built.cuda_note
+    assert s.tag() not in engine.present and engine.checked == [s.tag()]
+    again = ensure_image(engine, s, print)  # found under the twin's name: no second build, no second check
+    assert (again.built, again.gpu_ready, again.tag) == (False, False, cpu_twin(s.tag()))
+    assert engine.builds == ["rasa"] and engine.checked == [s.tag()]
+
+
+def test_an_image_that_passes_the_cuda_check_keeps_its_gpu_name():
+    s = spec()
+    engine = CountingEngine({s.base_image})
+    built = ensure_image(engine, s, print)
+    assert (built.gpu_ready, built.tag) == (True, s.tag()) and "GPU-ready" in built.cuda_note
+    assert ensure_image(engine, s, print).gpu_ready is True
+
+
+def test_a_cpu_image_is_named_cpu_and_not_checked():
+    s = spec(cuda="none")
+    assert "-cpu-" in s.tag()
+    engine = CountingEngine({s.base_image})
+    assert ensure_image(engine, s, print).gpu_ready is False and engine.checked == []
 
 
 def test_gpu_requests():

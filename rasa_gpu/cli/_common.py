@@ -122,6 +122,7 @@ class ImageOptions:
     rasa_version: str | None
     base_image: str | None
     variant: str
+    cuda: str | None
     pip_index_url: str | None
     ca_certs: tuple[str, ...]
     registry: str | None
@@ -135,6 +136,7 @@ class ImageOptions:
             "context": self.context,
             "rasa_version": self.rasa_version,
             "base_image": self.base_image,
+            "cuda": self.cuda,
             "pip_index_url": self.pip_index_url,
             "ca_certs": self.ca_certs,
             "registry": self.registry,
@@ -173,6 +175,13 @@ def image_options(func: Any = None, *, builds: bool = True) -> Any:
             default="gpu",
             show_default=True,
             help="Which default base image: TensorFlow's GPU image or its smaller CPU-only image.",
+        ),
+        click.option(
+            "--cuda",
+            type=LazyChoice("rasa_gpu.settings", "CUDA_SOURCES"),
+            envvar="RASA_GPU_CUDA",
+            help="Where the image's CUDA comes from: auto (default: the base image's when it is TensorFlow's GPU "
+            "image, else NVIDIA's wheels from PyPI), base, wheels, or none (a CPU-only image). [env: RASA_GPU_CUDA]",
         ),
         click.option(
             "--pip-index-url",

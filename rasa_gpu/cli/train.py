@@ -62,6 +62,7 @@ def train_cmd(
       rasa-gpu train example_bot --gpu off --set DIETClassifier.epochs=20
       rasa-gpu train . -- --augmentation 0
     """
+    from .. import license_key
     from ..gpu import parse_gpu_request
     from ..train import TrainOptions, train
     from ._common import say
@@ -83,12 +84,13 @@ def train_cmd(
         force=force,
         wait=not no_wait,
         rebuild=image.rebuild,
+        license=license_key.find(spec.release, settings.license_file, project.root),
     )
     say(
         ("rasa-gpu", {"bold": True}),
         " training ",
         (str(project.root), {"fg": "cyan"}),
-        f" with Rasa {spec.release.version} ({resolved.why}), TensorFlow {spec.release.tensorflow}",
+        f" with {spec.release.name} ({resolved.why}), TensorFlow {spec.release.tensorflow}",
     )
     with resolved.runner() as runner:
         if not runner.local:

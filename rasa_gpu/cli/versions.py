@@ -7,7 +7,8 @@ import click
 
 @click.command()
 def versions() -> None:
-    """List the supported Rasa releases with their TensorFlow, CUDA and base image.
+    """List the supported Rasa releases (Rasa Open Source and Rasa Pro) with their TensorFlow, Python, CUDA, the
+    CUDA wheels from PyPI that serve them, and the GPU base image.
 
     \b
     Example:
@@ -19,8 +20,31 @@ def versions() -> None:
     from ._common import out
 
     matrix = load_matrix()
-    table = Table("Rasa", "TensorFlow", "Python", "CUDA", "cuDNN", "min. driver", "GPU base image")
+    table = Table(
+        "Rasa",
+        "line",
+        "TensorFlow",
+        "Python",
+        "CUDA",
+        "cuDNN",
+        "min. driver",
+        "CUDA wheels",
+        "GPU base image",
+    )
     for version in matrix.versions():
         r = matrix.releases[str(version)]
-        table.add_row(r.version, r.tensorflow, r.python, r.cuda, r.cudnn, r.min_driver, r.gpu_base_image)
+        wheels = matrix.wheels_for(r.tensorflow)
+        from_pypi = f"CUDA {wheels.cuda} / cuDNN {wheels.cudnn}" if wheels else "-"
+        line = "Pro" if r.pro else "Open Source"
+        table.add_row(
+            r.version,
+            line,
+            r.tensorflow,
+            r.python,
+            r.cuda,
+            r.cudnn,
+            r.min_driver,
+            from_pypi,
+            r.gpu_base_image,
+        )
     out.print(table)
