@@ -53,7 +53,8 @@ def cold_build(engine: Engine, spec: ImageSpec, cold: bool) -> tuple[float, str,
     started = time.monotonic()
     engine.build(spec.context_tar(), tag=tag, target="rasa", labels=labels, on_line=quiet, nocache=cold)
     seconds = time.monotonic() - started
-    engine.remove_image(cpu_twin(tag))
+    if cpu_twin(tag) != tag:  # an older failed check's name would be found first
+        engine.remove_image(cpu_twin(tag))
     if not spec.wants_gpu:
         return seconds, tag, False, "built without CUDA"
     ready, note = check_cuda(engine, spec, tag)
