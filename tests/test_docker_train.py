@@ -8,6 +8,7 @@ import signal
 import tarfile
 import time
 import urllib.request
+import uuid
 
 import pytest
 from conftest import (
@@ -47,7 +48,10 @@ def test_second_build_is_a_cache_hit_without_the_builder(built_image, monkeypatc
 
 def test_bot_requirements_build_a_bot_stage_on_the_shared_rasa_stage(built_image, tmp_path, docker_client):
     bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot", owner=None)
-    (bot / "requirements.txt").write_text(f"rasa==3.6.21\nsix==1.16.0  # {tmp_path.name}\n")
+    # A marker that is always true but unique to this run: an image left by an earlier run is never found instead
+    # (a comment would not do: requirement lines are read without comments).
+    unique = f'platform_machine != "{uuid.uuid4().hex}"'
+    (bot / "requirements.txt").write_text(f"rasa==3.6.21\nsix==1.16.0 ; {unique}\n")
     first = run_cli("build", str(bot))
     assert first.returncode == 0, first.output
     tag = first.stdout.split()[0]
