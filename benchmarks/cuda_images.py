@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from rasa_gpu.engine import Engine  # noqa: E402
 from rasa_gpu.gpu import GpuRequest  # noqa: E402
-from rasa_gpu.images import ImageSpec, check_cuda, cpu_twin, ensure_image  # noqa: E402
+from rasa_gpu.images import ImageSpec, checked_build, cpu_twin, ensure_image  # noqa: E402
 from rasa_gpu.resolve import resolve  # noqa: E402
 from rasa_gpu.runners import LocalRunner  # noqa: E402
 from rasa_gpu.train import TrainOptions, train  # noqa: E402
@@ -47,22 +47,19 @@ def quiet(_line: str) -> None:
 
 
 def cold_build(engine: Engine, spec: ImageSpec, cold: bool) -> tuple[float, str, bool, str]:
-    """(seconds, tag, GPU-ready, the check's note) of building the Rasa stage without the layer cache."""
+    """(seconds, tag, GPU-ready, the check's note) of building the Rasa stage without the layer cache, checked and
+    named as ensure_image does."""
     labels = {"io.rasa-gpu.rasa": spec.release.version, "io.rasa-gpu.tensorflow": spec.release.tensorflow}
     tag = spec.rasa_tag()
-    started = time.monotonic()
-    engine.build(spec.context_tar(), tag=tag, target="rasa", labels=labels, on_line=quiet, nocache=cold)
-    seconds = time.monotonic() - started
     if cpu_twin(tag) != tag:  # an older failed check's name would be found first
         engine.remove_image(cpu_twin(tag))
-    if not spec.wants_gpu:
-        return seconds, tag, False, "built without CUDA"
-    ready, note = check_cuda(engine, spec, tag)
-    if not ready:  # named as ensure_image would name it
-        engine.tag(tag, cpu_twin(tag))
-        engine.remove_image(tag)
-        tag = cpu_twin(tag)
-    return seconds, tag, ready, note
+    started = time.monotonic()
+    image_id = engine.build(
+        spec.context_tar(), tag=tag, target="rasa", labels=labels, on_line=quiet, nocache=cold
+    )
+    seconds = time.monotonic() - started
+    result = checked_build(engine, spec, tag, image_id, quiet)
+    return seconds, result.tag, result.gpu_ready, result.cuda_note
 
 
 def cuda_layer(engine: Engine, image: str) -> str | None:
@@ -112,13 +109,13 @@ def main() -> None:
             return resolve(str(folder), {"base_image": base, "cuda": cuda}, "gpu").spec
 
         wheels_spec = spec_of(bot)
-        ways = {"wheels": wheels_spec, "none": replace(wheels_spec, cuda="none", cuda_wheels=None)}
+        ways = {"wheels": wheels_spec, "none": replace(wheels_spec, cuda="none")}
         print(f"Rasa {wheels_spec.release.version}, TensorFlow {wheels_spec.release.tensorflow}, base {base}")
         gpu_base = wheels_spec.release.gpu_base_image
         if engine.image_id(gpu_base) is None and not engine.can_pull(gpu_base):
             print(f"  TensorFlow's GPU base image ({gpu_base}): not measured, no registry answers here")
         else:
-            ways["TF GPU base"] = replace(wheels_spec, base_image=gpu_base, cuda="base", cuda_wheels=None)
+            ways["TF GPU base"] = replace(wheels_spec, base_image=gpu_base, cuda="base")
         kind = "cold" if not args.skip_cold else "cached"
         print(f"  {'way':<12} {'size':>8} {kind + ' build':>12}   check")
         tags = {}

@@ -43,6 +43,8 @@ class ImageSpec:
     #: Where CUDA comes from: "base" (the base image has it), "wheels" (NVIDIA's wheels from PyPI, `cuda_wheels`),
     #: "none" (a CPU-only image). Any but "none" is checked after the build (see gpu_check).
     cuda: str = "base"
+    #: The matrix's wheels for this TensorFlow: installed only when cuda is "wheels"; their sonames are what the
+    #: check after a build asks for either way (a base image with CUDA must have the same ones).
     cuda_wheels: CudaWheels | None = None
     pip_index_url: str | None = None
     ca_certs: tuple[bytes, ...] = ()
@@ -373,11 +375,11 @@ def ensure_image(
     stage = None if rebuild else _find(engine, spec, rasa_tag)
     if stage is None:
         image_id = engine.build(context, tag=rasa_tag, target="rasa", labels=labels, on_line=on_line)
-        stage = _checked(engine, spec, rasa_tag, image_id, on_line)
+        stage = checked_build(engine, spec, rasa_tag, image_id, on_line)
     if tag == rasa_tag:
         return stage
     image_id = engine.build(context, tag=tag, target="bot", labels=labels, on_line=on_line)
-    return _checked(engine, spec, tag, image_id, on_line)
+    return checked_build(engine, spec, tag, image_id, on_line)
 
 
 def _find(engine: ImageEngine, spec: ImageSpec, tag: str) -> ImageResult | None:
@@ -395,7 +397,7 @@ def _find(engine: ImageEngine, spec: ImageSpec, tag: str) -> ImageResult | None:
     return None
 
 
-def _checked(
+def checked_build(
     engine: ImageEngine, spec: ImageSpec, tag: str, image_id: str, on_line: Callable[[str], None]
 ) -> ImageResult:
     """A freshly built image, checked when it was built to use a GPU, and renamed to its cpu twin if it cannot."""
@@ -413,8 +415,7 @@ def _checked(
 
 def check_cuda(engine: ImageEngine, spec: ImageSpec, tag: str) -> tuple[bool, str]:
     """Whether the built image can use a GPU, and a phrase that says what was found (the problems when not)."""
-    wheels = spec.cuda_wheels or _wheels_of(spec)
-    libraries = list(wheels.libraries) if wheels is not None else []
+    libraries = list(spec.cuda_wheels.libraries) if spec.cuda_wheels is not None else []
     report = engine.cuda_check(tag, templates.read_text("docker", "rasa-gpu-cuda-check.py"), libraries)
     if report.get("ready"):
         where = "NVIDIA's wheels" if spec.cuda == "wheels" else "the base image"
@@ -426,13 +427,6 @@ def check_cuda(engine: ImageEngine, spec: ImageSpec, tag: str) -> tuple[bool, st
     problems = [str(p) for p in report.get("problems", [])] or ["no reason given"]
     more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
     return False, f"CPU-only: {problems[0]}{more}"
-
-
-def _wheels_of(spec: ImageSpec) -> CudaWheels | None:
-    """The sonames the matrix knows for this TensorFlow (a base image with CUDA is checked for the same ones)."""
-    from .compat import load_matrix
-
-    return load_matrix().wheels_for(spec.release.tensorflow)
 
 
 def check_base_python(engine: ImageEngine, spec: ImageSpec) -> None:

@@ -57,13 +57,14 @@ def resolve(bot: str, cli_values: Mapping[str, Any], variant: str) -> Resolved:
     return Resolved(project, settings, spec, why)
 
 
-def cuda_source(settings: Settings, release: RasaRelease, base_image: str, variant: str) -> str:
+def cuda_source(
+    settings: Settings, release: RasaRelease, base_image: str, variant: str, has_wheels: bool
+) -> str:
     """Where the image's CUDA comes from ("base", "wheels" or "none"). auto: none for the CPU variant; the base
     image's own when it is TensorFlow's GPU image (it has CUDA); else NVIDIA's wheels when they serve this
     TensorFlow (a registry-less base, python:3.X-slim, a corporate base), else whatever the base has (the check
     after the build tells)."""
     asked = settings.cuda or "auto"
-    has_wheels = load_matrix().wheels_for(release.tensorflow) is not None
     if asked == "wheels" and not has_wheels:
         raise SettingsError(
             f"{settings.origin('cuda')}: NVIDIA publishes no CUDA wheels that serve TensorFlow {release.tensorflow} "
@@ -85,13 +86,14 @@ def image_spec(project: BotProject, settings: Settings, variant: str) -> tuple[I
     release, why = resolve_rasa(matrix, project.root, settings)
     default_base = release.gpu_base_image if variant == "gpu" else release.cpu_base_image
     base_image = settings.base_image or default_base
-    cuda = cuda_source(settings, release, base_image, variant)
+    wheels = matrix.wheels_for(release.tensorflow)
+    cuda = cuda_source(settings, release, base_image, variant, wheels is not None)
     spec = ImageSpec(
         release=release,
         base_image=base_image,
         variant=variant,
         cuda=cuda,
-        cuda_wheels=matrix.wheels_for(release.tensorflow) if cuda == "wheels" else None,
+        cuda_wheels=wheels,
         pip_index_url=settings.pip_index_url,
         ca_certs=read_ca_certs(settings.ca_certs),
         extra_requirements=tuple(extra_requirements(project.root)),
