@@ -14,7 +14,7 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, history, templates
 from .engine import ContainerSpec, labels_for
@@ -26,6 +26,9 @@ from .overrides import Override
 from .project import BotProject
 from .runners import Runner
 from .train import Limits, TimedRun, bot_session, timed_training
+
+if TYPE_CHECKING:
+    from .license_key import License
 
 #: The prices of the article this tool grew from (on-demand, Linux, US East).
 DEFAULT_PRICES = {"cpu": ("z1d.large", 0.186), "gpu": ("g4dn.xlarge", 0.526)}
@@ -46,6 +49,8 @@ class BenchmarkOptions:
     gpus: tuple[str, ...] | None = None
     cpus: float | None = None
     memory: str | None = None
+    #: Rasa Pro's license, handed to each training container in its environment (never shown).
+    license: License | None = field(default=None, repr=False)
     prices: dict[str, Price] = field(
         default_factory=lambda: {k: Price(name, price) for k, (name, price) in DEFAULT_PRICES.items()}
     )
@@ -254,7 +259,14 @@ def run_benchmark(
         try:
             with history.recording(project, record, lambda text: on_event(Notice(text, "warn"))):
                 run = timed_training(
-                    runner, project, image, options.overrides, requests[name], on_event, limits
+                    runner,
+                    project,
+                    image,
+                    options.overrides,
+                    requests[name],
+                    on_event,
+                    limits,
+                    secrets=options.license.environment() if options.license else None,
                 )
                 record.measured(run.device, run.wall_seconds, run.components)
         except GpuUnavailable as exc:

@@ -833,19 +833,22 @@ class Compose:
         *,
         profiles: tuple[str, ...] = (),
         stream: bool = False,
+        secrets: dict[str, str] | None = None,
     ) -> list[str]:
         """Run one compose command for the project; returns its output lines, or raises ComposeError with its tail.
-        With stream=True the output goes straight to this process's terminal (logs -f) and nothing is returned."""
+        With stream=True the output goes straight to this process's terminal (logs -f) and nothing is returned.
+        `secrets` reach compose in its environment only (the compose file names them without a value)."""
         command = [*self.command, "-p", project, "--project-directory", str(files[0].parent)]
         for file in files:
             command += ["-f", str(file)]
         for profile in profiles:
             command += ["--profile", profile]
         command += args
+        env = {**os.environ, **secrets} if secrets else None
         if stream:
-            subprocess.run(command, check=False)
+            subprocess.run(command, check=False, env=env)
             return []
-        proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         lines = proc.stdout.splitlines()
         if proc.returncode != 0:
             raise ComposeError(

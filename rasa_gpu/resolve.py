@@ -14,6 +14,7 @@ from .project import BotProject
 from .settings import Settings, extra_requirements, load_settings, resolve_rasa
 
 if TYPE_CHECKING:
+    from .license_key import License
     from .runners import Runner
 
 
@@ -40,6 +41,12 @@ class Resolved:
             pip_index_url=self.spec.pip_index_url,
             ca_certs=self.spec.ca_certs,
         )
+
+    def license(self) -> License | None:
+        """Rasa Pro's license (None for Rasa Open Source), or a one-line SettingsError that says where to put it."""
+        from . import license_key
+
+        return license_key.find(self.spec.release, self.settings.license_file, self.project.root)
 
     def runner(self) -> Runner:
         """Where this bot's containers run, from the settings (not contacted until first used)."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from . import __version__
+from . import __version__, license_key
 from .engine import Compose, Engine, ServiceState
 from .errors import RemoteUnsupported, ServicesError, SettingsError
 from .events import BuildOutput, EventSink, Notice
@@ -33,6 +33,7 @@ from .images import (
     ensure_image,
     ensure_service_image,
 )
+from .license_key import License
 from .project import BotProject, read_requirements
 from .runners import Runner
 from .train import BOT_MOUNT, sweep
@@ -68,6 +69,8 @@ class ServicePlan:
     bind: str = "127.0.0.1"
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     gpu: GpuRequest | None = None  # None: no GPU reservation
+    #: Rasa Pro: the compose file names RASA_PRO_LICENSE (no value); compose takes the value from its own environment.
+    license: bool = False
 
     def url(self, service: str) -> str:
         host = "127.0.0.1" if self.bind in ("0.0.0.0", "::", "") else self.bind
@@ -114,7 +117,13 @@ def _healthcheck(url: str, start_period: str) -> dict[str, Any]:
 def render_compose(plan: ServicePlan) -> str:
     """The compose file: readable YAML with a header that says how to use and extend it."""
     published = {name: f"{plan.bind}:{plan.ports[name]}:{CONTAINER_PORTS[name]}" for name in DEFAULT_PORTS}
-    environment = {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "RASA_TELEMETRY_ENABLED": "false"}
+    environment: dict[str, str | None] = {
+        "HOME": "/tmp",
+        "MPLCONFIGDIR": "/tmp/matplotlib",
+        "RASA_TELEMETRY_ENABLED": "false",
+    }
+    if plan.license:  # the name only: compose passes the value on from the environment rasa-gpu runs it with
+        environment[license_key.ENV] = None
     common: dict[str, Any] = {
         "user": plan.user,
         "env_file": [ENV_FILE],
@@ -207,6 +216,10 @@ class _Dumper(yaml.SafeDumper):
     def ignore_aliases(self, data: Any) -> bool:
         return True
 
+    def represent_none(self, data: None) -> yaml.ScalarNode:
+        """`NAME:` with nothing after it: compose's way to take a variable's value from its own environment."""
+        return self.represent_scalar("tag:yaml.org,2002:null", "")
+
 
 def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
     short = all(isinstance(v, (str, int)) for v in data) and sum(len(str(v)) for v in data) < 60
@@ -214,6 +227,7 @@ def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
 
 
 _Dumper.add_representer(list, _represent_list)
+_Dumper.add_representer(type(None), _Dumper.represent_none)
 
 
 def _digest(body: str) -> str:
@@ -436,6 +450,8 @@ class UpOptions:
     timeout: float = 300
     regenerate: bool = False
     rebuild: bool = False
+    #: Rasa Pro's license, for the Rasa server (and the notebook): in compose's environment, never in a file.
+    license: License | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -501,6 +517,7 @@ def up(
         bind=bind,
         ports=ports,
         gpu=_gpu_for_services(engine, built, options.gpu, on_event),
+        license=options.license is not None,
     )
     compose_file, status = write_compose(project, render_compose(plan), regenerate=options.regenerate)
     if status == "kept":
@@ -529,6 +546,7 @@ def up(
             compose_files(project),
             ["up", "-d", "--remove-orphans", *started],
             profiles=options.profiles,
+            secrets=options.license.environment() if options.license else None,
         )
         states = wait_healthy(engine, plan.project_name, started, options.timeout, on_event)
     except BaseException:  # a half-started set of services is worse than none: take them down again

@@ -240,6 +240,7 @@ def timed_training(
     gpu: gpu_rules.GpuRequest,
     on_event: EventSink,
     limits: Limits = Limits(),
+    secrets: dict[str, str] | None = None,
 ) -> TimedRun:
     """One training with a fresh Rasa cache whose model is thrown away: nothing in models/ or .rasa/ changes.
     Call it inside bot_session()."""
@@ -248,7 +249,9 @@ def timed_training(
         command = _train_command(project, workspace, config_text)
         workspace.send()
         started = time.monotonic()
-        outcome = _run_training(runner.engine, workspace, image, command, gpu, on_event, limits)
+        outcome = _run_training(
+            runner.engine, workspace, image, command, gpu, on_event, limits, secrets=secrets
+        )
         wall = time.monotonic() - started
     return TimedRun(
         device=outcome.device,

@@ -3,7 +3,11 @@ license: read from RASA_PRO_LICENSE or a file, handed to the container in its en
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
+
 import pytest
+import yaml
 from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
 
 from rasa_gpu import license_key
@@ -82,3 +86,68 @@ def test_train_on_a_pro_bot_without_a_license_stops_in_one_line_before_any_engin
     result = run_cli("train", str(bot), env={license_key.ENV: "", "DOCKER_HOST": "unix:///nonexistent.sock"})
     line = assert_one_line_error(result, 1, license_key.ENV, f"Rasa Pro {newest} needs a license")
     assert "license_file" in line
+
+
+def test_the_compose_file_names_the_license_and_never_holds_it(tmp_path):
+    from rasa_gpu import services
+
+    plan = services.ServicePlan(
+        project_name="rasa-gpu-bot-0",
+        user="1000:1000",
+        rasa_image="rasa-gpu/bot:x",
+        actions_image=None,
+        notebook_image="rasa-gpu/notebook:x",
+        license=True,
+    )
+    text = services.render_compose(plan)
+    data = yaml.safe_load(text)
+    for name in ("rasa", "jupyter"):  # the two that run Rasa; compose fills the value in from its environment
+        assert name in data["services"] and data["services"][name]["environment"][license_key.ENV] is None
+    assert (
+        f"{license_key.ENV}:\n" in text
+    )  # `NAME:` with no value, which compose reads as "from my environment"
+    without = yaml.safe_load(services.render_compose(replace(plan, license=False)))
+    assert license_key.ENV not in without["services"]["rasa"]["environment"]
+
+
+@pytest.mark.docker
+def test_compose_hands_the_license_to_the_container_from_its_environment_only(
+    docker_client, tmp_path, monkeypatch
+):
+    """The real compose, the real engine: the value reaches the Rasa container although the file holds only the
+    name, and compose's command line does not have it either."""
+    from rasa_gpu import services
+    from rasa_gpu.engine import Compose
+
+    base = os.environ.get("RASA_GPU_BASE_IMAGE") or "rasa-gpu/base:bullseye"
+    try:
+        docker_client.images.get(base)
+    except Exception:  # noqa: BLE001 - any lookup failure: no such image here
+        pytest.skip(f"no base image {base} here (scripts/setup.sh builds it)")
+    monkeypatch.delenv(license_key.ENV, raising=False)
+    bot = _pro_bot(tmp_path, "rasa-pro")
+    project = BotProject.load(bot)
+    plan = services.ServicePlan(
+        project_name=services.project_name(project),
+        user="{}:{}".format(*project.owner),
+        rasa_image=base,
+        actions_image=None,
+        notebook_image=base,
+        license=True,
+    )
+    compose_file, _ = services.write_compose(project, services.render_compose(plan))
+    services.write_runtime_files(project, None)
+    compose = Compose.find()
+    lines = compose.run(
+        plan.project_name,
+        services.compose_files(project),
+        ["run", "--rm", "--no-deps", "--entrypoint", "printenv", "rasa", license_key.ENV],
+        secrets={license_key.ENV: DUMMY},
+    )
+    assert DUMMY in lines  # printenv inside the container printed it
+    assert DUMMY not in compose_file.read_text()
+    for path in bot.rglob("*"):
+        assert not path.is_file() or DUMMY not in path.read_text(errors="replace"), path
+    assert not docker_client.containers.list(
+        all=True, filters={"label": f"com.docker.compose.project={plan.project_name}"}
+    )

@@ -103,6 +103,7 @@ def benchmark_cmd(
         gpus=gpu_request.device_ids,
         cpus=cpus,
         memory=memory,
+        license=resolved.license(),
         prices={
             "cpu": benchmark_mod.Price(cpu_instance, cpu_price),
             "gpu": benchmark_mod.Price(gpu_instance, gpu_price),

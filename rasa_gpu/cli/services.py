@@ -98,6 +98,7 @@ def up(
         timeout=timeout,
         regenerate=regenerate,
         rebuild=image.rebuild,
+        license=resolved.license(),
     )
     with TrainView(verbose=False) as view:
         result = services.up(

@@ -62,7 +62,6 @@ def train_cmd(
       rasa-gpu train example_bot --gpu off --set DIETClassifier.epochs=20
       rasa-gpu train . -- --augmentation 0
     """
-    from .. import license_key
     from ..gpu import parse_gpu_request
     from ..train import TrainOptions, train
     from ._common import say
@@ -84,7 +83,7 @@ def train_cmd(
         force=force,
         wait=not no_wait,
         rebuild=image.rebuild,
-        license=license_key.find(spec.release, settings.license_file, project.root),
+        license=resolved.license(),
     )
     say(
         ("rasa-gpu", {"bold": True}),

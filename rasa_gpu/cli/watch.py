@@ -67,6 +67,7 @@ def watch(
             gpu=parse_gpu_request(settings.gpu, settings.gpus),
             overrides=parse_overrides(list(settings.set)),
             rebuild=image.rebuild,
+            license=resolved.license(),
         ),
         quiet=quiet_period,
     )
