@@ -431,14 +431,12 @@ def check_cuda(engine: ImageEngine, spec: ImageSpec, tag: str) -> tuple[bool, st
 
 def check_base_python(engine: ImageEngine, spec: ImageSpec) -> None:
     """Before a build: a VersionError when the base image's Python is outside the Rasa release's range (pip would
-    fail only minutes into the build). The matrix's own base images match by construction and are not asked."""
-    release = spec.release
-    if spec.base_image in (release.gpu_base_image, release.cpu_base_image):
-        return
+    fail only minutes into the build). The matrix's TensorFlow images are asked too: a TensorFlow image has one
+    Python, and a Rasa Pro release may need another (TensorFlow 2.19's image has 3.11, Rasa Pro 3.13 wants 3.12)."""
     from packaging.specifiers import SpecifierSet
 
     python = engine.image_python(spec.base_image)
-    if python is None or SpecifierSet(release.python).contains(f"{python}.0"):
+    if python is None or SpecifierSet(spec.release.python).contains(f"{python}.0"):
         return
     raise VersionError(python_mismatch(spec, python))
 
@@ -456,9 +454,13 @@ def python_mismatch(spec: ImageSpec, python: str) -> str:
         for suite, version in SUITE_PYTHON.items()
         if allowed.contains(f"{version}.0")
     ]
-    ways.append(f"the matrix's {default} (drop --base-image and base_image; needs a registry)")
+    slim = next((f"3.{minor}" for minor in range(8, 15) if allowed.contains(f"3.{minor}.0")), None)
+    if slim:
+        ways.append(f"--base-image python:{slim}-slim (CUDA then comes from PyPI: --cuda wheels)")
+    if default != spec.base_image:
+        ways.append(f"the matrix's {default} (drop --base-image and base_image; needs a registry)")
     return (
-        f"Rasa {release.version} needs Python {release.python} but the base image {spec.base_image} has Python "
+        f"{release.name} needs Python {release.python} but the base image {spec.base_image} has Python "
         f"{python}; nothing was built. Use a base image with a matching Python: {', or '.join(ways)}"
     )
 

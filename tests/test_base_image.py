@@ -142,9 +142,23 @@ def test_matching_unknown_and_matrix_default_bases_pass():
     check_base_python(PythonEngine({"rasa-gpu/base:buster": "3.7"}), spec(RASA_2, "rasa-gpu/base:buster"))
     check_base_python(PythonEngine({"no/python:1": None}), spec(RASA_2, "no/python:1"))
     release = load_matrix().get(RASA_2)
-    engine = PythonEngine({release.gpu_base_image: "3.6"})  # the matrix's own image is not asked
+    engine = PythonEngine({release.gpu_base_image: "3.8"})
     check_base_python(engine, spec(RASA_2, release.gpu_base_image))
-    assert engine.asked == []
+    assert engine.asked == [release.gpu_base_image]  # the matrix's own images are asked too
+
+
+def test_a_rasa_pro_release_whose_tensorflow_image_has_another_python_says_which_bases_fit():
+    """TensorFlow's image has one Python; a Rasa Pro release may need another. The line offers what fits."""
+    matrix = load_matrix()
+    release = next(r for r in matrix.releases.values() if r.pro and r.python == ">=3.12,<3.13")
+    engine = PythonEngine({release.gpu_base_image: "3.11"})
+    with pytest.raises(VersionError) as raised:
+        ensure_image(engine, ImageSpec(release=release, base_image=release.gpu_base_image), print)
+    message = raised.value.message
+    assert engine.builds == [] and "\n" not in message
+    assert message.startswith(f"Rasa Pro {release.version} needs Python >=3.12,<3.13 but the base image ")
+    assert "--base-image python:3.12-slim (CUDA then comes from PyPI: --cuda wheels)" in message
+    assert "the matrix's" not in message  # the matrix's own image is the one that does not fit
 
 
 def test_a_newer_rasa_on_an_older_python_suggests_bullseye():
