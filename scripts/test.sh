@@ -13,4 +13,4 @@ export RASA_GPU_TEST_STUB_HOST RASA_GPU_REQUIRE_DOCKER=1
 ruff check rasa_gpu tests tools benchmarks
 ruff format --check rasa_gpu tests tools benchmarks
 mypy
-python -m pytest -p no:cacheprovider "$@"
+python -m pytest -p no:cacheprovider --durations=25 "$@"
