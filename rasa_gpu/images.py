@@ -20,6 +20,8 @@ from .settings import check_image_name, check_registry
 
 IMAGE_REPO = "rasa-gpu/rasa"
 BOT_IMAGE_REPO = "rasa-gpu/bot"
+#: Prints Rasa Pro's nlu extra from its metadata, in the build (docker/rasa-gpu-pro-nlu.py).
+PRO_NLU_SCRIPT = "rasa-gpu-pro-nlu.py"
 ACTIONS_IMAGE_REPO = "rasa-gpu/actions"
 NOTEBOOK_IMAGE_REPO = "rasa-gpu/notebook"
 NOTEBOOK_REQUIREMENT = "notebook==7.2.2"
@@ -65,10 +67,21 @@ class ImageSpec:
 
     def _render(self, *, with_bot_stage: bool) -> str:
         pip_index = f"--index-url {self.pip_index_url} " if self.pip_index_url else ""
-        rasa = f"{self.release.package}[nlu]" if self.release.pro else "rasa"
-        packages = [f'"{rasa}=={self.release.version}"', f'"tensorflow=={self.release.tensorflow}"']
+        packages = [
+            f'"{self.release.package}=={self.release.version}"',
+            f'"tensorflow=={self.release.tensorflow}"',
+        ]
         if self.release.tensorflow_text:
             packages.append(f'"tensorflow-text=={self.release.tensorflow_text}"')
+        pro_nlu_copy = pro_nlu_install = ""
+        if (
+            self.release.pro
+        ):  # its nlu extra (TensorFlow's friends), read from rasa-pro's metadata in the build
+            pro_nlu_copy = f"COPY {PRO_NLU_SCRIPT} /tmp/rasa-gpu/"
+            pro_nlu_install = (
+                f" \\\n && python3 /tmp/rasa-gpu/{PRO_NLU_SCRIPT} > /tmp/rasa-gpu/nlu.txt"
+                f" \\\n && python3 -m pip install {pip_index}-r /tmp/rasa-gpu/nlu.txt {' '.join(packages)}"
+            )
         ca_block = _ca_block(self.ca_certs)
         bot_stage = ""
         if self.extra_requirements and with_bot_stage:
@@ -86,6 +99,8 @@ class ImageSpec:
             pip_index=pip_index,
             pip_version=PIP_VERSION,
             rasa_packages=" ".join(packages),
+            pro_nlu_copy=pro_nlu_copy,
+            pro_nlu_install=pro_nlu_install,
             bot_stage=bot_stage,
         )
         return _tidy(text)
@@ -105,9 +120,14 @@ class ImageSpec:
             "rasa-gpu-entry.py": templates.read_bytes("docker", "rasa-gpu-entry.py"),
         }
         files.update(_ca_files(self.ca_certs))
+        if self.release.pro:
+            files[PRO_NLU_SCRIPT] = templates.read_bytes("docker", PRO_NLU_SCRIPT)
         if self.extra_requirements:
             files["bot-requirements.txt"] = ("\n".join(self.extra_requirements) + "\n").encode()
-            constraints = [f"rasa=={self.release.version}", f"tensorflow=={self.release.tensorflow}"]
+            constraints = [
+                f"{self.release.package}=={self.release.version}",
+                f"tensorflow=={self.release.tensorflow}",
+            ]
             files["bot-constraints.txt"] = ("\n".join(constraints) + "\n").encode()
         return files
 
@@ -117,7 +137,9 @@ class ImageSpec:
         """Tag of the shared Rasa stage: changes when anything it is built from changes."""
         # The Rasa stage depends on its own part of the Dockerfile, the entry script and the CA file, not on the bot.
         files = {**self.context_files(), "Dockerfile": self._render(with_bot_stage=False).encode()}
-        names = [n for n in ("Dockerfile", "rasa-gpu-entry.py", "rasa-gpu-ca.pem") if n in files]
+        names = [
+            n for n in ("Dockerfile", "rasa-gpu-entry.py", "rasa-gpu-ca.pem", PRO_NLU_SCRIPT) if n in files
+        ]
         kind = "gpu" if self.wants_gpu else "cpu"
         return (
             f"{IMAGE_REPO}:{self.release.version}-tf{self.release.tensorflow}-{kind}-{_digest(names, files)}"

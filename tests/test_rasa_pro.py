@@ -46,12 +46,20 @@ def test_the_matrix_has_both_lines_and_rasa_pro_resolves_from_requirements(tmp_p
 
 
 def test_a_pro_image_installs_rasa_pro_with_its_nlu_extra_and_tensorflow():
-    from rasa_gpu.images import ImageSpec
+    from rasa_gpu.images import PRO_NLU_SCRIPT, ImageSpec
 
     newest = load_matrix().get(load_matrix().pro_default or "")
-    text = ImageSpec(newest, "rasa-gpu/base:bookworm", cuda="none").dockerfile()
-    assert f'"rasa-pro[nlu]=={newest.version}"' in text and f'"tensorflow=={newest.tensorflow}"' in text
+    spec = ImageSpec(newest, "rasa-gpu/base:bookworm", cuda="none")
+    text = spec.dockerfile()
+    pins = f'"rasa-pro=={newest.version}" "tensorflow=={newest.tensorflow}"'
+    assert f"pip install {pins}" in text  # Rasa Pro first, then its nlu extra read from its own metadata
+    assert (
+        "rasa-gpu-pro-nlu.py > /tmp/rasa-gpu/nlu.txt" in text and f"-r /tmp/rasa-gpu/nlu.txt {pins}" in text
+    )
+    assert PRO_NLU_SCRIPT in spec.context_files()
     assert DUMMY not in text and license_key.ENV not in text  # no license in an image
+    oss = ImageSpec(load_matrix().get("3.6.21"), "rasa-gpu/base:bullseye", cuda="none")
+    assert PRO_NLU_SCRIPT not in oss.dockerfile() and PRO_NLU_SCRIPT not in oss.context_files()
 
 
 def test_the_license_comes_from_the_environment_or_a_file_and_is_never_shown(tmp_path, monkeypatch):
