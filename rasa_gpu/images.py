@@ -73,7 +73,7 @@ class ImageSpec:
         ]
         if self.release.tensorflow_text:
             packages.append(f'"tensorflow-text=={self.release.tensorflow_text}"')
-        pro_nlu_copy = pro_nlu_install = ""
+        pro_nlu_copy = pro_nlu_install = pro_env = ""
         if (
             self.release.pro
         ):  # its nlu extra (TensorFlow's friends), read from rasa-pro's metadata in the build
@@ -82,6 +82,9 @@ class ImageSpec:
                 f" \\\n && python3 /tmp/rasa-gpu/{PRO_NLU_SCRIPT} > /tmp/rasa-gpu/nlu.txt"
                 f" \\\n && python3 -m pip install {pip_index}-r /tmp/rasa-gpu/nlu.txt {' '.join(packages)}"
             )
+            # LiteLLM (a Rasa Pro dependency) fetches a price list from GitHub at every start: an offline host
+            # waited 10 s for that to fail.
+            pro_env = "ENV LITELLM_LOCAL_MODEL_COST_MAP=True"
         ca_block = _ca_block(self.ca_certs)
         bot_stage = ""
         if self.extra_requirements and with_bot_stage:
@@ -101,6 +104,7 @@ class ImageSpec:
             rasa_packages=" ".join(packages),
             pro_nlu_copy=pro_nlu_copy,
             pro_nlu_install=pro_nlu_install,
+            pro_env=pro_env,
             bot_stage=bot_stage,
         )
         return _tidy(text)

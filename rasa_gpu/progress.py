@@ -22,6 +22,10 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _EXCEPTION = re.compile(
     r"^(?:[A-Za-z_]\w*\.)*(?:[A-Z]\w*)?(?:Error|Exception|Exit|Failure|Interrupt|Fault)\b.*?: \S"
 )
+#: An error that Rasa Pro logs with structlog (`2026-11-23 05:05:35 [error    ] license.validation.error  error=...`);
+#: the plain sentence it prints next, before it exits, is what it tells a user.
+_LOGGED_ERROR = re.compile(r"\[(?:error|critical)\s*\]\s+(\S+)\s*(.*)$")
+_LOGGED = re.compile(r"\[(?:debug|info|warning|error|critical)\s*\]")
 _DIRECT_CAUSE = "The above exception was the direct cause of the following exception"
 #: Output that means the disk (or a quota) ran full, wherever in Rasa it happened.
 _DISK_FULL = ("No space left on device", "[Errno 28]", "Disk quota exceeded", "database or disk is full")
@@ -115,8 +119,26 @@ class ProgressParser:
     @property
     def cause(self) -> str | None:
         """Why Rasa failed, as the exception's own line: the root of a chain of wrapped exceptions (Rasa wraps a
-        component's error in "GraphComponentException: Error running graph component"), else the last one."""
-        return self._root_exception or self._last_exception
+        component's error in "GraphComponentException: Error running graph component"), else the last one; without
+        a traceback, Rasa Pro's last logged error and the sentence it printed after it."""
+        if self._root_exception or self._last_exception:
+            return self._root_exception or self._last_exception
+        return self._logged_error()
+
+    def _logged_error(self) -> str | None:
+        """Rasa Pro's last logged error, with the sentence it printed next to it. The two go to stdout and stderr,
+        which reach us in either order: the line after the error, or the one before when the error came last."""
+        lines = [line.strip() for line in self.tail]
+        found = [i for i, line in enumerate(lines) if _LOGGED_ERROR.search(line)]
+        if not found:
+            return None
+        i = found[-1]
+        m = _LOGGED_ERROR.search(lines[i])
+        assert m is not None
+        error = f"{m.group(1)} {m.group(2)}".strip()
+        j = i + 1 if i + 1 < len(lines) else i - 1
+        told = lines[j] if 0 <= j < len(lines) and lines[j] and not _LOGGED.search(lines[j]) else None
+        return f"{told} ({error})" if told else error
 
     def error_lines(self, count: int = 12) -> list[str]:
         """The last lines of output other than progress bars, without colour codes: where Rasa explains a failure."""

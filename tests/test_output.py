@@ -48,6 +48,34 @@ def test_the_cause_is_rasas_own_error_line_without_its_colour():
     assert all("\x1b" not in line for line in parser.error_lines())
 
 
+def test_rasa_pros_logged_error_and_the_sentence_after_it_are_the_cause():
+    """What Rasa Pro 3.21 printed here with a license that is not one (no traceback, a structlog line, a sentence)."""
+    parser = ProgressParser()
+    lines = [
+        "2026-11-23 05:05:14 [info     ] rasa.telemetry.disabled",
+        "2026-11-23 05:05:14 [error    ] license.validation.error       "
+        "error=LicenseEncodingException('Could not decode license as JWT.')",
+        "Failed to validate Rasa license which was read from environment variable `RASA_PRO_LICENSE`. Please ensure "
+        "`RASA_PRO_LICENSE` is set to a valid license string. ",
+    ]
+    for line in lines:
+        parser.feed(line)
+    told = (
+        "Failed to validate Rasa license which was read from environment variable `RASA_PRO_LICENSE`. Please ensure "
+        "`RASA_PRO_LICENSE` is set to a valid license string. (license.validation.error "
+        "error=LicenseEncodingException('Could not decode license as JWT.'))"
+    )
+    assert parser.cause == told
+    swapped = ProgressParser()  # stdout and stderr arrive in either order: the sentence first, the error last
+    for line in lines[:1] + lines[2:] + lines[1:2]:
+        swapped.feed(line)
+    assert swapped.cause == told
+    only_logged = ProgressParser()
+    only_logged.feed("2026-11-23 05:05:56 [error    ] license.not_found.error")
+    only_logged.feed("2026-11-23 05:05:56 [info     ] something.else")
+    assert only_logged.cause == "license.not_found.error"
+
+
 def test_no_cause_in_plain_log_output():
     parser = ProgressParser()
     for line in [

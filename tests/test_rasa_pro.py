@@ -3,12 +3,24 @@ license: read from RASA_PRO_LICENSE or a file, handed to the container in its en
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import yaml
-from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
+from conftest import (
+    EXAMPLE_BOT,
+    CliResult,
+    assert_one_line_error,
+    copy_bot,
+    leftover_containers,
+    run_cli,
+    start_cli,
+)
 
 from rasa_gpu import license_key
 from rasa_gpu.compat import PRO, load_matrix
@@ -159,3 +171,76 @@ def test_compose_hands_the_license_to_the_container_from_its_environment_only(
     assert not docker_client.containers.list(
         all=True, filters={"label": f"com.docker.compose.project={plan.project_name}"}
     )
+
+
+# ---- the newest Rasa Pro, built and run for real ---------------------------------------------------------------------
+
+BOOKWORM = "rasa-gpu/base:bookworm"  # Python 3.11: the newest Rasa Pro needs 3.11 or 3.12
+
+
+@pytest.fixture(scope="module")
+def pro_image(docker_client, tmp_path_factory) -> tuple[str, Path]:
+    """The newest Rasa Pro's image, built by the tool on the registry-less bookworm base (without the CUDA wheels:
+    tests/test_cuda_images.py checks those; this saves 1.7 GB and minutes), and a bot that asks for it."""
+    try:
+        docker_client.images.get(BOOKWORM)
+    except Exception:  # noqa: BLE001 - not there: build it as a user would (about a minute)
+        result = run_cli("base-image", "--suite", "bookworm")
+        assert result.returncode == 0, result.output
+    newest = load_matrix().pro_default or ""
+    bot = _pro_bot(tmp_path_factory.mktemp("pro"), f"rasa-pro=={newest}")
+    result = run_cli("build", str(bot), "--base-image", BOOKWORM, "--cuda", "none", timeout=1800)
+    assert result.returncode == 0, result.output
+    tag = result.stdout.split()[0]
+    assert tag.startswith(f"rasa-gpu/rasa:{newest}-tf") and "-cpu-" in tag, tag
+    return tag, bot
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_dummy_license_reaches_rasa_pro_and_is_shown_nowhere(pro_image, docker_client):
+    """No real license here: Rasa Pro rejects the dummy, and rasa-gpu's one line says what Rasa said. The value is in
+    no command line (`ps`, sampled all through the run), no image layer, no output and no file of the bot."""
+    tag, bot = pro_image
+    proc = start_cli(
+        "train",
+        str(bot),
+        "--base-image",
+        BOOKWORM,
+        "--cuda",
+        "none",
+        "--gpu",
+        "off",
+        env={license_key.ENV: DUMMY},
+    )
+    seen: list[str] = []
+    while proc.poll() is None:
+        listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+        seen += [line for line in listing.splitlines() if DUMMY in line and "ps -eo" not in line]
+        time.sleep(0.1)
+    stdout, stderr = proc.communicate()
+    result = CliResult(proc.returncode, stdout, stderr)
+    assert_one_line_error(
+        result,
+        1,
+        "rasa train failed inside the container: Failed to validate Rasa license",
+        "LicenseEncodingException",
+    )
+    assert seen == [], seen
+    assert DUMMY not in result.output
+    image = docker_client.images.get(tag)
+    assert DUMMY not in json.dumps(image.attrs) and DUMMY not in json.dumps(image.history())
+    for path in bot.rglob("*"):  # the run history, rasa-gpu's state, Rasa's cache
+        assert not path.is_file() or DUMMY.encode() not in path.read_bytes(), path
+    assert leftover_containers(docker_client, bot) == []
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_the_newest_rasa_pro_image_holds_rasa_pro_and_its_tensorflow(pro_image, docker_client):
+    """The image holds the newest Rasa Pro and its TensorFlow (what DIET, TED and ResponseSelector train with)."""
+    tag, _ = pro_image
+    newest = load_matrix().get(load_matrix().pro_default or "")
+    probe = "import rasa, tensorflow, tf_keras; print(rasa.__version__, tensorflow.__version__)"
+    out = docker_client.containers.run(tag, entrypoint=["python3", "-c", probe], remove=True).decode()
+    assert out.split()[-2:] == [newest.version, newest.tensorflow], out
