@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__, history, templates
+from . import __version__, history, license_key, templates
 from .engine import ContainerSpec, labels_for
 from .errors import GpuUnavailable, RasaGpuError
 from .events import BuildOutput, EventSink, Notice
@@ -266,7 +266,7 @@ def run_benchmark(
                     requests[name],
                     on_event,
                     limits,
-                    secrets=options.license.environment() if options.license else None,
+                    secrets=license_key.environment(options.license),
                 )
                 record.measured(run.device, run.wall_seconds, run.components)
         except GpuUnavailable as exc:

@@ -74,9 +74,8 @@ class ImageSpec:
         if self.release.tensorflow_text:
             packages.append(f'"tensorflow-text=={self.release.tensorflow_text}"')
         pro_nlu_copy = pro_nlu_install = pro_env = ""
-        if (
-            self.release.pro
-        ):  # its nlu extra (TensorFlow's friends), read from rasa-pro's metadata in the build
+        if self.release.pro:
+            # Its nlu extra (TensorFlow's friends), read from rasa-pro's own metadata during the build.
             pro_nlu_copy = f"COPY {PRO_NLU_SCRIPT} /tmp/rasa-gpu/"
             pro_nlu_install = (
                 f" \\\n && python3 /tmp/rasa-gpu/{PRO_NLU_SCRIPT} > /tmp/rasa-gpu/nlu.txt"

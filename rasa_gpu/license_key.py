@@ -34,6 +34,11 @@ class License:
         return {ENV: self.value}
 
 
+def environment(license: License | None) -> dict[str, str]:
+    """What a container (or compose) gets in its environment for this license: nothing without one."""
+    return license.environment() if license is not None else {}
+
+
 def find(release: RasaRelease, license_file: str | None, root: Path) -> License | None:
     """The license a Rasa Pro release needs (None for Rasa Open Source), or a SettingsError in one line that says
     where to put it."""

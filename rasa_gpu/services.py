@@ -546,7 +546,7 @@ def up(
             compose_files(project),
             ["up", "-d", "--remove-orphans", *started],
             profiles=options.profiles,
-            secrets=options.license.environment() if options.license else None,
+            secrets=license_key.environment(options.license),
         )
         states = wait_healthy(engine, plan.project_name, started, options.timeout, on_event)
     except BaseException:  # a half-started set of services is worse than none: take them down again

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from filelock import FileLock, Timeout
 
 from . import gpu as gpu_rules
+from . import license_key
 from .errors import (
     BusyError,
     DiskFull,
@@ -61,7 +62,7 @@ class TrainOptions:
     license: License | None = field(default=None, repr=False)
 
     def secrets(self) -> dict[str, str]:
-        return self.license.environment() if self.license is not None else {}
+        return license_key.environment(self.license)
 
 
 @dataclass(frozen=True)
