@@ -1,0 +1,200 @@
+"""`rasa-gpu submit`: a training queued on a cluster; `rasa-gpu jobs`: the queue view, cancel, logs."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ._common import ImageOptions, image_options, load
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("bot", default=".", type=click.Path())
+@click.argument("rasa_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--to", "scheduler", type=click.Choice(["slurm"]), default="slurm", show_default=True)
+@click.option("--partition", help="Slurm partition ([slurm] partition in rasa-gpu.toml).")
+@click.option("--account", help="Slurm account to charge.")
+@click.option("--time", "time_limit", metavar="LIMIT", help="Time limit: minutes, HH:MM:SS or D-HH:MM.")
+@click.option(
+    "--gpus", type=click.IntRange(0), help="How many GPUs the job asks for (default 1; 0: CPU only)."
+)
+@click.option("--cpus", type=click.IntRange(1), help="CPUs for the job.")
+@click.option("--memory", metavar="SIZE", help="Memory for the job, e.g. 16G.")
+@click.option("--wait", is_flag=True, help="Follow the job until it ends and show its output.")
+@image_options
+def submit(
+    bot: str,
+    rasa_args: tuple[str, ...],
+    scheduler: str,
+    partition: str | None,
+    account: str | None,
+    time_limit: str | None,
+    gpus: int | None,
+    cpus: int | None,
+    memory: str | None,
+    wait: bool,
+    image: ImageOptions,
+) -> None:
+    """Queue a training of BOT on a Slurm cluster; prints the job id at once. The job runs `rasa-gpu train` on a
+    node with the GPUs Slurm gives it; the model lands in BOT/models/. BOT and this rasa-gpu must be on the
+    cluster's shared filesystem.
+
+    \b
+    Examples:
+      rasa-gpu submit example_bot --to slurm --partition gpu --time 30
+      rasa-gpu submit example_bot --wait
+    """
+    from .. import jobs, slurm
+    from ._common import err, out
+
+    resolved = load(
+        bot,
+        image,
+        slurm_partition=partition,
+        slurm_account=account,
+        slurm_time=time_limit,
+        slurm_gpus=gpus,
+        slurm_cpus=cpus,
+        slurm_memory=memory,
+    )
+    s = resolved.settings
+    options = slurm.SlurmOptions(
+        partition=s.slurm_partition,
+        account=s.slurm_account,
+        time=s.slurm_time,
+        gpus=1 if s.slurm_gpus is None else s.slurm_gpus,
+        cpus=s.slurm_cpus,
+        memory=s.slurm_memory,
+    )
+    resolved.license()  # a Rasa Pro bot without a license stops here, not on the node
+    train_args = (*image.train_args(), *(("--", *rasa_args) if rasa_args else ()))
+    record, job = jobs.submit_slurm(resolved.project, options, train_args)
+    out.print(f"{record.ref}", markup=False)
+    err.print(f"submitted {resolved.project.name} to Slurm as job {record.job_id}; output: {job.output_path}")
+    if not wait:
+        return
+    finished: dict[str, slurm.JobState] = {}
+
+    def done() -> bool:
+        state = slurm.states([record.job_id]).get(record.job_id)
+        if state is None or state.state in ("done", "failed", "cancelled"):
+            finished["state"] = state or slurm.JobState(record.job_id, "unknown", "UNKNOWN")
+            return True
+        return False
+
+    for line in jobs.follow(job.output_path, done):
+        err.print(line, markup=False, highlight=False)
+    cause = jobs.cause(resolved.project, record)
+    state = finished["state"]
+    if cause or state.state != "done" or (state.exit_code or 0) != 0:
+        from ..errors import TrainingFailed
+
+        raise TrainingFailed(
+            f"job {record.job_id} {state.state if state.state != 'done' else 'failed'}"
+            + (f": {cause}" if cause else f" (Slurm: {state.slurm_state})"),
+            exit_code=state.exit_code or 1,
+        )
+
+
+class _JobsGroup(click.Group):
+    """`jobs [BOT]` lists; `jobs cancel ID [BOT]` and `jobs logs ID [BOT]` are subcommands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("jobs", cls=_JobsGroup)
+def jobs_cmd() -> None:
+    """BOT's queued trainings (rasa-gpu submit): state, node, queue wait, run time, and why one failed.
+
+    \b
+    Examples:
+      rasa-gpu jobs example_bot
+      rasa-gpu jobs cancel 42 example_bot
+      rasa-gpu jobs logs 42 example_bot -f
+    """
+
+
+@jobs_cmd.command("list")
+@click.argument("bot", default=".", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON on stdout.")
+def jobs_list(bot: str, as_json: bool) -> None:
+    """List BOT's jobs, oldest first."""
+    import json
+    from dataclasses import asdict
+
+    from rich import box
+    from rich.table import Table
+
+    from .. import jobs
+    from ..project import BotProject
+    from ._common import out
+
+    project = BotProject.load(bot)
+    shown = jobs.view(project)
+    if as_json:
+        rows = [{**asdict(v.record), **{k: v for k, v in asdict(v).items() if k != "record"}} for v in shown]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(box=box.SIMPLE, show_edge=False)
+    for column in ("job", "state", "node", "queued", "ran", "submitted", "why"):
+        table.add_column(column)
+    for v in shown:
+        table.add_row(
+            v.record.ref,
+            v.state,
+            v.node,
+            _seconds(v.queued_seconds),
+            _seconds(v.run_seconds),
+            v.record.submitted_at,
+            v.reason,
+        )
+    out.print(table)
+
+
+@jobs_cmd.command("cancel")
+@click.argument("job_id")
+@click.argument("bot", default=".", type=click.Path())
+def jobs_cancel(job_id: str, bot: str) -> None:
+    """Cancel a job: Slurm ends it, and rasa-gpu on the node removes its container and keeps no partial model."""
+    from .. import jobs, slurm
+    from ..project import BotProject
+    from ._common import err
+
+    project = BotProject.load(bot)
+    record = jobs.find(project, job_id)
+    slurm.cancel(record.job_id)
+    err.print(f"cancelled {record.ref}")
+
+
+@jobs_cmd.command("logs")
+@click.argument("job_id")
+@click.argument("bot", default=".", type=click.Path())
+@click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
+def jobs_logs(job_id: str, bot: str, follow: bool) -> None:
+    """Print a job's output (what rasa-gpu train printed on the node)."""
+    from .. import jobs, slurm
+    from ..project import BotProject
+
+    project = BotProject.load(bot)
+    record = jobs.find(project, job_id)
+    path = jobs.output_path(project, record)
+
+    def done() -> bool:
+        if not follow:
+            return True
+        state = slurm.states([record.job_id]).get(record.job_id)
+        return state is None or state.state in ("done", "failed", "cancelled")
+
+    for line in jobs.follow(path, done):
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
