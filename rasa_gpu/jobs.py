@@ -8,6 +8,7 @@ one, with its own host. A job's cause of failure is the `error:` line that rasa-
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -55,12 +56,20 @@ def jobs_dir(project: BotProject) -> Path:
 def submit_slurm(
     project: BotProject, options: slurm.SlurmOptions, train_args: tuple[str, ...] = ()
 ) -> tuple[JobRecord, slurm.SlurmJob]:
-    """Write the job's script into the bot's state folder and submit it; returns at once."""
+    """Write the job's script into the bot's state folder and submit it; returns at once. A refused job leaves no
+    folder behind."""
+    slurm.check_installed()
     name = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     folder = jobs_dir(project) / name
     project.make_owned_dirs(folder)
     job = slurm.SlurmJob(bot=project.root, job_dir=folder, options=options, train_args=train_args)
-    job_id = slurm.submit(job)
+    try:
+        project.write_owned(job.script_path, slurm.render(job))
+        project.write_owned(folder / slurm.SUBMITTED_MARK, "")
+        job_id = slurm.submit(job)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     record = JobRecord("slurm", job_id, name, datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     project.write_owned(folder / RECORD_FILE, json.dumps(asdict(record), indent=2) + "\n")
     return record, job

@@ -144,11 +144,8 @@ def check_installed() -> None:
 
 
 def submit(job: SlurmJob) -> str:
-    """Write the script, submit it, return Slurm's job id at once."""
+    """Submit the job's script (written by the caller, with the SUBMITTED_MARK beside it); Slurm's job id, at once."""
     check_installed()
-    job.job_dir.mkdir(parents=True, exist_ok=True)
-    job.script_path.write_text(render(job), encoding="utf-8")
-    (job.job_dir / SUBMITTED_MARK).write_text("")
     proc = _run(["sbatch", "--parsable", str(job.script_path)])
     if proc.returncode != 0:
         raise SchedulerError(_explain(proc.stderr or proc.stdout, job.options))

@@ -21,6 +21,7 @@ from ._common import ImageOptions, image_options, load
 )
 @click.option("--cpus", type=click.IntRange(1), help="CPUs for the job.")
 @click.option("--memory", metavar="SIZE", help="Memory for the job, e.g. 16G.")
+@click.option("--force", is_flag=True, help="Train even if nothing changed since the last model.")
 @click.option("--wait", is_flag=True, help="Follow the job until it ends and show its output.")
 @image_options
 def submit(
@@ -33,6 +34,7 @@ def submit(
     gpus: int | None,
     cpus: int | None,
     memory: str | None,
+    force: bool,
     wait: bool,
     image: ImageOptions,
 ) -> None:
@@ -68,7 +70,11 @@ def submit(
         memory=s.slurm_memory,
     )
     resolved.license()  # a Rasa Pro bot without a license stops here, not on the node
-    train_args = (*image.train_args(), *(("--", *rasa_args) if rasa_args else ()))
+    train_args = (
+        *image.train_args(),
+        *(("--force",) if force else ()),
+        *(("--", *rasa_args) if rasa_args else ()),
+    )
     record, job = jobs.submit_slurm(resolved.project, options, train_args)
     out.print(f"{record.ref}", markup=False)
     err.print(f"submitted {resolved.project.name} to Slurm as job {record.job_id}; output: {job.output_path}")
