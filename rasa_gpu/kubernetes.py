@@ -58,7 +58,9 @@ class KubeJob:
 def manifests(job: KubeJob) -> list[dict[str, Any]]:
     """The claim (created once per bot; applying it again changes nothing) and the Job."""
     o = job.options
-    metadata = {"labels": {LABEL: _dns(job.bot_name), "app.kubernetes.io/managed-by": "rasa-gpu"}}
+    metadata: dict[str, Any] = {
+        "labels": {LABEL: _dns(job.bot_name), "app.kubernetes.io/managed-by": "rasa-gpu"}
+    }
     if o.namespace:
         metadata["namespace"] = o.namespace
     claim: dict[str, Any] = {
@@ -78,7 +80,7 @@ def manifests(job: KubeJob) -> list[dict[str, Any]]:
     if o.memory:
         requests["memory"] = limits["memory"] = o.memory
     run_dir = f"{WORK}/{job.run_id}"
-    env = [
+    env: list[dict[str, Any]] = [
         {"name": "HOME", "value": "/tmp"},
         {"name": "RASA_CACHE_DIRECTORY", "value": f"{WORK}/cache"},
         {"name": "TF_FORCE_GPU_ALLOW_GROWTH", "value": "true"},
