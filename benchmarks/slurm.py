@@ -54,6 +54,27 @@ def started_after(client: docker.DockerClient, label: str, action) -> float:
     return seen["at"] - began
 
 
+def submit_start(client: docker.DockerClient, label: str, bot: Path) -> float:
+    """submit --wait --force; seconds from the call to its training container's start."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def submit() -> None:
+        procs.append(subprocess.Popen([*CLI, "submit", str(bot), "--force", "--wait"], cwd=REPO))
+
+    latency = started_after(client, label, submit)
+    procs[0].wait()
+    return latency
+
+
+def bare_start(client: docker.DockerClient, label: str, image: str) -> float:
+    """A bare `docker run` of the image; seconds from the call to its container's start."""
+
+    def run() -> None:
+        subprocess.run(["docker", "run", "--rm", "--label", label, "--entrypoint", "true", image], check=True)
+
+    return started_after(client, label, run)
+
+
 def timed(command: list[str]) -> float:
     began = time.monotonic()
     subprocess.run(command, check=True, capture_output=True, cwd=REPO)
@@ -85,29 +106,9 @@ def main() -> None:
             order = ["submit", "docker run"] if i % 2 == 0 else ["docker run", "submit"]
             for name in order:
                 if name == "submit":
-                    proc: list[subprocess.Popen[bytes]] = []
-                    starts[name].append(
-                        started_after(
-                            client,
-                            label,
-                            lambda: proc.append(
-                                subprocess.Popen([*CLI, "submit", str(bot), "--force", "--wait"], cwd=REPO)
-                            ),
-                        )
-                    )
-                    proc[0].wait()
+                    starts[name].append(submit_start(client, label, bot))
                 else:
-                    bare = f"io.rasa-gpu.benchmark=bare-{i}"
-                    starts[name].append(
-                        started_after(
-                            client,
-                            bare,
-                            lambda: subprocess.run(
-                                ["docker", "run", "--rm", "--label", bare, "--entrypoint", "true", image],
-                                check=True,
-                            ),
-                        )
-                    )
+                    starts[name].append(bare_start(client, f"io.rasa-gpu.benchmark=bare-{i}", image))
             for name in ["submit --wait", "train"] if i % 2 == 0 else ["train", "submit --wait"]:
                 command = (
                     [*CLI, "submit", str(bot), "--force", "--wait"]
