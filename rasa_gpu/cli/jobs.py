@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from ._common import ImageOptions, image_options, load
 
+if TYPE_CHECKING:
+    from ..resolve import Resolved
+    from ..settings import Settings
+
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("bot", default=".", type=click.Path())
 @click.argument("rasa_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--to", "scheduler", type=click.Choice(["slurm"]), default="slurm", show_default=True)
+@click.option(
+    "--to", "scheduler", type=click.Choice(["slurm", "kubernetes"]), default="slurm", show_default=True
+)
 @click.option("--partition", help="Slurm partition ([slurm] partition in rasa-gpu.toml).")
 @click.option("--account", help="Slurm account to charge.")
 @click.option("--time", "time_limit", metavar="LIMIT", help="Time limit: minutes, HH:MM:SS or D-HH:MM.")
@@ -23,6 +30,9 @@ from ._common import ImageOptions, image_options, load
 @click.option("--memory", metavar="SIZE", help="Memory for the job, e.g. 16G.")
 @click.option("--force", is_flag=True, help="Train even if nothing changed since the last model.")
 @click.option("--wait", is_flag=True, help="Follow the job until it ends and show its output.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the sbatch script or the Kubernetes manifests; submit nothing."
+)
 @image_options
 def submit(
     bot: str,
@@ -36,6 +46,7 @@ def submit(
     memory: str | None,
     force: bool,
     wait: bool,
+    dry_run: bool,
     image: ImageOptions,
 ) -> None:
     """Queue a training of BOT on a Slurm cluster; prints the job id at once. The job runs `rasa-gpu train` on a
@@ -69,12 +80,21 @@ def submit(
         cpus=s.slurm_cpus,
         memory=s.slurm_memory,
     )
-    resolved.license()  # a Rasa Pro bot without a license stops here, not on the node
     train_args = (
         *image.train_args(),
         *(("--force",) if force else ()),
         *(("--", *rasa_args) if rasa_args else ()),
     )
+    if scheduler == "kubernetes":
+        _kubernetes(resolved, s, rasa_args, dry_run)
+        return
+    if dry_run:
+        job = slurm.SlurmJob(
+            resolved.project.root, jobs.jobs_dir(resolved.project) / "DRY-RUN", options, train_args
+        )
+        sys.stdout.write(slurm.render(job))
+        return
+    resolved.license()  # a Rasa Pro bot without a license stops here, not on the node
     record, job = jobs.submit_slurm(resolved.project, options, train_args)
     out.print(f"{record.ref}", markup=False)
     err.print(f"submitted {resolved.project.name} to Slurm as job {record.job_id}; output: {job.output_path}")
@@ -100,6 +120,35 @@ def submit(
             f"job {record.job_id} {state.state if state.state != 'done' else 'failed'}"
             + (f": {cause}" if cause else f" (Slurm: {state.slurm_state})"),
             exit_code=state.exit_code or 1,
+        )
+
+
+def _kubernetes(resolved: Resolved, settings: Settings, rasa_args: tuple[str, ...], dry_run: bool) -> None:
+    """The Job for a cluster: its manifests (--dry-run). Applying them needs an API server, which this project
+    cannot run in its tests; until that is tested, rasa-gpu prints them and says how to apply them."""
+    import uuid
+
+    from .. import kubernetes
+    from ..images import published_ref
+    from ._common import err
+
+    spec = resolved.spec
+    image = published_ref(spec, spec.registry, spec.image_name) if spec.registry else spec.tag()
+    job = kubernetes.KubeJob(
+        bot_name=resolved.project.name,
+        run_id=uuid.uuid4().hex[:12],
+        image=image,
+        pulled=spec.registry is not None,
+        options=kubernetes.KubeOptions(gpus=1 if settings.slurm_gpus is None else settings.slurm_gpus),
+        train_args=rasa_args,
+        license_secret="rasa-pro-license" if spec.release.pro else None,
+    )
+    sys.stdout.write(kubernetes.render(job))
+    if not dry_run:
+        err.print(
+            "rasa-gpu does not apply Kubernetes manifests yet: apply the ones above with `kubectl apply -f -` "
+            '(see the README, "Kubernetes")',
+            markup=False,
         )
 
 
