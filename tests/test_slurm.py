@@ -73,16 +73,16 @@ def test_submit_wait_trains_on_the_node_and_the_model_is_the_owners(
 
 def test_two_jobs_on_one_gpu_queue_and_both_finish(slurm_cluster, bot_copy, docker_client):
     first, second = _submit(bot_copy), _submit(bot_copy)
-    queued = _until(
+    # The scheduler gives a pending job its reason on its next pass (Resources: the one GPU is taken).
+    _until(
         lambda: (
             (rows := _jobs(bot_copy))[first]["state"] == "running"
             and rows[second]["state"] == "pending"
-            and rows
+            and rows[second]["reason"] in ("Resources", "Priority")
         ),
         120,
-        "the first job running while the second waits",
+        "the first job running while the second waits for the GPU",
     )
-    assert queued[second]["reason"] in ("Resources", "Priority"), queued[second]
     _until(lambda: all(row["state"] == "done" for row in _jobs(bot_copy).values()), 900, "both jobs done")
     assert leftover_containers(docker_client, bot_copy) == []
 

@@ -109,8 +109,8 @@ def submit(
             return True
         return False
 
-    for line in jobs.follow(job.output_path, done):
-        err.print(line, markup=False, highlight=False)
+    for line in jobs.follow(job.output_path, done):  # the node's output, marked as such (its error line too)
+        err.print(f"  │ {line}", markup=False, highlight=False)
     cause = jobs.cause(resolved.project, record)
     state = finished["state"]
     if cause or state.state != "done" or (state.exit_code or 0) != 0:
