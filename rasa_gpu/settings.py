@@ -33,7 +33,10 @@ GPU_MODES = ("auto", "on", "off")
 CUDA_SOURCES = ("auto", "base", "wheels", "none")
 PORT_SETTINGS = ("rasa_port", "actions_port", "tensorboard_port", "jupyter_port")
 #: Settings whose command-line option is not simply --<key>.
-_OPTION_NAMES = {"image_name": "--name"}
+_OPTION_NAMES = {
+    "image_name": "--name",
+    **{f"slurm_{key}": f"--{key}" for key in ("partition", "account", "time", "gpus", "cpus", "memory")},
+}
 
 
 @dataclass
@@ -62,6 +65,13 @@ class Settings:
     # ---- where containers run (runners.Where) ----
     host: str | None = None
     context: str | None = None
+    # ---- queued trainings (rasa-gpu submit --to slurm); the [slurm] table of rasa-gpu.toml ----
+    slurm_partition: str | None = None
+    slurm_account: str | None = None
+    slurm_time: str | None = None
+    slurm_gpus: int | None = None
+    slurm_cpus: int | None = None
+    slurm_memory: str | None = None
     #: Where the settings came from, for messages.
     source: str = "defaults"
     #: Settings given on the command line (they name the option in messages).
@@ -165,6 +175,8 @@ def load_settings(root: Path) -> Settings:
             continue
         known = {f.name for f in fields(Settings)} - {"source", "from_cli"}
         values = {k.replace("-", "_"): v for k, v in data.items()}
+        if isinstance(values.get("slurm"), dict):  # [slurm] partition = ... is slurm_partition
+            values.update({f"slurm_{k.replace('-', '_')}": v for k, v in values.pop("slurm").items()})
         unknown = sorted(set(values) - known)
         if unknown:
             raise SettingsError(

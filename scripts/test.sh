@@ -9,7 +9,9 @@ RASA_GPU_TEST_STUB_HOST="$(bash scripts/engine.sh gpu-stub)"
 # A second engine reachable only over SSH (its own namespaces, sshd on 127.0.0.1:2222): the remote-host tests.
 REMOTE_ENV="$(bash scripts/remote-engine.sh)"
 set -a; eval "$REMOTE_ENV"; set +a
-export RASA_GPU_TEST_STUB_HOST RASA_GPU_REQUIRE_DOCKER=1
+# A one-node Slurm cluster with a fake GPU: the queued-training tests.
+bash scripts/slurm.sh >/dev/null
+export RASA_GPU_TEST_STUB_HOST RASA_GPU_REQUIRE_DOCKER=1 RASA_GPU_TEST_SLURM=1
 ruff check rasa_gpu tests tools benchmarks
 ruff format --check rasa_gpu tests tools benchmarks
 mypy

@@ -11,6 +11,7 @@ one that a test (or the whole run) leaves under pytest's temporary folders is re
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
@@ -316,3 +318,45 @@ def send_and_wait(proc: subprocess.Popen[str], sig: int, timeout: float = 30) ->
 
 
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
+
+
+# ---- a trained model, loaded for real ----------------------------------------------------------------------------
+
+
+def intent_of(docker_client, image: str, bot: Path, model: Path, text: str) -> str:
+    """The intent that a Rasa server on this machine's engine gives `text` with that model."""
+    container = docker_client.containers.run(
+        image,
+        ["run", "--enable-api", "--model", f"/bot/models/{model.name}", "--port", "5005"],
+        entrypoint=["rasa"],
+        user=f"{BOT_UID}:{BOT_UID}",
+        working_dir="/bot",
+        detach=True,
+        volumes={str(bot): {"bind": "/bot", "mode": "ro"}},
+        ports={"5005/tcp": ("127.0.0.1", None)},
+        environment={"HOME": "/tmp"},
+        labels={"io.rasa-gpu.test": "parse"},
+    )
+    try:
+        container.reload()
+        port = container.attrs["NetworkSettings"]["Ports"]["5005/tcp"][0]["HostPort"]
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as resp:
+                    if json.load(resp).get("model_file"):
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, container.logs()[-2000:].decode()
+            time.sleep(1)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/model/parse",
+            method="POST",
+            data=json.dumps({"text": text}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return str(json.load(resp)["intent"]["name"])
+    finally:
+        container.remove(force=True)

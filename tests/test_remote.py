@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import time
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +20,7 @@ from conftest import (
     assert_one_line_error,
     copy_bot,
     free_port,
+    intent_of,
     leftover_containers,
     models,
     run_cli,
@@ -80,45 +80,6 @@ def trained_there(where, built_image, tmp_path_factory) -> Path:
     return bot
 
 
-def _parse(docker_client, image: str, bot: Path, model: Path, text: str) -> str:
-    """The intent that a Rasa server on this machine's engine gives `text` with that model."""
-    container = docker_client.containers.run(
-        image,
-        ["run", "--enable-api", "--model", f"/bot/models/{model.name}", "--port", "5005"],
-        entrypoint=["rasa"],
-        user=f"{BOT_UID}:{BOT_UID}",
-        working_dir="/bot",
-        detach=True,
-        volumes={str(bot): {"bind": "/bot", "mode": "ro"}},
-        ports={"5005/tcp": ("127.0.0.1", None)},
-        environment={"HOME": "/tmp"},
-        labels={"io.rasa-gpu.test": "parse"},
-    )
-    try:
-        container.reload()
-        port = container.attrs["NetworkSettings"]["Ports"]["5005/tcp"][0]["HostPort"]
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as resp:
-                    if json.load(resp).get("model_file"):
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, container.logs()[-2000:].decode()
-            time.sleep(1)
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/model/parse",
-            method="POST",
-            data=json.dumps({"text": text}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            return str(json.load(resp)["intent"]["name"])
-    finally:
-        container.remove(force=True)
-
-
 def _containers_created(client, bot: Path, since: datetime) -> list[str]:
     """Containers for this bot that the engine created since `since` (its own event log)."""
     events = client.events(
@@ -142,7 +103,7 @@ def test_the_model_lands_here_owned_by_the_bot_owner_and_loads(
     assert model.stat().st_uid == BOT_UID and model.stat().st_gid == BOT_UID
     assert not list((trained_there / ".rasa-gpu" / "tmp").glob("*"))
     # Loaded by a Rasa server on this machine, whichever engine trained it.
-    assert _parse(docker_client, built_image, trained_there, model, "hello there") == "greet"
+    assert intent_of(docker_client, built_image, trained_there, model, "hello there") == "greet"
     runs = json.loads(run_cli("runs", "list", str(trained_there), "--json").stdout)
     assert runs[0]["status"] == "ok"
     if where.name == "ssh":

@@ -142,6 +142,22 @@ class ImageOptions:
             "registry": self.registry,
         }
 
+    def train_args(self) -> tuple[str, ...]:
+        """The image options given here, as `rasa-gpu train` on another machine takes them (not --host/--context:
+        that machine's engine is its own)."""
+        args: list[str] = []
+        for name in ("rasa_version", "base_image", "cuda", "pip_index_url", "registry"):
+            value = getattr(self, name)
+            if value:
+                args += [f"--{name.replace('_', '-')}", str(value)]
+        for cert in self.ca_certs:
+            args += ["--ca-cert", cert]
+        if self.variant and self.variant != "gpu":
+            args += ["--variant", self.variant]
+        if self.rebuild:
+            args.append("--rebuild")
+        return tuple(args)
+
 
 def image_options(func: Any = None, *, builds: bool = True) -> Any:
     """Add the image options to a command; it receives them as one ImageOptions argument named `image`.

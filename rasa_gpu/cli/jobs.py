@@ -1,0 +1,255 @@
+"""`rasa-gpu submit`: a training queued on a cluster; `rasa-gpu jobs`: the queue view, cancel, logs."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from ._common import ImageOptions, image_options, load
+
+if TYPE_CHECKING:
+    from ..resolve import Resolved
+    from ..settings import Settings
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("bot", default=".", type=click.Path())
+@click.argument("rasa_args", nargs=-1, type=click.UNPROCESSED)
+@click.option(
+    "--to", "scheduler", type=click.Choice(["slurm", "kubernetes"]), default="slurm", show_default=True
+)
+@click.option("--partition", help="Slurm partition ([slurm] partition in rasa-gpu.toml).")
+@click.option("--account", help="Slurm account to charge.")
+@click.option("--time", "time_limit", metavar="LIMIT", help="Time limit: minutes, HH:MM:SS or D-HH:MM.")
+@click.option(
+    "--gpus", type=click.IntRange(0), help="How many GPUs the job asks for (default 1; 0: CPU only)."
+)
+@click.option("--cpus", type=click.IntRange(1), help="CPUs for the job.")
+@click.option("--memory", metavar="SIZE", help="Memory for the job, e.g. 16G.")
+@click.option("--force", is_flag=True, help="Train even if nothing changed since the last model.")
+@click.option("--wait", is_flag=True, help="Follow the job until it ends and show its output.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the sbatch script or the Kubernetes manifests; submit nothing."
+)
+@image_options
+def submit(
+    bot: str,
+    rasa_args: tuple[str, ...],
+    scheduler: str,
+    partition: str | None,
+    account: str | None,
+    time_limit: str | None,
+    gpus: int | None,
+    cpus: int | None,
+    memory: str | None,
+    force: bool,
+    wait: bool,
+    dry_run: bool,
+    image: ImageOptions,
+) -> None:
+    """Queue a training of BOT on a Slurm cluster; prints the job id at once. The job runs `rasa-gpu train` on a
+    node with the GPUs Slurm gives it; the model lands in BOT/models/. BOT and this rasa-gpu must be on the
+    cluster's shared filesystem.
+
+    \b
+    Examples:
+      rasa-gpu submit example_bot --to slurm --partition gpu --time 30
+      rasa-gpu submit example_bot --wait
+    """
+    from .. import jobs, slurm
+    from ._common import err, out
+
+    resolved = load(
+        bot,
+        image,
+        slurm_partition=partition,
+        slurm_account=account,
+        slurm_time=time_limit,
+        slurm_gpus=gpus,
+        slurm_cpus=cpus,
+        slurm_memory=memory,
+    )
+    s = resolved.settings
+    options = slurm.SlurmOptions(
+        partition=s.slurm_partition,
+        account=s.slurm_account,
+        time=s.slurm_time,
+        gpus=1 if s.slurm_gpus is None else s.slurm_gpus,
+        cpus=s.slurm_cpus,
+        memory=s.slurm_memory,
+    )
+    train_args = (
+        *image.train_args(),
+        *(("--force",) if force else ()),
+        *(("--", *rasa_args) if rasa_args else ()),
+    )
+    if scheduler == "kubernetes":
+        _kubernetes(resolved, s, rasa_args, dry_run)
+        return
+    if dry_run:
+        job = slurm.SlurmJob(
+            resolved.project.root, jobs.jobs_dir(resolved.project) / "DRY-RUN", options, train_args
+        )
+        sys.stdout.write(slurm.render(job))
+        return
+    resolved.license()  # a Rasa Pro bot without a license stops here, not on the node
+    record, job = jobs.submit_slurm(resolved.project, options, train_args)
+    out.print(f"{record.ref}", markup=False)
+    err.print(f"submitted {resolved.project.name} to Slurm as job {record.job_id}; output: {job.output_path}")
+    if not wait:
+        return
+    finished: dict[str, slurm.JobState] = {}
+
+    def done() -> bool:
+        state = slurm.states([record.job_id]).get(record.job_id)
+        if state is None or state.state in ("done", "failed", "cancelled"):
+            finished["state"] = state or slurm.JobState(record.job_id, "unknown", "UNKNOWN")
+            return True
+        return False
+
+    for line in jobs.follow(job.output_path, done):  # the node's output, marked as such (its error line too)
+        err.print(f"  │ {line}", markup=False, highlight=False)
+    cause = jobs.cause(resolved.project, record)
+    state = finished["state"]
+    if cause or state.state != "done" or (state.exit_code or 0) != 0:
+        from ..errors import TrainingFailed
+
+        raise TrainingFailed(
+            f"job {record.job_id} {state.state if state.state != 'done' else 'failed'}"
+            + (f": {cause}" if cause else f" (Slurm: {state.slurm_state})"),
+            exit_code=state.exit_code or 1,
+        )
+
+
+def _kubernetes(resolved: Resolved, settings: Settings, rasa_args: tuple[str, ...], dry_run: bool) -> None:
+    """The Job for a cluster: its manifests (--dry-run). Applying them needs an API server, which this project
+    cannot run in its tests; until that is tested, rasa-gpu prints them and says how to apply them."""
+    import uuid
+
+    from .. import kubernetes
+    from ..images import published_ref
+    from ._common import err
+
+    spec = resolved.spec
+    image = published_ref(spec, spec.registry, spec.image_name) if spec.registry else spec.tag()
+    job = kubernetes.KubeJob(
+        bot_name=resolved.project.name,
+        run_id=uuid.uuid4().hex[:12],
+        image=image,
+        pulled=spec.registry is not None,
+        options=kubernetes.KubeOptions(gpus=1 if settings.slurm_gpus is None else settings.slurm_gpus),
+        train_args=rasa_args,
+        license_secret="rasa-pro-license" if spec.release.pro else None,
+    )
+    sys.stdout.write(kubernetes.render(job))
+    if not dry_run:
+        err.print(
+            "rasa-gpu does not apply Kubernetes manifests yet: apply the ones above with `kubectl apply -f -` "
+            '(see the README, "Kubernetes")',
+            markup=False,
+        )
+
+
+class _JobsGroup(click.Group):
+    """`jobs [BOT]` lists; `jobs cancel ID [BOT]` and `jobs logs ID [BOT]` are subcommands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("jobs", cls=_JobsGroup)
+def jobs_cmd() -> None:
+    """BOT's queued trainings (rasa-gpu submit): state, node, queue wait, run time, and why one failed.
+
+    \b
+    Examples:
+      rasa-gpu jobs example_bot
+      rasa-gpu jobs cancel 42 example_bot
+      rasa-gpu jobs logs 42 example_bot -f
+    """
+
+
+@jobs_cmd.command("list")
+@click.argument("bot", default=".", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON on stdout.")
+def jobs_list(bot: str, as_json: bool) -> None:
+    """List BOT's jobs, oldest first."""
+    import json
+    from dataclasses import asdict
+
+    from rich import box
+    from rich.table import Table
+
+    from .. import jobs
+    from ..project import BotProject
+    from ._common import out
+
+    project = BotProject.load(bot)
+    shown = jobs.view(project)
+    if as_json:
+        rows = [{**asdict(v.record), **{k: v for k, v in asdict(v).items() if k != "record"}} for v in shown]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(box=box.SIMPLE, show_edge=False)
+    for column in ("job", "state", "node", "queued", "ran", "submitted", "why"):
+        table.add_column(column)
+    for v in shown:
+        table.add_row(
+            v.record.ref,
+            v.state,
+            v.node,
+            _seconds(v.queued_seconds),
+            _seconds(v.run_seconds),
+            v.record.submitted_at,
+            v.reason,
+        )
+    out.print(table)
+
+
+@jobs_cmd.command("cancel")
+@click.argument("job_id")
+@click.argument("bot", default=".", type=click.Path())
+def jobs_cancel(job_id: str, bot: str) -> None:
+    """Cancel a job: Slurm ends it, and rasa-gpu on the node removes its container and keeps no partial model."""
+    from .. import jobs, slurm
+    from ..project import BotProject
+    from ._common import err
+
+    project = BotProject.load(bot)
+    record = jobs.find(project, job_id)
+    slurm.cancel(record.job_id)
+    err.print(f"cancelled {record.ref}")
+
+
+@jobs_cmd.command("logs")
+@click.argument("job_id")
+@click.argument("bot", default=".", type=click.Path())
+@click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
+def jobs_logs(job_id: str, bot: str, follow: bool) -> None:
+    """Print a job's output (what rasa-gpu train printed on the node)."""
+    from .. import jobs, slurm
+    from ..project import BotProject
+
+    project = BotProject.load(bot)
+    record = jobs.find(project, job_id)
+    path = jobs.output_path(project, record)
+
+    def done() -> bool:
+        if not follow:
+            return True
+        state = slurm.states([record.job_id]).get(record.job_id)
+        return state is None or state.state in ("done", "failed", "cancelled")
+
+    for line in jobs.follow(path, done):
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"

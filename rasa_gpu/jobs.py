@@ -1,0 +1,165 @@
+"""Queued trainings: a job per submission, kept in the bot's state folder (`.rasa-gpu/jobs/<name>/`: the script,
+the job's output, `job.json`), and what the scheduler says about it now.
+
+The training itself is a normal `rasa-gpu train` on the node: it records its run in the bot's history like a local
+one, with its own host. A job's cause of failure is the `error:` line that rasa-gpu printed on the node.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import slurm
+from .errors import SettingsError
+from .project import BotProject
+
+JOBS_DIR = "jobs"
+RECORD_FILE = "job.json"
+SCHEDULERS = ("slurm",)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    scheduler: str
+    job_id: str
+    name: str  # the job's folder under .rasa-gpu/jobs/
+    submitted_at: str  # UTC, ISO 8601
+
+    @property
+    def ref(self) -> str:
+        return f"{self.scheduler}:{self.job_id}"
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as `rasa-gpu jobs` shows it."""
+
+    record: JobRecord
+    state: str
+    node: str
+    reason: str  # why it waits, or why it failed
+    queued_seconds: float | None
+    run_seconds: float | None
+
+
+def jobs_dir(project: BotProject) -> Path:
+    return project.state_dir / JOBS_DIR
+
+
+def submit_slurm(
+    project: BotProject, options: slurm.SlurmOptions, train_args: tuple[str, ...] = ()
+) -> tuple[JobRecord, slurm.SlurmJob]:
+    """Write the job's script into the bot's state folder and submit it; returns at once. A refused job leaves no
+    folder behind."""
+    slurm.check_installed()
+    name = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    folder = jobs_dir(project) / name
+    project.make_owned_dirs(folder)
+    job = slurm.SlurmJob(bot=project.root, job_dir=folder, options=options, train_args=train_args)
+    try:
+        project.write_owned(job.script_path, slurm.render(job))
+        project.write_owned(folder / slurm.SUBMITTED_MARK, "")
+        job_id = slurm.submit(job)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    record = JobRecord("slurm", job_id, name, datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    project.write_owned(folder / RECORD_FILE, json.dumps(asdict(record), indent=2) + "\n")
+    return record, job
+
+
+def records(project: BotProject) -> list[JobRecord]:
+    """This bot's jobs, oldest first."""
+    found = []
+    for path in sorted(jobs_dir(project).glob(f"*/{RECORD_FILE}")):
+        try:
+            found.append(JobRecord(**json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError, TypeError):
+            continue  # a job folder being written, or not ours
+    return found
+
+
+def find(project: BotProject, job_id: str) -> JobRecord:
+    for record in records(project):
+        if job_id in (record.job_id, record.ref):
+            return record
+    raise SettingsError(f"no job {job_id} of {project.name}; `rasa-gpu jobs {project.root}` lists its jobs")
+
+
+def output_path(project: BotProject, record: JobRecord) -> Path:
+    return jobs_dir(project) / record.name / "output.log"
+
+
+def cause(project: BotProject, record: JobRecord) -> str:
+    """The one line rasa-gpu printed on the node when the training failed ('' if none)."""
+    try:
+        lines = output_path(project, record).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    errors = [line[len("error: ") :] for line in lines if line.startswith("error: ")]
+    return errors[-1] if errors else ""
+
+
+def view(project: BotProject) -> list[JobView]:
+    """Every job of the bot with what its scheduler says now (a job it forgot: done or failed by its output)."""
+    mine = records(project)
+    states = slurm.states([r.job_id for r in mine if r.scheduler == "slurm"])
+    now = time.time()
+    shown = []
+    for record in mine:
+        state = states.get(record.job_id)
+        failed_because = cause(project, record)
+        if state is None:
+            label = (
+                "failed"
+                if failed_because
+                else ("done" if output_path(project, record).exists() else "unknown")
+            )
+            shown.append(JobView(record, label, "", failed_because, None, None))
+            continue
+        queued = None
+        if state.submitted:
+            queued = (
+                (state.started or now) - state.submitted
+                if state.state != "pending"
+                else now - state.submitted
+            )
+        run = None
+        if state.started and state.state != "pending":
+            run = (state.ended or now) - state.started
+        label = state.state
+        if label == "done" and (failed_because or (state.exit_code or 0) != 0):
+            label = "failed"
+        reason = failed_because if label == "failed" else state.reason
+        shown.append(JobView(record, label, state.node, reason, queued, run))
+    return shown
+
+
+def follow(path: Path, done: Callable[[], bool], poll: float = 0.5) -> Iterator[str]:
+    """The lines of a job's output as they are written, until done() says the job ended and all is read."""
+    position = 0
+    pending = ""
+    while True:
+        finished = done()
+        try:
+            with path.open("r", encoding="utf-8", errors="replace") as handle:
+                handle.seek(position)
+                chunk = handle.read()
+                position = handle.tell()
+        except FileNotFoundError:
+            chunk = ""
+        pending += chunk
+        *lines, pending = pending.split("\n")
+        yield from lines
+        if finished and not chunk:
+            if pending:
+                yield pending
+            return
+        time.sleep(poll)

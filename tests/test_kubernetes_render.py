@@ -1,0 +1,77 @@
+"""Kubernetes Job manifests, validated offline against the Kubernetes OpenAPI schema (no API server here)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from rasa_gpu import kubernetes
+
+kubernetes_validate = pytest.importorskip("kubernetes_validate")
+KUBERNETES_VERSION = "1.31"
+IMAGE = "registry.example.com/team/rasa-gpu:3.6.21-tf2.12.0-gpu-0123456789ab"
+
+
+def _job(gpus: int, pulled: bool, **options) -> kubernetes.KubeJob:
+    return kubernetes.KubeJob(
+        bot_name="Example_Bot",
+        run_id="a1b2c3d4e5f6",
+        image=IMAGE if pulled else "rasa-gpu/rasa:3.6.21-tf2.12.0-gpu-0123456789ab",
+        pulled=pulled,
+        options=kubernetes.KubeOptions(gpus=gpus, **options),
+        train_args=("--augmentation", "0"),
+    )
+
+
+@pytest.mark.parametrize("pulled", [True, False], ids=["registry", "no-registry"])
+@pytest.mark.parametrize("gpus", [1, 0], ids=["gpu", "cpu"])
+def test_the_manifests_validate_against_the_kubernetes_schema(gpus, pulled):
+    docs = list(yaml.safe_load_all(kubernetes.render(_job(gpus, pulled, cpus="4", memory="16Gi"))))
+    assert [d["kind"] for d in docs] == ["PersistentVolumeClaim", "Job"]
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    job = docs[1]
+    pod = job["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert pod["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0
+    assert container["imagePullPolicy"] == ("IfNotPresent" if pulled else "Never")
+    limits = container["resources"]["limits"]
+    assert limits.get("nvidia.com/gpu") == (1 if gpus else None)
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == docs[0]["metadata"]["name"]
+
+
+def test_node_selector_tolerations_and_the_license_secret_by_reference():
+    job = kubernetes.KubeJob(
+        "bot",
+        "r1",
+        IMAGE,
+        True,
+        kubernetes.KubeOptions(
+            node_selector={"nvidia.com/gpu.present": "true"},
+            tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
+        ),
+        license_secret="rasa-pro-license",
+    )
+    text = kubernetes.render(job)
+    docs = list(yaml.safe_load_all(text))
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    pod = docs[1]["spec"]["template"]["spec"]
+    assert (
+        pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+        and pod["tolerations"][0]["key"] == "nvidia.com/gpu"
+    )
+    [license_env] = [e for e in pod["containers"][0]["env"] if e["name"] == "RASA_PRO_LICENSE"]
+    assert license_env == {
+        "name": "RASA_PRO_LICENSE",
+        "valueFrom": {"secretKeyRef": {"name": "rasa-pro-license", "key": "RASA_PRO_LICENSE"}},
+    }
+
+
+def test_a_broken_manifest_fails_the_same_validation():
+    """The validator is not a rubber stamp: a misspelt field and a wrong type are refused."""
+    job = kubernetes.manifests(_job(1, True))[1]
+    job["spec"]["template"]["spec"]["containers"][0]["resourcez"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(job, KUBERNETES_VERSION, strict=True)

@@ -1,0 +1,127 @@
+"""Queued trainings on a real Slurm (issue 12): slurmctld, one slurmd with a fake GPU, munge (scripts/slurm.sh),
+and the real Docker engine on the node (this machine)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import (
+    BOT_UID,
+    _require_docker,
+    assert_one_line_error,
+    intent_of,
+    leftover_containers,
+    models,
+    run_cli,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(docker_client) -> None:
+    if os.environ.get("RASA_GPU_TEST_SLURM") != "1" or shutil.which("sbatch") is None:
+        message = "no Slurm cluster (scripts/slurm.sh starts one; then export RASA_GPU_TEST_SLURM=1)"
+        if _require_docker():
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def _jobs(bot: Path) -> dict[str, dict]:
+    result = run_cli("jobs", str(bot), "--json")
+    assert result.returncode == 0, result.output
+    return {row["job_id"]: row for row in json.loads(result.stdout)}
+
+
+def _submit(bot: Path, *args: str) -> str:
+    result = run_cli("submit", str(bot), "--to", "slurm", "--force", *args)
+    assert result.returncode == 0, result.output
+    return result.stdout.strip().split(":")[-1]
+
+
+def _until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"never: {what}")
+
+
+def test_submit_wait_trains_on_the_node_and_the_model_is_the_owners(
+    slurm_cluster, bot_copy, docker_client, built_image
+):
+    before = set(models(bot_copy))
+    result = run_cli("submit", str(bot_copy), "--to", "slurm", "--force", "--wait")
+    assert result.returncode == 0, result.output
+    assert "Model ready" in result.stderr  # the node's `rasa-gpu train`, followed live
+    [model] = set(models(bot_copy)) - before
+    assert model.stat().st_uid == BOT_UID
+    for path in (bot_copy / ".rasa-gpu" / "jobs").rglob("*"):
+        assert path.stat().st_uid == BOT_UID, path  # the script, the record and Slurm's own output file
+    assert intent_of(docker_client, built_image, bot_copy, model, "hello there") == "greet"
+    job_id = result.stdout.strip().split(":")[-1]
+    assert _jobs(bot_copy)[job_id]["state"] == "done"
+
+
+def test_two_jobs_on_one_gpu_queue_and_both_finish(slurm_cluster, bot_copy, docker_client):
+    first, second = _submit(bot_copy), _submit(bot_copy)
+    # The scheduler gives a pending job its reason on its next pass (Resources: the one GPU is taken).
+    _until(
+        lambda: (
+            (rows := _jobs(bot_copy))[first]["state"] == "running"
+            and rows[second]["state"] == "pending"
+            and rows[second]["reason"] in ("Resources", "Priority")
+        ),
+        120,
+        "the first job running while the second waits for the GPU",
+    )
+    _until(lambda: all(row["state"] == "done" for row in _jobs(bot_copy).values()), 900, "both jobs done")
+    assert leftover_containers(docker_client, bot_copy) == []
+
+
+def test_cancel_of_a_running_job_leaves_no_container_and_no_partial_model(
+    slurm_cluster, bot_copy, docker_client
+):
+    before = sorted(models(bot_copy))
+    job = _submit(bot_copy)
+    _until(lambda: leftover_containers(docker_client, bot_copy), 300, "the job's training container")
+    result = run_cli("jobs", "cancel", job, str(bot_copy))
+    assert result.returncode == 0, result.output
+    _until(lambda: _jobs(bot_copy)[job]["state"] == "cancelled", 120, "the job cancelled")
+    _until(lambda: not leftover_containers(docker_client, bot_copy), 60, "the container gone")
+    assert sorted(models(bot_copy)) == before
+    assert not list((bot_copy / ".rasa-gpu" / "tmp").glob("*"))
+
+
+def test_a_failing_training_shows_rasas_cause_in_jobs_and_history(slurm_cluster, bot_copy):
+    config = bot_copy / "config.yml"
+    config.write_text(config.read_text().replace("DIETClassifier", "NoSuchClassifier", 1))
+    result = run_cli("submit", str(bot_copy), "--to", "slurm", "--force", "--wait")
+    line = assert_one_line_error(result, None, "NoSuchClassifier")
+    job_id = result.stdout.strip().split(":")[-1]
+    row = _jobs(bot_copy)[job_id]
+    assert row["state"] == "failed" and "NoSuchClassifier" in row["reason"], (row, line)
+    runs = run_cli("runs", str(bot_copy), "--json")
+    newest = json.loads(runs.stdout)[0]
+    assert newest["status"] == "failed" and "NoSuchClassifier" in newest["error"], newest
+
+
+def test_no_slurm_no_controller_and_no_partition_are_one_line_each(slurm_cluster, bot_copy, tmp_path):
+    no_sbatch = run_cli("submit", str(bot_copy), env={"PATH": str(Path(sys.executable).parent)})
+    assert_one_line_error(no_sbatch, 1, "Slurm is not installed here")
+    conf = Path("/etc/slurm/slurm.conf").read_text()
+    bad = tmp_path / "slurm.conf"
+    bad.write_text(conf + "\nSlurmctldPort=6999\n")
+    down = run_cli("submit", str(bot_copy), env={"SLURM_CONF": str(bad)})
+    assert_one_line_error(down, 1, "Slurm controller does not answer")
+    nope = run_cli("submit", str(bot_copy), "--partition", "nope")
+    assert_one_line_error(nope, 1, "Slurm has no partition 'nope'")
+    assert not any((bot_copy / ".rasa-gpu" / "jobs").glob("*/job.json"))  # nothing was recorded as submitted
