@@ -70,6 +70,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN host TEXT;
     ALTER TABLE runs ADD COLUMN tool_version TEXT;
     """,
+    # 3: a training that ran as a queued job: the job (scheduler:id) and how long it waited in the queue.
+    """
+    ALTER TABLE runs ADD COLUMN job TEXT;
+    ALTER TABLE runs ADD COLUMN queued_seconds REAL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 STATUSES = ("ok", "failed", "interrupted", "error")
@@ -127,6 +132,8 @@ class Run:
     error: str | None = None
     host: str | None = field(default_factory=platform.node)
     tool_version: str | None = __version__
+    job: str | None = None  # e.g. slurm:42 when a scheduler ran it
+    queued_seconds: float | None = None
     id: int | None = None
 
     def measured(self, device: str, wall_seconds: float, components: dict[str, float]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,9 +17,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import slurm
 from .errors import SettingsError
 from .project import BotProject
+from .runners import slurm
 
 JOBS_DIR = "jobs"
 RECORD_FILE = "job.json"
@@ -44,6 +45,7 @@ class JobView:
     record: JobRecord
     state: str
     node: str
+    gpus: str
     reason: str  # why it waits, or why it failed
     queued_seconds: float | None
     run_seconds: float | None
@@ -93,6 +95,20 @@ def find(project: BotProject, job_id: str) -> JobRecord:
     raise SettingsError(f"no job {job_id} of {project.name}; `rasa-gpu jobs {project.root}` lists its jobs")
 
 
+def queue_wait(ref: str) -> float | None:
+    """Seconds a job (scheduler:id) waited between its submission and its start, as its scheduler says."""
+    scheduler, _, job_id = ref.partition(":")
+    if scheduler != "slurm" or not job_id:
+        return None
+    try:
+        state = slurm.states([job_id]).get(job_id)
+    except (slurm.SchedulerError, OSError, ValueError, subprocess.SubprocessError):
+        return None  # the history goes without it; the training does not fail for it
+    if state is None or state.submitted is None or state.started is None:
+        return None
+    return float(max(0, state.started - state.submitted))
+
+
 def output_path(project: BotProject, record: JobRecord) -> Path:
     return jobs_dir(project) / record.name / "output.log"
 
@@ -122,7 +138,7 @@ def view(project: BotProject) -> list[JobView]:
                 if failed_because
                 else ("done" if output_path(project, record).exists() else "unknown")
             )
-            shown.append(JobView(record, label, "", failed_because, None, None))
+            shown.append(JobView(record, label, "", "", failed_because, None, None))
             continue
         queued = None
         if state.submitted:
@@ -138,11 +154,11 @@ def view(project: BotProject) -> list[JobView]:
         if label == "done" and (failed_because or (state.exit_code or 0) != 0):
             label = "failed"
         reason = failed_because if label == "failed" else state.reason
-        shown.append(JobView(record, label, state.node, reason, queued, run))
+        shown.append(JobView(record, label, state.node, state.gpus, reason, queued, run))
     return shown
 
 
-def follow(path: Path, done: Callable[[], bool], poll: float = 0.5) -> Iterator[str]:
+def follow(path: Path, done: Callable[[], bool], poll: float = 0.25) -> Iterator[str]:
     """The lines of a job's output as they are written, until done() says the job ended and all is read."""
     position = 0
     pending = ""

@@ -154,6 +154,25 @@ class BotProject:
             files += [Path(dirpath, n) for n in filenames if is_training_input(folder / n)]
         return sorted(files)
 
+    def inputs_archive(self) -> bytes:
+        """The training inputs as a gzipped tar, by their paths in the bot folder (for a Kubernetes Job's ConfigMap).
+        Entries carry no owner and no time, so the same inputs give the same bytes."""
+        import gzip
+        import io
+        import tarfile
+
+        buffer = io.BytesIO()
+        with (
+            gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as packed,
+            tarfile.open(fileobj=packed, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
+            for path in self.training_inputs():
+                data = path.read_bytes()
+                info = tarfile.TarInfo(self.relative(path))
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+        return buffer.getvalue()
+
     def inputs_digest(self) -> str:
         """Hash of the training inputs. YAML is hashed by content, not bytes: Rasa rewrites the comments of
         config.yml while training (its auto-configuration) and adds an assistant_id, which must not count as a

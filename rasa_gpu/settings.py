@@ -72,6 +72,13 @@ class Settings:
     slurm_gpus: int | None = None
     slurm_cpus: int | None = None
     slurm_memory: str | None = None
+    # ---- Kubernetes Jobs (rasa-gpu submit --to kubernetes); the [kubernetes] table of rasa-gpu.toml ----
+    kubernetes_namespace: str | None = None
+    kubernetes_node_selector: dict[str, str] = field(default_factory=dict)
+    kubernetes_tolerations: list[dict[str, Any]] = field(default_factory=list)
+    kubernetes_storage: str | None = None  # the claim's size, e.g. 10Gi
+    kubernetes_storage_class: str | None = None
+    kubernetes_license_secret: str | None = None  # a Secret with the key RASA_PRO_LICENSE (Rasa Pro)
     #: Where the settings came from, for messages.
     source: str = "defaults"
     #: Settings given on the command line (they name the option in messages).
@@ -113,6 +120,18 @@ class Settings:
             merged.registry = check_registry(merged.registry, merged.origin("registry"))
         if merged.image_name is not None:
             merged.image_name = check_image_name(merged.image_name, merged.origin("image_name"))
+        selector = merged.kubernetes_node_selector
+        if not isinstance(selector, dict) or not all(isinstance(v, str) for v in selector.values()):
+            raise SettingsError(
+                f"{merged.source}: [kubernetes] node_selector must be a table of strings, e.g. "
+                'node_selector = { "nvidia.com/gpu.present" = "true" }'
+            )
+        tolerations = merged.kubernetes_tolerations
+        if not isinstance(tolerations, list) or not all(isinstance(t, dict) for t in tolerations):
+            raise SettingsError(
+                f"{merged.source}: [kubernetes] tolerations must be a list of tables, e.g. "
+                'tolerations = [{ key = "nvidia.com/gpu", operator = "Exists", effect = "NoSchedule" }]'
+            )
         return merged
 
 
@@ -175,8 +194,9 @@ def load_settings(root: Path) -> Settings:
             continue
         known = {f.name for f in fields(Settings)} - {"source", "from_cli"}
         values = {k.replace("-", "_"): v for k, v in data.items()}
-        if isinstance(values.get("slurm"), dict):  # [slurm] partition = ... is slurm_partition
-            values.update({f"slurm_{k.replace('-', '_')}": v for k, v in values.pop("slurm").items()})
+        for name in ("slurm", "kubernetes"):  # [slurm] partition = ... is slurm_partition
+            if isinstance(values.get(name), dict):
+                values.update({f"{name}_{k.replace('-', '_')}": v for k, v in values.pop(name).items()})
         unknown = sorted(set(values) - known)
         if unknown:
             raise SettingsError(

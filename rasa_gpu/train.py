@@ -60,6 +60,9 @@ class TrainOptions:
     rebuild: bool = False
     #: Rasa Pro's license, handed to the container in its environment (never a command line, image or log).
     license: License | None = field(default=None, repr=False)
+    #: The queued job this training runs in (e.g. slurm:42) and how long it waited, for the history.
+    job: str | None = None
+    queued_seconds: float | None = None
 
     def secrets(self) -> dict[str, str]:
         return license_key.environment(self.license)
@@ -161,6 +164,8 @@ def _train_locked(
             overrides=[o.text for o in options.overrides],
             rasa_args=list(options.rasa_args),
             host=runner.machine(),
+            job=options.job,
+            queued_seconds=options.queued_seconds,
         )
         with history.recording(project, record, lambda text: on_event(Notice(text, "warn"))):
             image = ensure_image(

@@ -11,6 +11,8 @@ REMOTE_ENV="$(bash scripts/remote-engine.sh)"
 set -a; eval "$REMOTE_ENV"; set +a
 # A one-node Slurm cluster with a fake GPU: the queued-training tests.
 bash scripts/slurm.sh >/dev/null
+# kubectl: the README's Kubernetes steps are followed up to `kubectl apply` (Debian's kubernetes-client if missing).
+command -v kubectl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null
 export RASA_GPU_TEST_STUB_HOST RASA_GPU_REQUIRE_DOCKER=1 RASA_GPU_TEST_SLURM=1
 ruff check rasa_gpu tests tools benchmarks
 ruff format --check rasa_gpu tests tools benchmarks

@@ -45,10 +45,11 @@ def test_a_version_1_database_is_migrated_with_its_runs_intact(project):
         old = store.get("1")
         version = store._db().execute("PRAGMA user_version").fetchone()[0]
         new_id = store.add(history.Run(kind="benchmark", phase="cpu run 1/1", memory_limit="8g"))
-    assert version == history.SCHEMA_VERSION == 2
+    assert version == history.SCHEMA_VERSION == 3
     assert (old.kind, old.status, old.wall_seconds) == ("train", "ok", 90.0)
     assert old.components == {"DIETClassifier": 40.5} and old.overrides == ["DIETClassifier.epochs=5"]
     assert old.phase is None and old.rasa_args == []  # columns of step 2 exist, empty for the old row
+    assert old.job is None and old.queued_seconds is None  # and those of step 3
     with history.History.of(project) as store:
         assert store.get(str(new_id)).memory_limit == "8g" and len(store.runs()) == 2
 

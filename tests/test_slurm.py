@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,6 +47,13 @@ def _submit(bot: Path, *args: str) -> str:
     return result.stdout.strip().split(":")[-1]
 
 
+def _node_of(job_id: str) -> str:
+    shown = subprocess.run(
+        ["scontrol", "show", "job", "--oneliner", job_id], capture_output=True, text=True, check=True
+    )
+    return re.search(r"\bNodeList=(\S+)", shown.stdout).group(1)
+
+
 def _until(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -69,6 +78,11 @@ def test_submit_wait_trains_on_the_node_and_the_model_is_the_owners(
     assert intent_of(docker_client, built_image, bot_copy, model, "hello there") == "greet"
     job_id = result.stdout.strip().split(":")[-1]
     assert _jobs(bot_copy)[job_id]["state"] == "done"
+    # In the run history like a local training, with its job, its queue wait and the node that ran it.
+    newest = json.loads(run_cli("runs", str(bot_copy), "--json").stdout)[0]
+    assert newest["job"] == f"slurm:{job_id}" and newest["status"] == "ok", newest
+    assert newest["queued_seconds"] is not None and newest["queued_seconds"] >= 0, newest
+    assert newest["host"] == _node_of(job_id) and newest["device"], newest
 
 
 def test_two_jobs_on_one_gpu_queue_and_both_finish(slurm_cluster, bot_copy, docker_client):
@@ -77,6 +91,7 @@ def test_two_jobs_on_one_gpu_queue_and_both_finish(slurm_cluster, bot_copy, dock
     _until(
         lambda: (
             (rows := _jobs(bot_copy))[first]["state"] == "running"
+            and rows[first]["gpus"].startswith("gpu:")  # the one GPU the first job holds
             and rows[second]["state"] == "pending"
             and rows[second]["reason"] in ("Resources", "Priority")
         ),
@@ -112,6 +127,7 @@ def test_a_failing_training_shows_rasas_cause_in_jobs_and_history(slurm_cluster,
     runs = run_cli("runs", str(bot_copy), "--json")
     newest = json.loads(runs.stdout)[0]
     assert newest["status"] == "failed" and "NoSuchClassifier" in newest["error"], newest
+    assert newest["job"] == f"slurm:{job_id}", newest
 
 
 def test_no_slurm_no_controller_and_no_partition_are_one_line_each(slurm_cluster, bot_copy, tmp_path):

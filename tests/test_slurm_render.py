@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from rasa_gpu import slurm
+from rasa_gpu.runners import slurm
 from rasa_gpu.settings import load_settings
 
 
@@ -35,10 +35,12 @@ def test_the_script_asks_for_the_gpus_and_hands_their_ids_to_train(tmp_path):
     ):
         assert f"#SBATCH {directive}\n" in text, directive
     assert text.rstrip().endswith(
-        f"exec /shared/venv/bin/python -m rasa_gpu train '{job.bot}' --no-wait --gpus \"$CUDA_VISIBLE_DEVICES\" "
+        f"exec /shared/venv/bin/python -m rasa_gpu train '{job.bot}' --no-wait --job \"slurm:$SLURM_JOB_ID\" "
+        '--gpus "$CUDA_VISIBLE_DEVICES" '
         "--cuda none -- --augmentation 0"
     )
     assert f"if [ ! -e '{job.job_dir / slurm.SUBMITTED_MARK}' ]" in text  # the shared-filesystem check
+    assert "\nexport PYTHONUNBUFFERED=1\n" in text  # the log file gets each line as it is printed
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0  # valid bash
 
 
@@ -92,3 +94,49 @@ def test_squeue_json_states_of_two_slurm_generations():
         }
     )
     assert (new.state, new.node, new.exit_code, new.reason) == ("done", "n1", 0, "")
+
+
+def test_squeue_json_of_slurm_22_and_23_is_read():
+    """squeue --json as Slurm 22 prints it (plain numbers) and as Slurm 23+ does ({"set", "number"}, state lists)."""
+    old = slurm._from_json(
+        {
+            "job_id": 7,
+            "job_state": "RUNNING",
+            "nodes": "n1",
+            "gres_detail": ["gpu:fake:1(IDX:0)"],
+            "submit_time": 100,
+            "start_time": 104,
+            "end_time": 0,
+            "exit_code": 0,
+            "state_reason": "None",
+        }
+    )
+    assert (old.state, old.node, old.gpus, old.submitted, old.started, old.ended, old.reason) == (
+        "running",
+        "n1",
+        "gpu:fake:1(IDX:0)",
+        100,
+        104,
+        None,
+        "",
+    )
+    new = slurm._from_json(
+        {
+            "job_id": 8,
+            "job_state": ["PENDING"],
+            "state_reason": "Resources",
+            "gres_detail": [],
+            "tres_per_node": "gres:gpu:2",
+            "submit_time": {"set": True, "number": 200},
+            "start_time": {"set": False, "number": 0},
+            "exit_code": {"status": ["PENDING"], "return_code": {"set": False, "number": 0}},
+        }
+    )
+    assert (new.state, new.gpus, new.submitted, new.started, new.exit_code, new.reason) == (
+        "pending",
+        "gpu:2",
+        200,
+        None,
+        None,
+        "Resources",
+    )

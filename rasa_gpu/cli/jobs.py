@@ -58,7 +58,8 @@ def submit(
       rasa-gpu submit example_bot --to slurm --partition gpu --time 30
       rasa-gpu submit example_bot --wait
     """
-    from .. import jobs, slurm
+    from .. import jobs
+    from ..runners import slurm
     from ._common import err, out
 
     resolved = load(
@@ -124,12 +125,12 @@ def submit(
 
 
 def _kubernetes(resolved: Resolved, settings: Settings, rasa_args: tuple[str, ...], dry_run: bool) -> None:
-    """The Job for a cluster: its manifests (--dry-run). Applying them needs an API server, which this project
-    cannot run in its tests; until that is tested, rasa-gpu prints them and says how to apply them."""
+    """The manifests of a Kubernetes Job, on stdout for `kubectl apply -f`. rasa-gpu does not apply them itself:
+    that needs an API server, which this project cannot run in its tests."""
     import uuid
 
-    from .. import kubernetes
     from ..images import published_ref
+    from ..runners import kubernetes
     from ._common import err
 
     spec = resolved.spec
@@ -139,15 +140,27 @@ def _kubernetes(resolved: Resolved, settings: Settings, rasa_args: tuple[str, ..
         run_id=uuid.uuid4().hex[:12],
         image=image,
         pulled=spec.registry is not None,
-        options=kubernetes.KubeOptions(gpus=1 if settings.slurm_gpus is None else settings.slurm_gpus),
+        options=kubernetes.KubeOptions(
+            namespace=settings.kubernetes_namespace,
+            gpus=1 if settings.slurm_gpus is None else settings.slurm_gpus,
+            cpus=None if settings.slurm_cpus is None else str(settings.slurm_cpus),
+            memory=settings.slurm_memory,
+            storage=settings.kubernetes_storage or kubernetes.KubeOptions.storage,
+            storage_class=settings.kubernetes_storage_class,
+            node_selector=dict(settings.kubernetes_node_selector),
+            tolerations=tuple(settings.kubernetes_tolerations),
+        ),
         train_args=rasa_args,
-        license_secret="rasa-pro-license" if spec.release.pro else None,
+        license_secret=(settings.kubernetes_license_secret or "rasa-pro-license")
+        if spec.release.pro
+        else None,
+        inputs=resolved.project.inputs_archive(),
     )
     sys.stdout.write(kubernetes.render(job))
     if not dry_run:
         err.print(
-            "rasa-gpu does not apply Kubernetes manifests yet: apply the ones above with `kubectl apply -f -` "
-            '(see the README, "Kubernetes")',
+            "rasa-gpu does not apply Kubernetes manifests itself: save them and `kubectl apply -f` them with your "
+            'kubeconfig and context (README, "Kubernetes")',
             markup=False,
         )
 
@@ -195,13 +208,14 @@ def jobs_list(bot: str, as_json: bool) -> None:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     table = Table(box=box.SIMPLE, show_edge=False)
-    for column in ("job", "state", "node", "queued", "ran", "submitted", "why"):
+    for column in ("job", "state", "node", "gpu", "queued", "ran", "submitted", "why"):
         table.add_column(column)
     for v in shown:
         table.add_row(
             v.record.ref,
             v.state,
             v.node,
+            v.gpus,
             _seconds(v.queued_seconds),
             _seconds(v.run_seconds),
             v.record.submitted_at,
@@ -215,8 +229,9 @@ def jobs_list(bot: str, as_json: bool) -> None:
 @click.argument("bot", default=".", type=click.Path())
 def jobs_cancel(job_id: str, bot: str) -> None:
     """Cancel a job: Slurm ends it, and rasa-gpu on the node removes its container and keeps no partial model."""
-    from .. import jobs, slurm
+    from .. import jobs
     from ..project import BotProject
+    from ..runners import slurm
     from ._common import err
 
     project = BotProject.load(bot)
@@ -231,8 +246,9 @@ def jobs_cancel(job_id: str, bot: str) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
 def jobs_logs(job_id: str, bot: str, follow: bool) -> None:
     """Print a job's output (what rasa-gpu train printed on the node)."""
-    from .. import jobs, slurm
+    from .. import jobs
     from ..project import BotProject
+    from ..runners import slurm
 
     project = BotProject.load(bot)
     record = jobs.find(project, job_id)

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 @click.option("--force", is_flag=True, help="Train even if nothing changed since the newest model.")
 @click.option("--no-wait", is_flag=True, help="Fail instead of waiting when this bot is already training.")
 @click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output.")
+@click.option(
+    "--job", hidden=True, help="The scheduler's job this training runs in (set by a submitted job)."
+)
 def train_cmd(
     bot: str,
     rasa_args: Sequence[str],
@@ -51,6 +54,7 @@ def train_cmd(
     force: bool,
     no_wait: bool,
     verbose: bool,
+    job: str | None,
 ) -> None:
     """Train BOT (default: the current folder) in a container; the model lands in BOT/models/.
 
@@ -84,6 +88,8 @@ def train_cmd(
         wait=not no_wait,
         rebuild=image.rebuild,
         license=resolved.license(),
+        job=job,
+        queued_seconds=_queued_seconds(job),
     )
     say(
         ("rasa-gpu", {"bold": True}),
@@ -97,6 +103,16 @@ def train_cmd(
         with TrainView(verbose) as view:
             result = train(project, spec, options, view.handle, runner=runner)
     _print_summary(result)
+
+
+def _queued_seconds(job: str | None) -> float | None:
+    """How long the job this training runs in waited in its queue (None outside a job, or if its scheduler does
+    not say)."""
+    if not job:
+        return None
+    from .. import jobs
+
+    return jobs.queue_wait(job)
 
 
 def _parse_overrides(lines: list[str]) -> list[Override]:

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .errors import RasaGpuError
+from .. import __version__
+from ..errors import RasaGpuError
 
 #: The job states rasa-gpu shows; Slurm's own names map onto them.
 STATE_NAMES = {
@@ -86,6 +86,7 @@ class JobState:
     slurm_state: str
     reason: str = ""
     node: str = ""
+    gpus: str = ""  # the GPUs the job was given (e.g. gpu:fake:1(IDX:0)) or, before and after, asked for
     exit_code: int | None = None
     submitted: int | None = None  # Unix times, when Slurm says
     started: int | None = None
@@ -104,7 +105,13 @@ def render(job: SlurmJob) -> str:
     directives += [f"--mem={o.memory}"] if o.memory else []
     gpu_args = '--gpus "$CUDA_VISIBLE_DEVICES"' if o.gpus else "--gpu off"
     train = " ".join(
-        [shlex.quote(job.python), "-m rasa_gpu train", shlex.quote(str(job.bot)), "--no-wait", gpu_args]
+        [
+            shlex.quote(job.python),
+            "-m rasa_gpu train",
+            shlex.quote(str(job.bot)),
+            '--no-wait --job "slurm:$SLURM_JOB_ID"',
+            gpu_args,
+        ]
         + [shlex.quote(a) for a in job.train_args]
     )
     mark = shlex.quote(str(job.job_dir / SUBMITTED_MARK))
@@ -128,6 +135,8 @@ def render(job: SlurmJob) -> str:
         "# Slurm writes this output file as the submitting user: it belongs to the bot's owner, like the rest of it.",
         f'[ "$(id -u)" != 0 ] || chown "$(stat -c %u:%g {shlex.quote(str(job.bot))})" '
         f"{shlex.quote(str(job.output_path))} 2>/dev/null || true",
+        "# Output goes to the log file line by line, so `jobs logs -f` and `submit --wait` show it as it comes.",
+        "export PYTHONUNBUFFERED=1",
         "# The GPUs Slurm gave this job, by id: a container started through Docker runs outside the job's cgroup.",
         f"exec {train}",
         "",
@@ -242,10 +251,21 @@ def _from_json(raw: dict) -> JobState:
         slurm_state=slurm_state,
         reason=str(raw.get("state_reason") or "").replace("None", ""),
         node=str(raw.get("nodes") or ""),
+        gpus=_gpus(raw),
         exit_code=code,
         submitted=_number(raw.get("submit_time")),
         started=_number(raw.get("start_time")),
         ended=_number(raw.get("end_time")),
+    )
+
+
+def _gpus(raw: dict) -> str:
+    given = raw.get("gres_detail") or []
+    if given:
+        return ",".join(str(g) for g in given)
+    asked = str(raw.get("tres_per_node") or raw.get("tres_per_job") or "")
+    return ",".join(
+        part.removeprefix("gres:").removeprefix("gres/") for part in asked.split(",") if "gpu" in part
     )
 
 

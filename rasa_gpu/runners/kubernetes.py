@@ -1,25 +1,44 @@
-"""Training as a Kubernetes Job: the manifests (rendered here, applied with the user's kubectl and kubeconfig).
+"""Training as a Kubernetes Job: the manifests (rendered here; the user applies them with kubectl and their own
+kubeconfig and context).
 
-The bot's training inputs and the model move through a PersistentVolumeClaim per bot, as they move through a
-per-run volume on a remote Docker engine (runners/remote.py): a short-lived transfer pod takes the inputs in
-(`kubectl cp`), the Job trains from /work/<run>/bot into /work/<run>/out with Rasa's cache in /work/cache (kept
-between runs), and `rasa-gpu jobs fetch` copies the model back through a transfer pod into models/. Chosen over
-baking the inputs into an image: the image stays the shared Rasa image of the release (no push per training), and
-the cache survives. The image comes from the registry in the settings; without one the nodes must already have it
-(`imagePullPolicy: Never`; load it with `docker save | ctr -n k8s.io images import -`).
+The bot's training inputs travel in the manifests themselves, as a gzipped tar in a ConfigMap of the run (a few KB
+for most bots; a ConfigMap holds up to 1 MiB), so `kubectl apply -f` of one file is all it takes: no transfer pod,
+no push per training. The Job unpacks them into /work/<run>/bot on a PersistentVolumeClaim per bot and trains into
+/work/<run>/out, with Rasa's cache in /work/cache, kept between runs like the cache volume of a remote engine
+(remote.py). The model stays on the claim until it is copied out (README, "Kubernetes"). Chosen over
+baking the inputs into an image (a push per training) and over copying them onto the claim (a second pod and a
+wait before the Job can start). The image comes from the registry in the settings; without one the nodes must
+already have it (`imagePullPolicy: Never`; load it with `docker save | ctr -n k8s.io images import -`).
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from . import __version__
+from .. import __version__
+from ..errors import RasaGpuError
 
 LABEL = "rasa-gpu.io/bot"
 WORK = "/work"
+INPUTS = "/inputs"
+INPUTS_KEY = "inputs.tar.gz"
+#: A ConfigMap holds at most 1 MiB, and binaryData is base64 (4/3): what the archive may weigh, with room to spare.
+MAX_INPUTS_BYTES = 700_000
+#: What the Job's container runs: unpack the inputs from the ConfigMap onto the claim, then Rasa (through the image's
+#: entry point, as every rasa-gpu container) with the run's folders. "$@" is `rasa train`'s extra arguments.
+JOB_SCRIPT = (
+    'set -eu; run="$RASA_GPU_RUN_DIR"; mkdir -p "$run/bot" "$run/out"; '
+    f'tar -xzf {INPUTS}/{INPUTS_KEY} -C "$run/bot"; cd "$run/bot"; '
+    'exec python3 /usr/local/bin/rasa-gpu-entry train --out "$run/out" "$@"'
+)
+
+
+class InputsTooLarge(RasaGpuError):
+    """The bot's training inputs do not fit into a ConfigMap."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +64,9 @@ class KubeJob:
     options: KubeOptions
     train_args: tuple[str, ...] = ()
     license_secret: str | None = None  # a Secret that holds RASA_PRO_LICENSE (never the value here)
+    inputs: bytes = field(
+        default=b"", repr=False
+    )  # the training inputs, a gzipped tar (BotProject.inputs_archive)
 
     @property
     def claim(self) -> str:
@@ -56,7 +78,13 @@ class KubeJob:
 
 
 def manifests(job: KubeJob) -> list[dict[str, Any]]:
-    """The claim (created once per bot; applying it again changes nothing) and the Job."""
+    """The run's inputs (a ConfigMap), the claim (created once per bot; applying it again changes nothing) and the
+    Job."""
+    if len(job.inputs) > MAX_INPUTS_BYTES:
+        raise InputsTooLarge(
+            f"the training inputs of {job.bot_name} are {len(job.inputs) / 1e6:.1f} MB packed, more than a Kubernetes "
+            f"ConfigMap holds ({MAX_INPUTS_BYTES / 1e6:.1f} MB): train with --to slurm or --host, or split the data"
+        )
     o = job.options
     metadata: dict[str, Any] = {
         "labels": {LABEL: _dns(job.bot_name), "app.kubernetes.io/managed-by": "rasa-gpu"}
@@ -80,7 +108,14 @@ def manifests(job: KubeJob) -> list[dict[str, Any]]:
     if o.memory:
         requests["memory"] = limits["memory"] = o.memory
     run_dir = f"{WORK}/{job.run_id}"
+    inputs: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": job.job_name, **metadata},
+        "binaryData": {INPUTS_KEY: base64.b64encode(job.inputs).decode("ascii")},
+    }
     env: list[dict[str, Any]] = [
+        {"name": "RASA_GPU_RUN_DIR", "value": run_dir},
         {"name": "HOME", "value": "/tmp"},
         {"name": "RASA_CACHE_DIRECTORY", "value": f"{WORK}/cache"},
         {"name": "TF_FORCE_GPU_ALLOW_GROWTH", "value": "true"},
@@ -96,10 +131,13 @@ def manifests(job: KubeJob) -> list[dict[str, Any]]:
         "name": "train",
         "image": job.image,
         "imagePullPolicy": "IfNotPresent" if job.pulled else "Never",
-        "workingDir": f"{run_dir}/bot",
-        "args": ["train", "--out", f"{run_dir}/out", *job.train_args],
+        "command": ["sh", "-c", JOB_SCRIPT, "rasa-gpu-job"],
+        "args": list(job.train_args),
         "env": env,
-        "volumeMounts": [{"name": "work", "mountPath": WORK}],
+        "volumeMounts": [
+            {"name": "work", "mountPath": WORK},
+            {"name": "inputs", "mountPath": INPUTS, "readOnly": True},
+        ],
     }
     if limits or requests:
         container["resources"] = {k: v for k, v in (("limits", limits), ("requests", requests)) if v}
@@ -107,7 +145,10 @@ def manifests(job: KubeJob) -> list[dict[str, Any]]:
         "restartPolicy": "Never",
         "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000},
         "containers": [container],
-        "volumes": [{"name": "work", "persistentVolumeClaim": {"claimName": job.claim}}],
+        "volumes": [
+            {"name": "work", "persistentVolumeClaim": {"claimName": job.claim}},
+            {"name": "inputs", "configMap": {"name": job.job_name}},
+        ],
     }
     if o.node_selector:
         pod_spec["nodeSelector"] = dict(o.node_selector)
@@ -127,15 +168,15 @@ def manifests(job: KubeJob) -> list[dict[str, Any]]:
             "template": {"metadata": {"labels": dict(metadata["labels"])}, "spec": pod_spec},
         },
     }
-    return [claim, kube_job]
+    return [inputs, claim, kube_job]
 
 
 def render(job: KubeJob) -> str:
     """The manifests as one YAML stream, with a header that says how they are used."""
     header = (
         f"# rasa-gpu {__version__}: train {job.bot_name} as a Kubernetes Job (rasa-gpu submit --to kubernetes).\n"
-        f"# The claim {job.claim} holds the training inputs, Rasa's cache and the model; `rasa-gpu jobs fetch` copies\n"
-        "# the model back into models/.\n"
+        f"# The ConfigMap {job.job_name} carries the training inputs; the claim {job.claim} keeps Rasa's cache and\n"
+        f"# the model ({WORK}/{job.run_id}/out). Apply with `kubectl apply -f`; copy the model out as the README says.\n"
     )
     return header + yaml.safe_dump_all(manifests(job), sort_keys=False)
 
