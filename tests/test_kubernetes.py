@@ -101,17 +101,20 @@ def test_the_jobs_container_trains_as_its_pod_would(trained_bot, built_image, do
     pod = job["spec"]["template"]["spec"]
     [container] = pod["containers"]
     assert container["image"] == built_image and "resources" not in container  # no registry; --gpus 0
-    # The claim: a folder owned by the pod's user, with the warm Rasa cache of the trained fixture in it.
-    work = tmp_path / "claim"
+    # The claim: a folder with the warm Rasa cache of the trained fixture in it; the pod's emptyDir: a folder too.
+    work, empty = tmp_path / "claim", tmp_path / "emptydir"
     shutil.copytree(bot / ".rasa" / "cache", work / "cache")
+    empty.mkdir()
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     for key, value in config_map["binaryData"].items():
         (inputs / key).write_bytes(base64.b64decode(value))
-    user = pod["securityContext"]["runAsUser"]
-    for path in [work, *work.rglob("*")]:
-        os.lchown(path, user, pod["securityContext"]["fsGroup"])
+    user, group = pod["securityContext"]["runAsUser"], pod["securityContext"]["fsGroup"]
+    for path in [work, empty, *work.rglob("*")]:
+        os.lchown(path, user, group)
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes["bot"] and "persistentVolumeClaim" in volumes["work"]
     run = docker_client.containers.run(
         container["image"],
         container["command"][1:] + container["args"],
@@ -120,7 +123,11 @@ def test_the_jobs_container_trains_as_its_pod_would(trained_bot, built_image, do
         environment={e["name"]: e["value"] for e in container["env"]},
         volumes={
             str(work): {"bind": mounts["work"], "mode": "rw"},
+            str(empty): {"bind": mounts["bot"], "mode": "rw"},
             str(inputs): {"bind": mounts["inputs"], "mode": "ro"},
+            # The fixture's cache was written by a local training, whose cache database names its entries by
+            # their path there (/bot/.rasa/cache/...); a cache the Job wrote itself names /work/cache/....
+            str(work / "cache"): {"bind": "/bot/.rasa/cache", "mode": "ro"},
         },
         labels={"io.rasa-gpu.test": "kubernetes-job"},
         detach=True,
@@ -133,7 +140,9 @@ def test_the_jobs_container_trains_as_its_pod_would(trained_bot, built_image, do
     assert status["StatusCode"] == 0, logs[-3000:]
     run_id = job["metadata"]["annotations"]["rasa-gpu.io/run"]
     [model] = (work / run_id / "out").glob("*.tar.gz")
-    assert (work / run_id / "bot" / "domain.yml").read_bytes() == (bot / "domain.yml").read_bytes()
+    assert (empty / "domain.yml").read_bytes() == (bot / "domain.yml").read_bytes()
+    # The cache on the claim (RASA_CACHE_DIRECTORY=/work/cache) is used.
+    assert "Restored component 'DIETClassifier' from cache" in logs, logs[-3000:]
     served = tmp_path / "served"
     (served / "models").mkdir(parents=True)
     shutil.copy(model, served / "models" / model.name)

@@ -3,11 +3,11 @@ kubeconfig and context).
 
 The bot's training inputs travel in the manifests themselves, as a gzipped tar in a ConfigMap of the run (a few KB
 for most bots; a ConfigMap holds up to 1 MiB), so `kubectl apply -f` of one file is all it takes: no transfer pod,
-no push per training. The Job unpacks them into /work/<run>/bot on a PersistentVolumeClaim per bot and trains into
-/work/<run>/out, with Rasa's cache in /work/cache, kept between runs like the cache volume of a remote engine
-(remote.py). The model stays on the claim until it is copied out (README, "Kubernetes"). Chosen over
-baking the inputs into an image (a push per training) and over copying them onto the claim (a second pod and a
-wait before the Job can start). The image comes from the registry in the settings; without one the nodes must
+no push per training. The Job unpacks them into /bot (the pod's own emptyDir, the path every rasa-gpu container
+trains at, which Rasa's cache keys depend on) and trains into /work/<run>/out on a PersistentVolumeClaim per bot,
+with Rasa's cache in /work/cache, kept between runs like the cache volume of a remote engine (remote.py). The
+model stays on the claim until it is copied out (README, "Kubernetes"). Chosen over baking the inputs into an image
+(a push per training) and over copying them onto the claim (a second pod and a wait before the Job can start). The image comes from the registry in the settings; without one the nodes must
 already have it (`imagePullPolicy: Never`; load it with `docker save | ctr -n k8s.io images import -`).
 """
 
@@ -21,6 +21,7 @@ import yaml
 
 from .. import __version__
 from ..errors import RasaGpuError
+from .base import BOT_MOUNT  # the bot's path in every rasa-gpu container: Rasa's cache keys depend on it
 
 LABEL = "rasa-gpu.io/bot"
 WORK = "/work"
@@ -31,9 +32,8 @@ MAX_INPUTS_BYTES = 700_000
 #: What the Job's container runs: unpack the inputs from the ConfigMap onto the claim, then Rasa (through the image's
 #: entry point, as every rasa-gpu container) with the run's folders. "$@" is `rasa train`'s extra arguments.
 JOB_SCRIPT = (
-    'set -eu; run="$RASA_GPU_RUN_DIR"; mkdir -p "$run/bot" "$run/out"; '
-    f'tar -xzf {INPUTS}/{INPUTS_KEY} -C "$run/bot"; cd "$run/bot"; '
-    'exec python3 /usr/local/bin/rasa-gpu-entry train --out "$run/out" "$@"'
+    f'set -eu; run="$RASA_GPU_RUN_DIR"; mkdir -p "$run/out"; tar -xzf {INPUTS}/{INPUTS_KEY} -C {BOT_MOUNT}; '
+    f'cd {BOT_MOUNT}; exec python3 /usr/local/bin/rasa-gpu-entry train --out "$run/out" "$@"'
 )
 
 
@@ -136,6 +136,7 @@ def manifests(job: KubeJob) -> list[dict[str, Any]]:
         "env": env,
         "volumeMounts": [
             {"name": "work", "mountPath": WORK},
+            {"name": "bot", "mountPath": BOT_MOUNT},
             {"name": "inputs", "mountPath": INPUTS, "readOnly": True},
         ],
     }
@@ -147,6 +148,7 @@ def manifests(job: KubeJob) -> list[dict[str, Any]]:
         "containers": [container],
         "volumes": [
             {"name": "work", "persistentVolumeClaim": {"claimName": job.claim}},
+            {"name": "bot", "emptyDir": {}},
             {"name": "inputs", "configMap": {"name": job.job_name}},
         ],
     }
