@@ -48,10 +48,8 @@ def test_the_manifests_validate_against_the_kubernetes_schema(gpus, pulled):
     assert limits.get("nvidia.com/gpu") == (1 if gpus else None)
     assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == docs[1]["metadata"]["name"]
     assert pod["volumes"][2]["configMap"]["name"] == docs[0]["metadata"]["name"]
-    assert pod["volumes"][1] == {
-        "name": "bot",
-        "emptyDir": {},
-    }  # the bot at /bot, as in every rasa-gpu container
+    # The bot at /bot, as in every rasa-gpu container.
+    assert pod["volumes"][1] == {"name": "bot", "emptyDir": {}}
 
 
 def test_node_selector_tolerations_and_the_license_secret_by_reference():
