@@ -19,6 +19,8 @@ from typing import Any
 
 from .project import BotProject
 
+#: The share of each model's epochs a fine-tune trains (rasa train --epoch-fraction), unless told otherwise.
+DEFAULT_EPOCH_FRACTION = 0.2
 #: The label kinds a model's layers depend on, in the order a reason names them.
 LABELS = ("intents", "entities", "slots", "actions", "forms", "responses", "regexes", "lookups")
 #: Config keys that do not change what a model is (epochs are what a fine-tune sets itself).
@@ -52,8 +54,9 @@ class Shape:
             return None
 
 
-def shape_of(project: BotProject) -> Shape:
-    """The bot's shape now, from its domain, its NLU data, its config and its code."""
+def shape_of(project: BotProject, config: dict | None = None) -> Shape:
+    """The bot's shape now, from its domain, its NLU data, its config (`config`: the one a training uses, e.g. with
+    --set overrides; default config.yml) and its code."""
     labels: dict[str, set[str]] = {kind: set() for kind in LABELS}
     for content in _yaml_contents(project, _domain_files(project)):
         _domain_labels(content, labels)
@@ -65,7 +68,9 @@ def shape_of(project: BotProject) -> Shape:
             code.update(project.relative(path).encode() + b"\0" + path.read_bytes() + b"\0")
     return Shape(
         labels={kind: sorted(values) for kind, values in labels.items()},
-        config=json.dumps(_without_epochs(project.config_data()), sort_keys=True, default=str),
+        config=json.dumps(
+            _without_epochs(project.config_data() if config is None else config), sort_keys=True, default=str
+        ),
         code=code.hexdigest(),
     )
 
