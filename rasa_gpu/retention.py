@@ -7,6 +7,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .project import BotProject
 
 #: keep_models for `watch` when the settings say nothing: a day of saves leaves this many models, not hundreds.
 WATCH_DEFAULT = 10
@@ -36,3 +40,50 @@ def to_remove(models: Iterable[ModelFile], keep: int) -> list[ModelFile]:
     start from), except those served or pinned, which are kept on top."""
     ordered = newest_first(models)
     return [m for m in ordered[max(1, keep) :] if not (m.served or m.pinned)]
+
+
+def scan(project: BotProject, served: str | None = None) -> list[ModelFile]:
+    """The bot's models, newest first, with their training run, pin and fine-tune from the run history (raises
+    HistoryError when the history cannot be read: without it no model may be removed)."""
+    from . import history
+
+    runs: dict[str, history.Run] = {}
+    store = history.History.of(project)
+    if store.path.exists():
+        with store:
+            for run in store.runs(history.RunQuery(kind="train", limit=0)):
+                if run.model_path and run.model_path not in runs:
+                    runs[run.model_path] = run  # newest first: the run that wrote it last
+    found = []
+    for path in project.models_dir.glob("*.tar.gz") if project.models_dir.is_dir() else []:
+        stat = path.stat()
+        row = runs.get(project.relative(path))
+        found.append(
+            ModelFile(
+                path=path,
+                size=stat.st_size,
+                modified=stat.st_mtime,
+                run_id=row.id if row else None,
+                served=path.name == served,
+                pinned=bool(row and row.pinned),
+                finetuned=bool(row and row.finetuned_from),
+            )
+        )
+    return newest_first(found)
+
+
+def remove(models: Iterable[ModelFile]) -> list[Path]:
+    """Delete these model files; returns the ones removed (one already gone is skipped)."""
+    removed = []
+    for model in models:
+        try:
+            model.path.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(model.path)
+    return removed
+
+
+def tidy(project: BotProject, keep: int, served: str | None) -> list[Path]:
+    """Remove the models beyond `keep` (never the served or a pinned one); returns what was removed."""
+    return remove(to_remove(scan(project, served), keep))

@@ -37,3 +37,36 @@ def test_the_newest_always_stays_and_order_is_by_time_not_name():
     assert _names(to_remove(_models(3), 0)) == ["m1.tar.gz", "m0.tar.gz"]
     late = ModelFile(Path("models/a.tar.gz"), 1, modified=5000.0)
     assert _names(newest_first([*_models(2), late]))[0] == "a.tar.gz"
+
+
+def test_scan_reads_runs_and_pins_from_the_history_and_tidy_removes_the_rest(tmp_path):
+    import os
+
+    from conftest import EXAMPLE_BOT, copy_bot
+
+    from rasa_gpu import history, retention
+    from rasa_gpu.project import BotProject
+
+    bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot", owner=None)
+    (bot / "models").mkdir()
+    project = BotProject.load(bot)
+    for i in range(5):
+        path = bot / "models" / f"m{i}.tar.gz"
+        path.write_bytes(b"x" * (i + 1))
+        os.utime(path, (1000 + i, 1000 + i))
+        history.record(project, history.Run(kind="train", model_path=f"models/m{i}.tar.gz"))
+    with history.History.of(project) as store:
+        store.pin("1")  # m0
+    found = retention.scan(project, served="m1.tar.gz")
+    assert [(m.path.name, m.run_id, m.pinned, m.served) for m in found][-2:] == [
+        ("m1.tar.gz", 2, False, True),
+        ("m0.tar.gz", 1, True, False),
+    ]
+    removed = retention.tidy(project, 2, served="m1.tar.gz")
+    assert [p.name for p in removed] == ["m2.tar.gz"]
+    assert sorted(p.name for p in (bot / "models").iterdir()) == [
+        "m0.tar.gz",
+        "m1.tar.gz",
+        "m3.tar.gz",
+        "m4.tar.gz",
+    ]

@@ -39,6 +39,7 @@ COMMANDS = {
     "down": "services:down",
     "jobs": "jobs:jobs_cmd",
     "logs": "services:logs",
+    "models": "models:models_cmd",
     "ps": "services:ps",
     "push": "build:push",
     "restart": "services:restart",

@@ -10,7 +10,11 @@ import click
 from ._common import GPU_MODES, ImageOptions, image_options, load
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..overrides import Override
+    from ..project import BotProject
+    from ..runners import Runner
     from ..train import TrainResult
 
 
@@ -119,7 +123,20 @@ def train_cmd(
             say(f"on the Docker engine at {runner.name}")
         with TrainView(verbose) as view:
             result = train(project, spec, options, view.handle, runner=runner)
+        removed = _tidy(project, settings.keep_models, runner) if not result.skipped else []
     _print_summary(result)
+    if removed:
+        say(f"removed {len(removed)} older model(s) (keep_models = {settings.keep_models})")
+
+
+def _tidy(project: BotProject, keep: int | None, runner: Runner) -> list[Path]:
+    """keep_models after a training: the model a running server serves and pinned ones stay."""
+    if not keep:
+        return []
+    from .. import retention, services
+
+    served = services.served_model(runner.engine, project) if runner.local else None
+    return retention.tidy(project, keep, served)
 
 
 def _queued_seconds(job: str | None) -> float | None:

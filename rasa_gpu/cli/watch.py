@@ -78,6 +78,7 @@ def watch(
             finetune=finetune,
         ),
         quiet=quiet_period,
+        keep_models=settings.keep_models or watch_mod.retention.WATCH_DEFAULT,
     )
     err.print(
         f"rasa-gpu watch: {escape(str(project.root))} with Rasa {spec.release.version} ({why}); data, domain, "
