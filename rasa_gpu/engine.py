@@ -9,7 +9,6 @@ unix socket with the standard library's http.client, read-only.
 from __future__ import annotations
 
 import contextlib
-
 import http.client
 import importlib
 import io
