@@ -145,7 +145,7 @@ class ContainerSpec:
 
 
 #: Roles of containers that live only as long as the rasa-gpu process that started them (services are not among them).
-ORPHAN_ROLES = ("train", "chown", "probe", "transfer")
+ORPHAN_ROLES = ("train", "chown", "probe", "transfer", "rasa")
 
 
 def _alive(pid: str) -> bool:
