@@ -172,7 +172,7 @@ def run(
 
 
 @dataclass(frozen=True)
-class TestOptions:
+class RasaTestOptions:
     kind: str = "all"  # all | nlu | core | e2e
     model: Path | None = None  # default: the newest in models/
     folds: int | None = None  # NLU cross-validation
@@ -180,7 +180,7 @@ class TestOptions:
 
 
 @dataclass
-class TestResult:
+class RasaTestResult:
     model: Path | None
     results: Path
     figures: dict[str, float]
@@ -188,7 +188,7 @@ class TestResult:
     run_id: int | None = None
 
 
-def test_args(project: BotProject, options: TestOptions, model: Path | None, out: str) -> list[str]:
+def rasa_test_args(project: BotProject, options: RasaTestOptions, model: Path | None, out: str) -> list[str]:
     """`rasa test …` for these options: the model (none for cross-validation, which trains per fold), the bot's own
     config, domain and data paths, and the results folder."""
     if options.folds is not None and options.kind != "nlu":
@@ -205,16 +205,16 @@ def test_args(project: BotProject, options: TestOptions, model: Path | None, out
     return [*args, "--out", out, *options.extra]
 
 
-def test(
+def run_tests(
     project: BotProject,
     image: str,
-    options: TestOptions,
+    options: RasaTestOptions,
     rasa_options: RasaOptions,
     runner: Runner,
     on_event: EventSink,
     on_output: Callable[[bytes], None],
     record: Run,
-) -> TestResult:
+) -> RasaTestResult:
     """rasa test into a fresh folder of the run, whose reports then replace those in BOT/results/; the figures are
     read from the fresh reports only, so a report an earlier run left behind never counts."""
     model = options.model or project.newest_model()
@@ -225,7 +225,7 @@ def test(
     fresh = project.state_dir / "tmp" / f"test-{uuid.uuid4().hex[:12]}"
     project.make_owned_dirs(fresh)
     try:
-        args = test_args(project, options, model, f"{BOT_MOUNT}/{project.relative(fresh)}")
+        args = rasa_test_args(project, options, model, f"{BOT_MOUNT}/{project.relative(fresh)}")
         record.model_path = project.relative(model) if model is not None else None
         record.rasa_args = args[1:]
         output: list[bytes] = []
@@ -250,7 +250,7 @@ def test(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(path), target)
         record.metrics = figures
-        return TestResult(model, results, figures, code)
+        return RasaTestResult(model, results, figures, code)
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
 

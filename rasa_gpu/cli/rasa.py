@@ -213,7 +213,7 @@ def test_cmd(
         raise SettingsError("--folds goes with --cross-validation")
     resolved = load(bot, image)
     project, spec = resolved.project, resolved.spec
-    options = rasa_commands.TestOptions(
+    options = rasa_commands.RasaTestOptions(
         kind=kind or "all",
         model=Path(model).resolve() if model else None,
         folds=(folds or 5) if cross_validation else None,
@@ -230,7 +230,7 @@ def test_cmd(
         record.host = runner.machine()
         with history.recording(project, record, lambda text: err.print(f"warning: {text}", markup=False)):
             tag, rasa_options = _prepare(resolved, runner, gpu, False)
-            result = rasa_commands.test(
+            result = rasa_commands.run_tests(
                 project, tag, options, rasa_options, runner, _notice, _progress, record
             )
     table = Table("figure", "value", box=None, padding=(0, 2))
