@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import evaluation
 from . import gpu as gpu_rules
-from .errors import GpuUnavailable, SettingsError, TrainingFailed
+from .errors import SettingsError, TrainingFailed
 from .events import EventSink, Notice
 from .project import BotProject
 from .runners import BOT_MOUNT, Runner
@@ -87,39 +86,6 @@ def with_services(project: BotProject, engine: Engine, args: list[str]) -> tuple
     return network, args
 
 
-@contextmanager
-def started(
-    engine: Engine,
-    build: Callable[[gpu_rules.GpuRequest], ContainerSpec],
-    gpu: gpu_rules.GpuRequest,
-    doing: str,
-    on_event: EventSink,
-) -> Iterator[tuple[RunningContainer, bool]]:
-    """Start the container `build` makes, asking for the GPU as `gpu` says (auto: the CPU when the engine refuses,
-    remembered per engine, as for a training). Yields it and whether it got the GPU; it is removed on the way out."""
-    granted = gpu.wanted
-    engine_id = engine.engine_id() if gpu.wanted else ""
-    if gpu.mode == "auto" and gpu_rules.refused_recently(engine_id):
-        on_event(Notice(gpu_rules.without_runtime(gpu, doing, remembered=True), "warn"))
-        granted = False
-    with ExitStack() as stack:
-        try:
-            running = stack.enter_context(engine.running(build(gpu if granted else _CPU)))
-            if granted:
-                gpu_rules.remember(engine_id, refused=False)
-        except GpuUnavailable:
-            if gpu.mode == "on":
-                raise
-            gpu_rules.remember(engine_id, refused=True)
-            on_event(Notice(gpu_rules.without_runtime(gpu, doing), "warn"))
-            granted = False
-            running = stack.enter_context(engine.running(build(_CPU)))
-        yield running, granted
-
-
-_CPU = gpu_rules.GpuRequest("off")
-
-
 def require_local(runner: Runner, what: str) -> Engine:
     if not runner.local:
         raise SettingsError(
@@ -159,7 +125,7 @@ def run(
             run_id=run_id,
         )
 
-    with started(engine, build, options.gpu, "run rasa", on_event) as (running, _granted):
+    with gpu_rules.started(engine, build, options.gpu, "run rasa", on_event) as (running, _granted):
         if options.terminal and pump is not None:
             pump(running)
         else:

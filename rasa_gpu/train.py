@@ -15,7 +15,7 @@ import tarfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -468,27 +468,13 @@ def _run_training(
     *,
     secrets: dict[str, str] | None = None,
 ) -> _Outcome:
-    granted = gpu.wanted
-    engine_id = engine.engine_id() if gpu.wanted else ""
-    if gpu.mode == "auto" and gpu_rules.refused_recently(engine_id):
-        on_event(Notice(gpu_rules.without_runtime(gpu, "train", remembered=True), "warn"))
-        granted = False
     running: RunningContainer | None = None
     try:
-        with ExitStack() as container:
-            try:
-                spec = training_container(
-                    workspace, image, command, gpu if granted else _CPU, limits, secrets
-                )
-                running = container.enter_context(engine.running(spec))
-                if granted:
-                    gpu_rules.remember(engine_id, refused=False)
-            except GpuUnavailable:
-                gpu_rules.remember(engine_id, refused=True)
-                on_event(Notice(gpu_rules.without_runtime(gpu, "train"), "warn"))
-                granted = False
-                cpu_only = training_container(workspace, image, command, _CPU, limits, secrets)
-                running = container.enter_context(engine.running(cpu_only))
+
+        def build(request: gpu_rules.GpuRequest) -> ContainerSpec:
+            return training_container(workspace, image, command, request, limits, secrets)
+
+        with gpu_rules.started(engine, build, gpu, "train", on_event) as (running, granted):
             on_event(TrainingStarted(image=image, gpu=gpu.describe() if granted else "none"))
             return _follow(running, gpu, granted, on_event)
     except KeyboardInterrupt:  # any container is stopped and removed by now (engine.running)
@@ -497,9 +483,6 @@ def _run_training(
                 "stopped while the training container was starting; none is left; no model was written"
             ) from None
         raise Interrupted("stopped and removed the training container; no model was written") from None
-
-
-_CPU = gpu_rules.GpuRequest("off")
 
 
 def training_container(
