@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .project import BotProject
 
-_PY_WARNING = re.compile(r"^\S+\.py:\d+: (?P<category>\w*Warning): (?P<message>.*)$")
+_PY_WARNING = re.compile(r"^(?P<source>\S+\.py):\d+: (?P<category>\w*Warning): (?P<message>.*)$")
 _LOG = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (?P<level>WARNING|ERROR)\s+\S+\s+- (?P<message>.*)$")
 _SCHEMA_PLACE = re.compile(r"^\s*in (?P<file>[^\s:][^:]*):(?P<line>\d+):\s*$")
 _QUOTED = re.compile(r"'([^'\s]+)'")
@@ -37,8 +37,10 @@ class Problem:
 
 def problems(output: str, project: BotProject) -> list[Problem]:
     """The findings in Rasa's output, each placed in the bot's files as well as its words allow."""
+    from .progress import ANSI
+
     found: list[Problem] = []
-    for severity, message, place in _findings(output.splitlines()):
+    for severity, message, place in _findings(ANSI.sub("", output).splitlines()):
         if place is not None:
             file, line = place
             found.append(Problem(severity, _relative(file), line, 1, message))
@@ -58,6 +60,8 @@ def _findings(lines: list[str]) -> Iterator[tuple[str, str, tuple[str, int] | No
             yield "error", detail, (m.group("file"), int(m.group("line")))
             continue
         if m := _PY_WARNING.match(text):
+            if m.group("category") != "UserWarning" or "/rasa/" not in m.group("source"):
+                continue  # a library's deprecation notice (SQLAlchemy, pkg_resources, jax): not about the bot
             severity, message = "warning", m.group("message").strip()
         elif m := _LOG.match(text):
             severity, message = m.group("level").lower(), m.group("message").strip()
