@@ -196,9 +196,12 @@ def run_tests(
         record.rasa_args = args[1:]
         output: list[bytes] = []
 
+        inside = f"{BOT_MOUNT}/{project.relative(fresh)}".encode()
+        shown = f"{BOT_MOUNT}/{RESULTS}".encode()
+
         def keep(chunk: bytes) -> None:
             output.append(chunk)
-            on_output(chunk)
+            on_output(chunk.replace(inside, shown))  # Rasa names the run's folder; the reports end in results/
 
         code = run(project, image, args, rasa_options, runner, on_event, keep)
         if code != 0:
