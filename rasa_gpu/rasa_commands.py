@@ -201,7 +201,9 @@ def run_tests(
 
         def keep(chunk: bytes) -> None:
             output.append(chunk)
-            on_output(chunk.replace(inside, shown))  # Rasa names the run's folder; the reports end in results/
+            on_output(
+                chunk.replace(inside, shown)
+            )  # Rasa names the run's folder; the reports end in results/
 
         code = run(project, image, args, rasa_options, runner, on_event, keep)
         if code != 0:

@@ -78,5 +78,6 @@ def test_the_container_runs_as_the_owner_with_the_bot_and_no_license_in_its_comm
 def test_a_first_word_that_is_no_bot_folder_goes_to_rasa(tmp_path, monkeypatch):
     bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot", owner=None)
     assert _split_bot(str(bot), ("data", "validate")) == (str(bot), ["data", "validate"])
+    assert _split_bot(str(bot), ("--", "data", "validate")) == (str(bot), ["data", "validate"])
     monkeypatch.chdir(bot)
     assert _split_bot("data", ("validate",)) == (".", ["data", "validate"])  # data/ is no bot: Rasa's word

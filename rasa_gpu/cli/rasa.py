@@ -20,9 +20,12 @@ if TYPE_CHECKING:
 def _split_bot(bot: str, args: Sequence[str]) -> tuple[str, list[str]]:
     """`rasa-gpu rasa [BOT] ARGS`: BOT is a bot folder (it holds config.yml); otherwise it is Rasa's first argument
     and the bot is the current folder."""
+    rest = list(args[1:]) if args[:1] == ("--",) else list(args)  # click keeps a `--` after BOT
+    if bot == "--":
+        return ".", rest
     if bot != "." and not (Path(bot) / "config.yml").is_file():
-        return ".", [bot, *args]
-    return bot, list(args)
+        return ".", [bot, *rest]
+    return bot, rest
 
 
 def _prepare(resolved: Resolved, runner: Runner, gpu: str | None, terminal: bool) -> tuple[str, RasaOptions]:
