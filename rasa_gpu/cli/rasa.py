@@ -185,6 +185,7 @@ def validate_cmd(bot: str, image: ImageOptions, verbose: bool) -> None:
 @click.option(
     "--folds", type=click.IntRange(2), default=None, help="Folds for --cross-validation (default 5)."
 )
+@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output.")
 def test_cmd(
     bot: str,
     kind: str | None,
@@ -194,6 +195,7 @@ def test_cmd(
     model: str | None,
     cross_validation: bool,
     folds: int | None,
+    verbose: bool,
 ) -> None:
     """Test BOT's newest model (`rasa test`; KIND: nlu, core, e2e, default all): reports and confusion matrices in
     BOT/results/, the figures in the terminal and in the run history (`rasa-gpu runs compare A B`).
@@ -233,8 +235,11 @@ def test_cmd(
         record.host = runner.machine()
         with history.recording(project, record, lambda text: err.print(f"warning: {text}", markup=False)):
             tag, rasa_options = _prepare(resolved, runner, gpu, False)
+            err.print(
+                f"rasa test {options.kind} of {project.name} in {tag} (-v shows Rasa's output)", markup=False
+            )
             result = rasa_commands.run_tests(
-                project, tag, options, rasa_options, runner, _notice, _progress, record
+                project, tag, options, rasa_options, runner, _notice, _progress if verbose else _quiet, record
             )
     table = Table("figure", "value", box=None, padding=(0, 2))
     for name, value in result.figures.items():
@@ -242,6 +247,10 @@ def test_cmd(
     out.print(table)
     where = f"reports in {result.results}"
     err.print(where + (f" · run {record.id} (`rasa-gpu runs show {record.id}`)" if record.id else ""))
+
+
+def _quiet(chunk: bytes) -> None:
+    """Rasa's output is kept for the cause of a failure, not shown."""
 
 
 def _progress(chunk: bytes) -> None:
