@@ -110,8 +110,18 @@ def submit(
             return True
         return False
 
-    for line in jobs.follow(job.output_path, done):  # the node's output, marked as such (its error line too)
-        err.print(f"  │ {line}", markup=False, highlight=False)
+    try:
+        for line in jobs.follow(
+            job.output_path, done
+        ):  # the node's output, marked as such (its error line too)
+            err.print(f"  │ {line}", markup=False, highlight=False)
+    except KeyboardInterrupt:
+        from ..errors import Interrupted
+
+        raise Interrupted(
+            f"stopped following job {record.job_id}, which goes on in Slurm's queue: "
+            f"`rasa-gpu jobs cancel {record.job_id} {bot}` ends it"
+        ) from None
     cause = jobs.cause(resolved.project, record)
     state = finished["state"]
     if cause or state.state != "done" or (state.exit_code or 0) != 0:
