@@ -47,8 +47,8 @@ class JobView:
     node: str
     gpus: str
     reason: str  # why it waits, or why it failed
-    queued_seconds: float | None
-    run_seconds: float | None
+    queued_seconds: float | None = None
+    run_seconds: float | None = None
 
 
 def jobs_dir(project: BotProject) -> Path:
@@ -138,7 +138,7 @@ def view(project: BotProject) -> list[JobView]:
                 if failed_because
                 else ("done" if output_path(project, record).exists() else "unknown")
             )
-            shown.append(JobView(record, label, "", "", failed_because, None, None))
+            shown.append(JobView(record, label, node="", gpus="", reason=failed_because))
             continue
         queued = None
         if state.submitted:

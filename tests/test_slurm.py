@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -21,6 +22,9 @@ from conftest import (
     leftover_containers,
     models,
     run_cli,
+    send_and_wait,
+    start_cli,
+    wait_for_line,
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -141,3 +145,18 @@ def test_no_slurm_no_controller_and_no_partition_are_one_line_each(slurm_cluster
     nope = run_cli("submit", str(bot_copy), "--partition", "nope")
     assert_one_line_error(nope, 1, "Slurm has no partition 'nope'")
     assert not any((bot_copy / ".rasa-gpu" / "jobs").glob("*/job.json"))  # nothing was recorded as submitted
+
+
+def test_ctrl_c_while_following_leaves_the_job_queued_and_says_how_to_end_it(
+    slurm_cluster, bot_copy, docker_client
+):
+    proc = start_cli("submit", str(bot_copy), "--to", "slurm", "--force", "--wait")
+    wait_for_line(proc, "submitted")
+    code, _ = send_and_wait(proc, signal.SIGINT)
+    stderr = proc.stderr.read() if proc.stderr else ""
+    assert code == 130, stderr
+    job = proc.stdout.read().strip().split(":")[-1] if proc.stdout else ""
+    assert f"jobs cancel {job}" in stderr and "goes on in Slurm's queue" in stderr, stderr
+    assert _jobs(bot_copy)[job]["state"] in ("pending", "running", "done")  # the job was not touched
+    assert run_cli("jobs", "cancel", job, str(bot_copy)).returncode == 0
+    _until(lambda: not leftover_containers(docker_client, bot_copy), 120, "the container gone")

@@ -97,10 +97,6 @@ def submit(
         return
     resolved.license()  # a Rasa Pro bot without a license stops here, not on the node
     record, job = jobs.submit_slurm(resolved.project, options, train_args)
-    out.print(f"{record.ref}", markup=False)
-    err.print(f"submitted {resolved.project.name} to Slurm as job {record.job_id}; output: {job.output_path}")
-    if not wait:
-        return
     finished: dict[str, slurm.JobState] = {}
 
     def done() -> bool:
@@ -110,8 +106,24 @@ def submit(
             return True
         return False
 
-    for line in jobs.follow(job.output_path, done):  # the node's output, marked as such (its error line too)
-        err.print(f"  │ {line}", markup=False, highlight=False)
+    try:  # from here on the job is in Slurm's queue, whenever Ctrl+C comes
+        out.print(f"{record.ref}", markup=False)
+        err.print(
+            f"submitted {resolved.project.name} to Slurm as job {record.job_id}; output: {job.output_path}"
+        )
+        if not wait:
+            return
+        for line in jobs.follow(
+            job.output_path, done
+        ):  # the node's output, marked as such (its error line too)
+            err.print(f"  │ {line}", markup=False, highlight=False)
+    except KeyboardInterrupt:
+        from ..errors import Interrupted
+
+        raise Interrupted(
+            f"stopped following job {record.job_id}, which goes on in Slurm's queue: "
+            f"`rasa-gpu jobs cancel {record.job_id} {bot}` ends it"
+        ) from None
     cause = jobs.cause(resolved.project, record)
     state = finished["state"]
     if cause or state.state != "done" or (state.exit_code or 0) != 0:

@@ -7,8 +7,9 @@ no push per training. The Job unpacks them into /bot (the pod's own emptyDir, th
 trains at, which Rasa's cache keys depend on) and trains into /work/<run>/out on a PersistentVolumeClaim per bot,
 with Rasa's cache in /work/cache, kept between runs like the cache volume of a remote engine (remote.py). The
 model stays on the claim until it is copied out (README, "Kubernetes"). Chosen over baking the inputs into an image
-(a push per training) and over copying them onto the claim (a second pod and a wait before the Job can start). The image comes from the registry in the settings; without one the nodes must
-already have it (`imagePullPolicy: Never`; load it with `docker save | ctr -n k8s.io images import -`).
+(a push per training) and over copying them onto the claim (a second pod and a wait before the Job can start). The
+image comes from the registry in the settings; without one the nodes must already have it (`imagePullPolicy:
+Never`; load it with `docker save | ctr -n k8s.io images import -`).
 """
 
 from __future__ import annotations
@@ -64,9 +65,8 @@ class KubeJob:
     options: KubeOptions
     train_args: tuple[str, ...] = ()
     license_secret: str | None = None  # a Secret that holds RASA_PRO_LICENSE (never the value here)
-    inputs: bytes = field(
-        default=b"", repr=False
-    )  # the training inputs, a gzipped tar (BotProject.inputs_archive)
+    #: The training inputs, a gzipped tar (BotProject.inputs_archive).
+    inputs: bytes = field(default=b"", repr=False)
 
     @property
     def claim(self) -> str:
