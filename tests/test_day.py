@@ -47,7 +47,8 @@ def test_test_nlu_writes_the_reports_and_its_figures_in_the_history(bot_copy, do
 
 
 def test_cross_validation_with_two_folds_runs(bot_copy):
-    config = bot_copy / "config.yml"  # fewer DIET epochs: each fold trains it, and what is tested is the folds
+    # fewer DIET epochs: each fold trains it, and what is tested is the folds
+    config = bot_copy / "config.yml"
     config.write_text(config.read_text().replace("epochs: 50", "epochs: 5"))
     result = run_cli("test", str(bot_copy), "nlu", "--cross-validation", "--folds", "2")
     assert result.returncode == 0, result.output
