@@ -8,6 +8,7 @@ unix socket with the standard library's http.client, read-only.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import importlib
 import io
@@ -92,6 +93,10 @@ class ContainerSpec:
     #: The container ends when rasa-gpu's process is gone, even after a SIGKILL: rasa-gpu holds its stdin open and
     #: the image's entry script (docker/rasa-gpu-entry.py) exits when stdin closes.
     tied: bool = False
+    #: A terminal for `rasa shell` and friends: the container gets a TTY, and rasa-gpu's attach is its stdin (the
+    #: engine closes that stdin when the attach ends, so it ends with rasa-gpu too).
+    terminal: bool = False
+    network: str | None = None  # a network to join besides the default (the services' network of `up`)
     stop_timeout: int = 2  # seconds between SIGTERM and SIGKILL when it has to be stopped
 
     def create_kwargs(self) -> dict[str, Any]:
@@ -111,9 +116,12 @@ class ContainerSpec:
             "init": True,  # PID 1 forwards SIGTERM to Rasa; without an init Rasa would ignore it
             "auto_remove": True,  # the engine removes it once it exits, whether rasa-gpu is still there or not
             # Not detached with an open stdin: the engine sets StdinOnce, so stdin closes when rasa-gpu's attach ends.
-            "detach": not self.tied,
-            "stdin_open": self.tied,
+            "detach": not (self.tied or self.terminal),
+            "stdin_open": self.tied or self.terminal,
+            "tty": self.terminal,
         }
+        if self.network:
+            kwargs["network"] = self.network
         if self.user:
             kwargs["user"] = self.user
         if self.working_dir:
@@ -137,7 +145,7 @@ class ContainerSpec:
 
 
 #: Roles of containers that live only as long as the rasa-gpu process that started them (services are not among them).
-ORPHAN_ROLES = ("train", "chown", "probe", "transfer")
+ORPHAN_ROLES = ("train", "chown", "probe", "transfer", "rasa")
 
 
 def _alive(pid: str) -> bool:
@@ -189,15 +197,24 @@ class RunningContainer:
         )
         api._raise_for_status(self._exit)
 
-    def output(self) -> Iterator[bytes]:
-        """stdout and stderr as they come, until the container exits."""
+    def output(self, tty: bool = False) -> Iterator[bytes]:
+        """stdout and stderr as they come, until the container exits (one raw stream with a TTY)."""
         from docker.utils.socket import frames_iter
 
         try:
-            for _stream, data in frames_iter(self._socket, tty=False):
+            for _stream, data in frames_iter(self._socket, tty=tty):
                 yield data
         except (OSError, docker.errors.NotFound):
             return
+
+    def send(self, data: bytes) -> None:
+        """Write to the container's stdin (attached with stdin)."""
+        self._socket._sock.sendall(data)
+
+    def resize(self, rows: int, columns: int) -> None:
+        """Tell the container's TTY the terminal's size."""
+        with contextlib.suppress(docker.errors.APIError):  # not started yet or gone: the next one catches up
+            self._container.resize(height=rows, width=columns)
 
     def wait(self) -> int:
         try:
@@ -589,7 +606,7 @@ class Engine:
             with signals.deferred():  # create, attach and start are one step: a signal raises after it
                 try:
                     container = RunningContainer(self.client.containers.create(**spec.create_kwargs()))
-                    container.attach(stdin=spec.tied)
+                    container.attach(stdin=spec.tied or spec.terminal)
                     container._container.start()
                 except docker.errors.ImageNotFound:
                     raise RasaGpuError(f"image {spec.image} is missing; run `rasa-gpu build` first") from None
@@ -628,6 +645,13 @@ class Engine:
                 RunningContainer(container).remove(stop_timeout=2)
                 removed += 1
         return removed
+
+    def network_exists(self, name: str) -> bool:
+        try:
+            self.client.networks.get(name)
+        except docker.errors.NotFound:
+            return False
+        return True
 
     def run_to_completion(self, spec: ContainerSpec) -> tuple[int, list[str]]:
         """Run a short helper container; returns exit code and its output lines. The container is always removed."""

@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import GpuUnavailable, SettingsError
+from .events import EventSink, Notice
+
+if TYPE_CHECKING:
+    from .engine import ContainerSpec, Engine, RunningContainer
 
 #: Printed by the entry script inside the container, followed by a JSON list of the GPUs TensorFlow sees.
 DEVICES_MARKER = "RASA_GPU_DEVICES "
@@ -159,3 +166,39 @@ def parse_devices_line(line: str) -> list[str] | None:
     except json.JSONDecodeError:
         return None
     return [str(n) for n in names] if isinstance(names, list) else None
+
+
+# ---- starting a container that may get a GPU -----------------------------------------------------------------------
+
+
+@contextmanager
+def started(
+    engine: Engine,
+    build: Callable[[GpuRequest], ContainerSpec],
+    gpu: GpuRequest,
+    doing: str,
+    on_event: EventSink,
+) -> Iterator[tuple[RunningContainer, bool]]:
+    """Start the container `build` makes, asking for the GPU as `gpu` says (auto: the CPU when the engine refuses,
+    remembered per engine, as for a training). Yields it and whether it got the GPU; it is removed on the way out."""
+    granted = gpu.wanted
+    engine_id = engine.engine_id() if gpu.wanted else ""
+    if gpu.mode == "auto" and refused_recently(engine_id):
+        on_event(Notice(without_runtime(gpu, doing, remembered=True), "warn"))
+        granted = False
+    with ExitStack() as stack:
+        try:
+            running = stack.enter_context(engine.running(build(gpu if granted else CPU)))
+            if granted:
+                remember(engine_id, refused=False)
+        except GpuUnavailable:
+            if gpu.mode == "on":
+                raise
+            remember(engine_id, refused=True)
+            on_event(Notice(without_runtime(gpu, doing), "warn"))
+            granted = False
+            running = stack.enter_context(engine.running(build(CPU)))
+        yield running, granted
+
+
+CPU = GpuRequest("off")

@@ -75,11 +75,17 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN job TEXT;
     ALTER TABLE runs ADD COLUMN queued_seconds REAL;
     """,
+    # 4: the rest of a developer's day: a test run's figures (kind test), a fine-tuned model's base, pinned runs.
+    """
+    ALTER TABLE runs ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE runs ADD COLUMN finetuned_from TEXT;
+    ALTER TABLE runs ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 STATUSES = ("ok", "failed", "interrupted", "error")
-KINDS = ("train", "benchmark")
-_JSON_FIELDS = ("components", "overrides", "rasa_args")
+KINDS = ("train", "benchmark", "test")
+_JSON_FIELDS = ("components", "overrides", "rasa_args", "metrics")
 
 
 class HistoryError(RasaGpuError):
@@ -134,6 +140,9 @@ class Run:
     tool_version: str | None = __version__
     job: str | None = None  # e.g. slurm:42 when a scheduler ran it
     queued_seconds: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # a test run's figures (evaluation.read_results)
+    finetuned_from: str | None = None  # the model a fine-tuned training continued from
+    pinned: bool = False  # its model is never removed by keep_models
     id: int | None = None
 
     def measured(self, device: str, wall_seconds: float, components: dict[str, float]) -> None:
@@ -257,6 +266,17 @@ class History:
         run.id = int(cursor.lastrowid or 0)
         return run.id
 
+    def pin(self, ref: str, pinned: bool = True) -> Run:
+        """Mark a run's model as kept whatever keep_models says (or no longer); returns the run."""
+        run = self.get(ref)
+        try:
+            self._db().execute("UPDATE runs SET pinned = ? WHERE id = ?", (int(pinned), run.id))
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise self._error(exc) from None
+        run.pinned = pinned
+        return run
+
     def runs(self, query: RunQuery | None = None) -> list[Run]:
         """Runs matching the query, newest first."""
         query = query or RunQuery()
@@ -321,7 +341,9 @@ def _run_from_row(row: sqlite3.Row) -> Run:
     names = {f.name for f in fields(Run)}
     values = {key: row[key] for key in row.keys() if key in names}  # noqa: SIM118 - a Row iterates values
     for name in _JSON_FIELDS:
-        values[name] = json.loads(values.get(name) or ("{}" if name == "components" else "[]"))
+        values[name] = json.loads(values.get(name) or ("{}" if name in ("components", "metrics") else "[]"))
+    if "pinned" in values:
+        values["pinned"] = bool(values["pinned"])
     return Run(**values)
 
 
@@ -419,6 +441,7 @@ class Comparison:
     differences: list[tuple[str, Any, Any]]
     same: list[str]
     times: list[TimeRow]
+    figures: list[TimeRow] = field(default_factory=list)  # a test run's figures: A, B (and B - A in to_json)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -427,6 +450,15 @@ class Comparison:
             "differences": {name: {"a": va, "b": vb} for name, va, vb in self.differences},
             "same": self.same,
             "times": [{"name": t.name, "a": t.a, "b": t.b, "a_over_b": t.ratio} for t in self.times],
+            "figures": [
+                {
+                    "name": f.name,
+                    "a": f.a,
+                    "b": f.b,
+                    "b_minus_a": None if f.a is None or f.b is None else f.b - f.a,
+                }
+                for f in self.figures
+            ],
         }
 
 
@@ -441,7 +473,9 @@ def compare(a: Run, b: Run) -> Comparison:
     names = list(a.components) + [n for n in b.components if n not in a.components]
     times = [TimeRow("total", a.wall_seconds, b.wall_seconds)]
     times += [TimeRow(n, a.components.get(n), b.components.get(n)) for n in names]
-    return Comparison(a, b, differences, same, times)
+    figure_names = list(a.metrics) + [n for n in b.metrics if n not in a.metrics]
+    figures = [TimeRow(n, a.metrics.get(n), b.metrics.get(n)) for n in figure_names]
+    return Comparison(a, b, differences, same, times, figures)
 
 
 # ---- recording --------------------------------------------------------------------------------------------------------

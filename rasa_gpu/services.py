@@ -425,6 +425,17 @@ def running_rasa_url(engine: Engine, project: BotProject) -> str | None:
     return None
 
 
+def served_model(engine: Engine, project: BotProject) -> str | None:
+    """The file name of the model this bot's running Rasa server has loaded, or None when none runs."""
+    url = running_rasa_url(engine, project)
+    if url is None:
+        return None
+    status = (
+        rasa_request(url, read_env(project).get("RASA_AUTH_TOKEN", ""), "GET", "/status", timeout=30) or {}
+    )
+    return Path(str(status.get("model_file", ""))).name or None
+
+
 def load_model(engine: Engine, project: BotProject, model: Path, on_event: EventSink) -> str | None:
     """Load a model into the running Rasa server (PUT /model) without restarting it, unless it serves that model
     already. Returns the server URL, or None when no Rasa server of this bot is running."""

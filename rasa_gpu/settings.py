@@ -52,6 +52,8 @@ class Settings:
     gpu: str | None = None
     gpus: str | None = None
     set: list[str] = field(default_factory=list)
+    #: How many models a training leaves in models/ (the served and the pinned ones are kept on top); None: all.
+    keep_models: int | None = None
     # ---- services (rasa-gpu up) ----
     actions_base_image: str | None = None
     bind: str | None = None
@@ -116,6 +118,12 @@ class Settings:
                 raise SettingsError(
                     f"{merged.origin(key)}: {key} must be a port number (1-65535), not '{value}'"
                 )
+        keep = merged.keep_models
+        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+            raise SettingsError(
+                f"{merged.origin('keep_models')}: keep_models must be a whole number of models, at least 1, "
+                f"not '{keep}'"
+            )
         if merged.registry is not None:
             merged.registry = check_registry(merged.registry, merged.origin("registry"))
         if merged.image_name is not None:

@@ -15,7 +15,7 @@ import tarfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ from .errors import (
     TrainingFailed,
 )
 from .events import BuildOutput, EventSink, Notice, TrainingStarted
+from .finetune import Shape, shape_of, why_not
 from .images import ImageSpec
 from .project import BotProject
 from .runners import BOT_MOUNT, Runner, Workspace
@@ -63,6 +64,10 @@ class TrainOptions:
     #: The queued job this training runs in (e.g. slurm:42) and how long it waited, for the history.
     job: str | None = None
     queued_seconds: float | None = None
+    #: Continue from the newest model when only training examples changed (`rasa train --finetune`); anything else
+    #: trains from scratch and says why.
+    finetune: bool = False
+    epoch_fraction: float = 0.2
 
     def secrets(self) -> dict[str, str]:
         return license_key.environment(self.license)
@@ -94,6 +99,7 @@ class TrainResult:
     run_id: int | None = (
         None  # its row in the run history (None: skipped, or the history could not be written)
     )
+    finetuned_from: Path | None = None  # the model a fine-tune continued from
 
 
 def train(
@@ -177,8 +183,18 @@ def _train_locked(
             )
             if warning:
                 on_event(Notice(warning, "warn"))
+            shape = _shape(project, config_text)
+            base = _finetune_base(project, spec, options, shape, runner, on_event)
             with runner.workspace(project, uuid.uuid4().hex[:12], image.tag) as workspace:
                 command = _train_command(project, workspace, config_text) + options.rasa_args
+                if base is not None:
+                    command += [
+                        "--finetune",
+                        workspace.inside(base),
+                        "--epoch-fraction",
+                        f"{options.epoch_fraction:g}",
+                    ]
+                    record.finetuned_from = project.relative(base)
                 cache_before = _cache_entries(project) if runner.local else None
                 sent = workspace.send()
                 try:
@@ -208,10 +224,11 @@ def _train_locked(
                 host=record.host or "",
                 sent_bytes=sent,
                 received_bytes=received,
+                finetuned_from=base,
             )
             record.measured(result.device, result.wall_seconds, result.components)
             record.model_path, record.model_sha256 = project.relative(model), history.file_sha256(model)
-            _save_state(project, fingerprint, result)
+            _save_state(project, fingerprint, result, shape, _basis(spec, options))
         result.run_id = record.id
         return result
 
@@ -364,13 +381,65 @@ def _fingerprint(inputs: str, spec: ImageSpec, options: TrainOptions) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def _unchanged_model(project: BotProject, fingerprint: str) -> dict[str, Any] | None:
-    """The previous training's record if nothing that affects training changed and its model is still the newest."""
+def _basis(spec: ImageSpec, options: TrainOptions) -> str:
+    """What a model is made with besides the bot's files: a fine-tune needs the same (epochs aside, which the
+    config's shape already ignores)."""
+    parts = {"rasa": spec.release.version, "image": spec.tag(), "args": options.rasa_args}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _shape(project: BotProject, config_text: str | None) -> Shape:
+    from . import yamlfile
+
+    config = yamlfile.load(config_text) if config_text is not None else None
+    return shape_of(project, config if isinstance(config, dict) else None)
+
+
+def _finetune_base(
+    project: BotProject,
+    spec: ImageSpec,
+    options: TrainOptions,
+    shape: Shape,
+    runner: Runner,
+    on_event: EventSink,
+) -> Path | None:
+    """The model to fine-tune when options.finetune and only training examples changed; else None, and the
+    reason is said."""
+    if not options.finetune:
+        return None
+    newest = project.newest_model()
+    if newest is None:
+        return None  # a first training: nothing to fine-tune, nothing to say
+    reason: str | None
+    if not runner.local:
+        reason = "fine-tuning runs on this machine's engine only"
+    else:
+        state = _read_state(project)
+        if state.get("model") != project.relative(newest):
+            reason = f"the newest model {newest.name} was not trained by rasa-gpu here"
+        elif state.get("basis") != _basis(spec, options):
+            reason = "the Rasa release, image or rasa train arguments changed"
+        else:
+            reason = why_not(Shape.from_json(state.get("shape")), shape)
+    if reason is not None:
+        on_event(Notice(f"training from scratch, not fine-tuning: {reason}", "info"))
+        return None
+    on_event(Notice(f"fine-tuning {newest.name} (only training examples changed)", "info"))
+    return newest
+
+
+def _read_state(project: BotProject) -> dict[str, Any]:
     try:
         state = json.loads((project.state_dir / STATE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    if state.get("fingerprint") != fingerprint:
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _unchanged_model(project: BotProject, fingerprint: str) -> dict[str, Any] | None:
+    """The previous training's record if nothing that affects training changed and its model is still the newest."""
+    state = _read_state(project)
+    if not state or state.get("fingerprint") != fingerprint:
         return None
     model = project.root / state.get("model", "")
     if not model.is_file() or project.newest_model() != model:
@@ -399,27 +468,13 @@ def _run_training(
     *,
     secrets: dict[str, str] | None = None,
 ) -> _Outcome:
-    granted = gpu.wanted
-    engine_id = engine.engine_id() if gpu.wanted else ""
-    if gpu.mode == "auto" and gpu_rules.refused_recently(engine_id):
-        on_event(Notice(gpu_rules.without_runtime(gpu, "train", remembered=True), "warn"))
-        granted = False
     running: RunningContainer | None = None
     try:
-        with ExitStack() as container:
-            try:
-                spec = training_container(
-                    workspace, image, command, gpu if granted else _CPU, limits, secrets
-                )
-                running = container.enter_context(engine.running(spec))
-                if granted:
-                    gpu_rules.remember(engine_id, refused=False)
-            except GpuUnavailable:
-                gpu_rules.remember(engine_id, refused=True)
-                on_event(Notice(gpu_rules.without_runtime(gpu, "train"), "warn"))
-                granted = False
-                cpu_only = training_container(workspace, image, command, _CPU, limits, secrets)
-                running = container.enter_context(engine.running(cpu_only))
+
+        def build(request: gpu_rules.GpuRequest) -> ContainerSpec:
+            return training_container(workspace, image, command, request, limits, secrets)
+
+        with gpu_rules.started(engine, build, gpu, "train", on_event) as (running, granted):
             on_event(TrainingStarted(image=image, gpu=gpu.describe() if granted else "none"))
             return _follow(running, gpu, granted, on_event)
     except KeyboardInterrupt:  # any container is stopped and removed by now (engine.running)
@@ -428,9 +483,6 @@ def _run_training(
                 "stopped while the training container was starting; none is left; no model was written"
             ) from None
         raise Interrupted("stopped and removed the training container; no model was written") from None
-
-
-_CPU = gpu_rules.GpuRequest("off")
 
 
 def training_container(
@@ -630,9 +682,11 @@ def _verify_archive(archive: Path) -> None:
         raise TrainingFailed("the model Rasa wrote has no metadata.json; it would not load", exit_code=0)
 
 
-def _save_state(project: BotProject, fingerprint: str, result: TrainResult) -> None:
+def _save_state(project: BotProject, fingerprint: str, result: TrainResult, shape: Shape, basis: str) -> None:
     path = project.state_dir / STATE_FILE
     state = {
+        "shape": shape.to_json(),  # what a later fine-tune compares the bot with
+        "basis": basis,
         "fingerprint": fingerprint,
         "model": project.relative(result.model),
         "device": result.device,

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from . import services
+from . import retention, services
 from .engine import Compose, Engine
 from .errors import RasaGpuError
 from .events import ActionsRestarted, Changed, EventSink, Invalid, Notice, Trained, TrainFailed, Watching
@@ -99,6 +99,7 @@ class WatchOptions:
     quiet: float = QUIET_SECONDS
     initial_train: bool = True
     restart_timeout: float = 120
+    keep_models: int = retention.WATCH_DEFAULT
 
 
 def watch(
@@ -210,7 +211,22 @@ def _retrain(
     except RasaGpuError as exc:
         on_event(Notice(f"the new model could not be loaded into the Rasa server: {exc.message}", "warn"))
     on_event(Trained(result, loaded))
+    if not result.skipped:
+        _tidy(project, options.keep_models, runner, on_event)
     return True, options
+
+
+def _tidy(project: BotProject, keep: int, runner: Runner, on_event: EventSink) -> None:
+    """keep_models after a training: the served model (asked from the server, which serves the new one by now)
+    and pinned ones stay."""
+    try:
+        served = services.served_model(runner.engine, project) if runner.local else None
+        removed = retention.tidy(project, keep, served)
+    except RasaGpuError as exc:
+        on_event(Notice(f"no older model was removed ({exc.message})", "warn"))
+        return
+    if removed:
+        on_event(Notice(f"removed {len(removed)} older model(s) (keep_models = {keep})"))
 
 
 def _restart_actions(

@@ -45,11 +45,12 @@ def test_a_version_1_database_is_migrated_with_its_runs_intact(project):
         old = store.get("1")
         version = store._db().execute("PRAGMA user_version").fetchone()[0]
         new_id = store.add(history.Run(kind="benchmark", phase="cpu run 1/1", memory_limit="8g"))
-    assert version == history.SCHEMA_VERSION == 3
+    assert version == history.SCHEMA_VERSION == 4
     assert (old.kind, old.status, old.wall_seconds) == ("train", "ok", 90.0)
     assert old.components == {"DIETClassifier": 40.5} and old.overrides == ["DIETClassifier.epochs=5"]
     assert old.phase is None and old.rasa_args == []  # columns of step 2 exist, empty for the old row
     assert old.job is None and old.queued_seconds is None  # and those of step 3
+    assert old.metrics == {} and old.finetuned_from is None and old.pinned is False  # and of step 4
     with history.History.of(project) as store:
         assert store.get(str(new_id)).memory_limit == "8g" and len(store.runs()) == 2
 
@@ -244,3 +245,26 @@ def test_a_corrupt_or_locked_history_never_blocks_a_training(trained_bot, tmp_pa
     assert len(models(bot)) == len(before) + 2
     with history.History(db) as store:
         assert len(store.runs()) == 1  # the fixture's training; neither of these two could be added
+
+
+def test_test_runs_keep_their_figures_and_compare_shows_the_difference(project):
+    a = history.Run(kind="test", metrics={"intent_f1": 0.80, "entity_f1": 0.5})
+    b = history.Run(kind="test", metrics={"intent_f1": 0.86, "story_accuracy": 1.0})
+    project.state_dir.mkdir(exist_ok=True)
+    with history.History.of(project) as store:
+        store.add(a), store.add(b)
+        read_a, read_b = store.get(str(a.id)), store.get(str(b.id))
+    assert read_a.metrics == {"intent_f1": 0.80, "entity_f1": 0.5}
+    figures = {row["name"]: row for row in history.compare(read_a, read_b).to_json()["figures"]}
+    assert figures["intent_f1"]["b_minus_a"] == pytest.approx(0.06)
+    assert figures["entity_f1"]["b"] is None and figures["story_accuracy"]["a"] is None
+
+
+def test_a_pinned_run_stays_pinned(project):
+    history.record(project, history.Run(kind="train", model_path="models/a.tar.gz"))
+    with history.History.of(project) as store:
+        assert store.pin("last").pinned is True
+    with history.History.of(project) as store:
+        assert store.get("last").pinned is True
+        store.pin("1", pinned=False)
+        assert store.get("1").pinned is False

@@ -169,7 +169,7 @@ def template() -> vscode.TaskTemplate:
     return vscode.TaskTemplate(bot="example_bot", command="rasa-gpu")
 
 
-def test_template_has_the_six_tasks_with_train_gpu_as_default_build():
+def test_template_has_the_eight_tasks_with_train_gpu_as_default_build():
     tasks = {t["label"]: t for t in template().tasks()}
     assert list(tasks) == [
         "Train bot (GPU)",
@@ -178,6 +178,8 @@ def test_template_has_the_six_tasks_with_train_gpu_as_default_build():
         "Stop services",
         "Watch and retrain",
         "Benchmark CPU vs GPU",
+        "Test bot",
+        "Validate data",
     ]
     assert tasks["Train bot (GPU)"]["group"] == {"kind": "build", "isDefault": True}
     assert tasks["Watch and retrain"]["isBackground"] is True
@@ -191,7 +193,7 @@ def test_merge_keeps_user_tasks_and_comments_and_updates_ours_in_place():
     data = json5.loads(merged)
     labels = [t["label"] for t in data["tasks"]]
     assert labels[0] == "lint" and labels[1] == "Train bot (GPU)"  # updated where it was
-    assert labels.count("Train bot (GPU)") == 1 and len(labels) == 7
+    assert labels.count("Train bot (GPU)") == 1 and len(labels) == 9
     assert data["tasks"][1] == template().tasks()[0]
     assert "old command" not in merged
     assert vscode.merge(merged, template()) == merged  # twice: no change

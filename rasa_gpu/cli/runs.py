@@ -136,7 +136,7 @@ def runs_show(run_id: str, bot: str, as_json: bool) -> None:
         return
     table = Table(box=None, show_header=False, padding=(0, 2))
     for name, value in run.to_json().items():
-        if name in ("components", "id") or value in (None, [], ""):
+        if name in ("components", "metrics", "id") or value in (None, [], "", {}):
             continue
         shown = ", ".join(value) if isinstance(value, list) else str(value)
         table.add_row(name.replace("_", " "), _status_text(shown) if name == "status" else escape(shown))
@@ -147,6 +147,33 @@ def runs_show(run_id: str, bot: str, as_json: bool) -> None:
         for name, seconds in run.components.items():
             parts.add_row(name, f"{seconds:.1f}")
         out.print(parts)
+    if run.metrics:
+        from ..evaluation import label
+
+        figures = Table("figure", "value", box=None, padding=(0, 2))
+        for name, value in run.metrics.items():
+            figures.add_row(label(name), f"{value:.3f}")
+        out.print(figures)
+
+
+@runs_cmd.command("pin")
+@click.argument("run_id", metavar="ID")
+@click.argument("bot", default=".", type=click.Path())
+@click.option("--unpin", is_flag=True, help="Let keep_models remove its model again.")
+def runs_pin(run_id: str, bot: str, unpin: bool) -> None:
+    """Keep the model of run ID whatever keep_models says (--unpin: no longer).
+
+    \b
+    Example:
+      rasa-gpu runs pin 12 example_bot
+    """
+    from ._common import err
+
+    run = _history_read(bot, lambda h: h.pin(run_id, pinned=not unpin))
+    what = run.model_path or "no model"
+    err.print(
+        f"run {run.id} ({what}) {'unpinned' if unpin else 'pinned: keep_models never removes its model'}"
+    )
 
 
 @runs_cmd.command("compare")
@@ -188,6 +215,19 @@ def runs_compare(a: str, b: str, bot: str, as_json: bool) -> None:
         for name, va, vb in comparison.differences:
             diff.add_row(name.replace("_", " "), escape(_value_text(va)), escape(_value_text(vb)))
         out.print(diff)
+    if comparison.figures:
+        from ..evaluation import label
+
+        figures = Table("figure", f"run {run_a.id}", f"run {run_b.id}", f"{run_b.id} - {run_a.id}")
+        for row in comparison.figures:
+            change = "-" if row.a is None or row.b is None else f"{row.b - row.a:+.3f}"
+            figures.add_row(
+                label(row.name),
+                f"{row.a:.3f}" if row.a is not None else "-",
+                f"{row.b:.3f}" if row.b is not None else "-",
+                change,
+            )
+        out.print(figures)
     out.print("same: " + ", ".join(n.replace("_", " ") for n in comparison.same), markup=False)
 
 

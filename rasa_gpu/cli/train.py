@@ -10,7 +10,11 @@ import click
 from ._common import GPU_MODES, ImageOptions, image_options, load
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..overrides import Override
+    from ..project import BotProject
+    from ..runners import Runner
     from ..train import TrainResult
 
 
@@ -41,6 +45,19 @@ if TYPE_CHECKING:
 @click.option("--no-wait", is_flag=True, help="Fail instead of waiting when this bot is already training.")
 @click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output.")
 @click.option(
+    "--finetune/--no-finetune",
+    default=False,
+    help="Continue from the newest model when only training examples changed (rasa train --finetune); any other "
+    "change trains from scratch and says why.",
+)
+@click.option(
+    "--epoch-fraction",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.2,
+    show_default=True,
+    help="The share of each component's epochs a fine-tune trains.",
+)
+@click.option(
     "--job", hidden=True, help="The scheduler's job this training runs in (set by a submitted job)."
 )
 def train_cmd(
@@ -54,6 +71,8 @@ def train_cmd(
     force: bool,
     no_wait: bool,
     verbose: bool,
+    finetune: bool,
+    epoch_fraction: float,
     job: str | None,
 ) -> None:
     """Train BOT (default: the current folder) in a container; the model lands in BOT/models/.
@@ -90,6 +109,8 @@ def train_cmd(
         license=resolved.license(),
         job=job,
         queued_seconds=_queued_seconds(job),
+        finetune=finetune,
+        epoch_fraction=epoch_fraction,
     )
     say(
         ("rasa-gpu", {"bold": True}),
@@ -102,7 +123,20 @@ def train_cmd(
             say(f"on the Docker engine at {runner.name}")
         with TrainView(verbose) as view:
             result = train(project, spec, options, view.handle, runner=runner)
+        removed = _tidy(project, settings.keep_models, runner) if not result.skipped else []
     _print_summary(result)
+    if removed:
+        say(f"removed {len(removed)} older model(s) (keep_models = {settings.keep_models})")
+
+
+def _tidy(project: BotProject, keep: int | None, runner: Runner) -> list[Path]:
+    """keep_models after a training: the model a running server serves and pinned ones stay."""
+    if not keep:
+        return []
+    from .. import retention, services
+
+    served = services.served_model(runner.engine, project) if runner.local else None
+    return retention.tidy(project, keep, served)
 
 
 def _queued_seconds(job: str | None) -> float | None:
@@ -137,6 +171,8 @@ def _print_summary(result: TrainResult) -> None:
     from ._common import out
 
     out.print(f"[bold green]Model ready:[/] {escape(str(result.model))} ({size_mb:.1f} MB)")
+    if result.finetuned_from is not None:
+        out.print(f"fine-tuned from {escape(result.finetuned_from.name)}")
     out.print(
         f"wall time {result.wall_seconds:.1f} s · device {escape(result.device)} · Rasa {result.rasa_version}"
         + (f" · run {result.run_id} (`rasa-gpu runs show {result.run_id}`)" if result.run_id else "")

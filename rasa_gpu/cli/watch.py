@@ -33,6 +33,12 @@ if TYPE_CHECKING:
     show_default=True,
     help="Seconds without further changes before a batch of changes is acted on.",
 )
+@click.option(
+    "--finetune/--no-finetune",
+    default=True,
+    show_default=True,
+    help="Fine-tune the newest model when only training examples changed; other changes train from scratch.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output.")
 def watch(
     bot: str,
@@ -41,6 +47,7 @@ def watch(
     gpus: str | None,
     overrides: Sequence[str],
     quiet_period: float,
+    finetune: bool,
     verbose: bool,
 ) -> None:
     """Retrain BOT when its data, domain or config change, and load each new model into the running Rasa server
@@ -68,8 +75,10 @@ def watch(
             overrides=parse_overrides(list(settings.set)),
             rebuild=image.rebuild,
             license=resolved.license(),
+            finetune=finetune,
         ),
         quiet=quiet_period,
+        keep_models=settings.keep_models or watch_mod.retention.WATCH_DEFAULT,
     )
     err.print(
         f"rasa-gpu watch: {escape(str(project.root))} with Rasa {spec.release.version} ({why}); data, domain, "

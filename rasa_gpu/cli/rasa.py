@@ -1,0 +1,258 @@
+"""`rasa-gpu rasa`, `shell`, `validate` and `test`: Rasa's own commands in the bot's image, nothing on the host."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ._common import GPU_MODES, ImageOptions, image_options, load
+
+if TYPE_CHECKING:
+    from ..rasa_commands import RasaOptions
+    from ..resolve import Resolved
+    from ..runners import Runner
+
+
+def _split_bot(bot: str, args: Sequence[str]) -> tuple[str, list[str]]:
+    """`rasa-gpu rasa [BOT] ARGS`: BOT is a bot folder (it holds config.yml); otherwise it is Rasa's first argument
+    and the bot is the current folder."""
+    rest = list(args[1:]) if args[:1] == ("--",) else list(args)  # click keeps a `--` after BOT
+    if bot == "--":
+        return ".", rest
+    if bot != "." and not (Path(bot) / "config.yml").is_file():
+        return ".", [bot, *rest]
+    return bot, rest
+
+
+def _prepare(resolved: Resolved, runner: Runner, gpu: str | None, terminal: bool) -> tuple[str, RasaOptions]:
+    """The bot's image (built once, as for a training) and the options of its container."""
+    from .. import gpu as gpu_rules
+    from .. import license_key
+    from ..images import ensure_image
+    from ..rasa_commands import RasaOptions
+    from ._common import err, verbatim
+
+    settings = resolved.settings
+    image = ensure_image(runner.engine, resolved.spec, lambda line: err.print(verbatim(line)))
+    request = gpu_rules.parse_gpu_request(gpu or settings.gpu, settings.gpus)
+    request, warning = gpu_rules.for_image(request, image.tag, image.gpu_ready, image.cuda_note, "run rasa")
+    if warning:
+        err.print(f"warning: {warning}", markup=False)
+    return image.tag, RasaOptions(
+        gpu=request, terminal=terminal, secrets=license_key.environment(resolved.license())
+    )
+
+
+def _notice(event: object) -> None:
+    from ..events import Notice
+    from ._common import err
+
+    if isinstance(event, Notice):
+        err.print(f"{'warning: ' if event.level == 'warn' else ''}{event.text}", markup=False)
+
+
+def _write(chunk: bytes) -> None:
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.buffer.flush()
+
+
+@click.command("rasa", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("bot", default=".", type=click.Path())
+@click.argument("rasa_args", nargs=-1, type=click.UNPROCESSED)
+@image_options
+@click.option("--gpu", type=GPU_MODES, help="auto (default), on or off, as for train.")
+@click.option("--tty/--no-tty", default=None, help="A terminal for Rasa (default: when rasa-gpu has one).")
+def rasa_cmd(
+    bot: str, rasa_args: tuple[str, ...], image: ImageOptions, gpu: str | None, tty: bool | None
+) -> None:
+    """Run any Rasa command in BOT's image: the bot mounted at /bot, as its owner, with a terminal when this one is,
+    and the action server of `rasa-gpu up` reachable when it runs. Rasa's exit code is rasa-gpu's.
+
+    \b
+    Examples:
+      rasa-gpu rasa example_bot -- data validate
+      rasa-gpu rasa example_bot -- data split nlu
+      rasa-gpu rasa -- interactive
+    """
+    bot, args = _split_bot(bot, rasa_args)
+    if not args:
+        raise click.UsageError(
+            "give the Rasa command after --, e.g. rasa-gpu rasa example_bot -- data validate"
+        )
+    _run(bot, args, image, gpu, tty)
+
+
+def _run(bot: str, args: list[str], image: ImageOptions, gpu: str | None, tty: bool | None) -> None:
+    from .. import rasa_commands
+    from . import terminal
+
+    terminal_wanted = terminal.available() if tty is None else tty
+    resolved = load(bot, image)
+    with resolved.runner() as runner:
+        tag, options = _prepare(resolved, runner, gpu, terminal_wanted)
+        code = rasa_commands.run(
+            resolved.project, tag, args, options, runner, _notice, _write, pump=terminal.pump
+        )
+    if code != 0:
+        raise SystemExit(code)
+
+
+@click.command("shell")
+@click.argument("bot", default=".", type=click.Path())
+@click.argument("rasa_args", nargs=-1, type=click.UNPROCESSED)
+@image_options
+@click.option("--gpu", type=GPU_MODES, help="auto (default), on or off.")
+def shell_cmd(bot: str, rasa_args: tuple[str, ...], image: ImageOptions, gpu: str | None) -> None:
+    """Talk to BOT's newest model in the terminal (`rasa shell`), with the action server of `rasa-gpu up` when it
+    runs. Ctrl+D or /stop ends it.
+
+    \b
+    Example:
+      rasa-gpu shell example_bot
+    """
+    from ..project import BotProject
+
+    project = BotProject.load(bot)
+    if project.newest_model() is None:
+        from ..errors import SettingsError
+
+        raise SettingsError(f"no model in {project.models_dir}; `rasa-gpu train {bot}` makes one")
+    _run(bot, ["shell", *rasa_args], image, gpu, None)
+
+
+@click.command("validate")
+@click.argument("bot", default=".", type=click.Path())
+@image_options
+@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's whole output too.")
+def validate_cmd(bot: str, image: ImageOptions, verbose: bool) -> None:
+    """Check BOT's data with `rasa data validate`: each finding as `warning|error: FILE:LINE:COL: message` (the
+    VS Code task "Validate data" shows them in the Problems panel). Exits 1 when Rasa finds an error.
+
+    \b
+    Example:
+      rasa-gpu validate example_bot
+    """
+    from .. import rasa_commands, validation
+    from ._common import err, out, verbatim
+
+    resolved = load(bot, image)
+    project = resolved.project
+    args = [
+        "data",
+        "validate",
+        "--domain",
+        f"/bot/{project.relative(project.domain)}",
+        "--data",
+        f"/bot/{project.relative(project.data)}",
+        "--config",
+        f"/bot/{project.relative(project.config)}",
+    ]
+    output: list[bytes] = []
+    with resolved.runner() as runner:
+        tag, options = _prepare(resolved, runner, "off", False)
+        code = rasa_commands.run(project, tag, args, options, runner, _notice, output.append)
+    text = b"".join(output).decode("utf-8", errors="replace")
+    if verbose:
+        for line in text.splitlines():
+            err.print(verbatim(line))
+    found = validation.problems(text, project)
+    for problem in found:
+        out.print(problem.line_text(), markup=False)
+    errors = sum(p.severity == "error" for p in found)
+    err.print(
+        f"rasa data validate: {errors} error(s), {len(found) - errors} warning(s)"
+        + ("" if code == 0 else f" (exit code {code})"),
+        markup=False,
+    )
+    if code != 0 or errors:
+        raise SystemExit(1)
+
+
+@click.command("test", context_settings={"ignore_unknown_options": True})
+@click.argument("bot", default=".", type=click.Path())
+@click.argument("kind", required=False, type=click.Choice(["nlu", "core", "e2e", "all"]))
+@click.argument("rasa_args", nargs=-1, type=click.UNPROCESSED)
+@image_options
+@click.option("--gpu", type=GPU_MODES, help="auto (default), on or off, as for train.")
+@click.option(
+    "--model", "model", type=click.Path(dir_okay=False), help="The model to test (default: the newest)."
+)
+@click.option("--cross-validation", is_flag=True, help="NLU: train and test on --folds splits of the data.")
+@click.option(
+    "--folds", type=click.IntRange(2), default=None, help="Folds for --cross-validation (default 5)."
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output.")
+def test_cmd(
+    bot: str,
+    kind: str | None,
+    rasa_args: tuple[str, ...],
+    image: ImageOptions,
+    gpu: str | None,
+    model: str | None,
+    cross_validation: bool,
+    folds: int | None,
+    verbose: bool,
+) -> None:
+    """Test BOT's newest model (`rasa test`; KIND: nlu, core, e2e, default all): reports and confusion matrices in
+    BOT/results/, the figures in the terminal and in the run history (`rasa-gpu runs compare A B`).
+
+    \b
+    Examples:
+      rasa-gpu test example_bot
+      rasa-gpu test example_bot nlu --cross-validation --folds 3
+      rasa-gpu test example_bot core -- --fail-on-prediction-errors
+    """
+    from rich.table import Table
+
+    from .. import evaluation, history, rasa_commands
+    from ..errors import SettingsError
+    from ._common import err, out
+
+    if kind is None and bot in ("nlu", "core", "e2e", "all") and not Path(bot, "config.yml").is_file():
+        bot, kind = ".", bot
+    if folds is not None and not cross_validation:
+        raise SettingsError("--folds goes with --cross-validation")
+    resolved = load(bot, image)
+    project, spec = resolved.project, resolved.spec
+    options = rasa_commands.RasaTestOptions(
+        kind=kind or "all",
+        model=Path(model).resolve() if model else None,
+        folds=(folds or 5) if cross_validation else None,
+        extra=list(rasa_args),
+    )
+    record = history.Run(
+        kind="test",
+        rasa_version=spec.release.version,
+        tensorflow=spec.release.tensorflow,
+        image=spec.tag(),
+        phase=options.kind + (f" cross-validation {options.folds} folds" if options.folds else ""),
+    )
+    with resolved.runner() as runner:
+        record.host = runner.machine()
+        with history.recording(project, record, lambda text: err.print(f"warning: {text}", markup=False)):
+            tag, rasa_options = _prepare(resolved, runner, gpu, False)
+            err.print(
+                f"rasa test {options.kind} of {project.name} in {tag} (-v shows Rasa's output)", markup=False
+            )
+            result = rasa_commands.run_tests(
+                project, tag, options, rasa_options, runner, _notice, _progress if verbose else _quiet, record
+            )
+    table = Table("figure", "value", box=None, padding=(0, 2))
+    for name, value in result.figures.items():
+        table.add_row(evaluation.label(name), f"{value:.3f}")
+    out.print(table)
+    where = f"reports in {result.results}"
+    err.print(where + (f" · run {record.id} (`rasa-gpu runs show {record.id}`)" if record.id else ""))
+
+
+def _quiet(chunk: bytes) -> None:
+    """Rasa's output is kept for the cause of a failure, not shown."""
+
+
+def _progress(chunk: bytes) -> None:
+    sys.stderr.buffer.write(chunk)
+    sys.stderr.buffer.flush()

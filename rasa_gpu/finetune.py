@@ -1,0 +1,198 @@
+"""When a retraining may continue from the newest model (`rasa train --finetune`) instead of starting over.
+
+Rasa fine-tunes a model only when nothing that sizes its layers changed: the domain's labels (intents, entities with
+their roles and groups, slots, actions, forms, responses), the regex and lookup features, and the config apart from
+the epochs (Rasa itself refuses otherwise). rasa-gpu keeps the bot's *shape* beside each model it trains and
+compares it with the bot now: a change of training examples (NLU examples, stories, rules) fine-tunes, anything
+else trains from scratch, and the first difference found is the reason given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .project import BotProject
+
+#: The share of each model's epochs a fine-tune trains (rasa train --epoch-fraction), unless told otherwise.
+DEFAULT_EPOCH_FRACTION = 0.2
+#: The label kinds a model's layers depend on, in the order a reason names them.
+LABELS = ("intents", "entities", "slots", "actions", "forms", "responses", "regexes", "lookups")
+#: Config keys that do not change what a model is (epochs are what a fine-tune sets itself).
+_NOT_SHAPE_KEYS = frozenset({"epochs", "assistant_id"})
+#: An annotated entity in an NLU example: [text](entity), [text](entity:value), [text]{"entity": ..., "role": ...}.
+_ANNOTATION = re.compile(r"\[(?P<text>[^\]]*)\](?:\((?P<short>[^)]*)\)|(?P<json>\{[^}]*\}))")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a trained model's architecture depends on."""
+
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    config: str = ""  # config.yml without epochs, canonical JSON
+    code: str = ""  # digest of the bot's custom component code
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Shape | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(
+                labels={k: list(v) for k, v in dict(data.get("labels", {})).items()},
+                config=str(data.get("config", "")),
+                code=str(data.get("code", "")),
+            )
+        except (TypeError, ValueError):
+            return None
+
+
+def shape_of(project: BotProject, config: dict | None = None) -> Shape:
+    """The bot's shape now, from its domain, its NLU data, its config (`config`: the one a training uses, e.g. with
+    --set overrides; default config.yml) and its code."""
+    labels: dict[str, set[str]] = {kind: set() for kind in LABELS}
+    for content in _yaml_contents(project, _domain_files(project)):
+        _domain_labels(content, labels)
+    for content in _yaml_contents(project, _data_files(project)):
+        _data_labels(content, labels)
+    code = hashlib.sha256()
+    for path in project.training_inputs():
+        if path.suffix == ".py":
+            code.update(project.relative(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return Shape(
+        labels={kind: sorted(values) for kind, values in labels.items()},
+        config=json.dumps(
+            _without_epochs(project.config_data() if config is None else config), sort_keys=True, default=str
+        ),
+        code=code.hexdigest(),
+    )
+
+
+def why_not(before: Shape | None, now: Shape) -> str | None:
+    """None when a model of shape `before` can be fine-tuned into one of shape `now`; else why not, in a few words."""
+    if before is None:
+        return "the newest model was not trained by this rasa-gpu (its shape is unknown)"
+    if before.config != now.config:
+        return "config.yml changed in more than the epochs"
+    for kind in LABELS:
+        old, new = set(before.labels.get(kind, [])), set(now.labels.get(kind, []))
+        if old != new:
+            return _difference(kind, old, new)
+    if before.code != now.code:
+        return "the custom component code changed"
+    return None
+
+
+def _difference(kind: str, old: set[str], new: set[str]) -> str:
+    singular = {"entities": "entity", "regexes": "regex", "lookups": "lookup table"}.get(kind, kind[:-1])
+    added, removed = sorted(new - old), sorted(old - new)
+    parts = []
+    if added:
+        parts.append(f"new {singular if len(added) == 1 else kind} {', '.join(added[:3])}")
+    if removed:
+        parts.append(f"{singular if len(removed) == 1 else kind} {', '.join(removed[:3])} removed")
+    return " and ".join(parts)
+
+
+# ---- reading the bot -----------------------------------------------------------------------------------------------
+
+
+def _domain_files(project: BotProject) -> list[Path]:
+    if project.domain.is_file():
+        return [project.domain]
+    return sorted(p for p in project.domain.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+
+
+def _data_files(project: BotProject) -> list[Path]:
+    return sorted(p for p in project.data.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+
+
+def _yaml_contents(project: BotProject, paths: Iterable[Path]) -> Iterator[dict]:
+    for path in paths:
+        content = project._parse(path, path.read_bytes())
+        if isinstance(content, dict):
+            yield content
+
+
+def _names(value: Any) -> Iterator[str]:
+    """The names in a domain list or mapping: `- greet`, `- greet: {use_entities: []}`, `{greet: ...}`."""
+    if isinstance(value, dict):
+        yield from (str(k) for k in value)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict):
+                yield from (str(k) for k in item)
+            elif item is not None:
+                yield str(item)
+
+
+def _domain_labels(content: dict, labels: dict[str, set[str]]) -> None:
+    labels["intents"].update(_names(content.get("intents")))
+    for entity in content.get("entities") or []:
+        if isinstance(entity, dict):
+            for name, spec in entity.items():
+                labels["entities"].add(str(name))
+                if isinstance(spec, dict):
+                    labels["entities"].update(f"{name}#role={r}" for r in spec.get("roles") or [])
+                    labels["entities"].update(f"{name}#group={g}" for g in spec.get("groups") or [])
+        elif entity is not None:
+            labels["entities"].add(str(entity))
+    labels["slots"].update(_names(content.get("slots")))
+    labels["actions"].update(_names(content.get("actions")))
+    labels["forms"].update(_names(content.get("forms")))
+    labels["responses"].update(_names(content.get("responses")))
+
+
+def _data_labels(content: dict, labels: dict[str, set[str]]) -> None:
+    for item in content.get("nlu") or []:
+        if not isinstance(item, dict):
+            continue
+        if "intent" in item:
+            labels["intents"].add(str(item["intent"]))
+            labels["entities"].update(_annotated_entities(item.get("examples")))
+        elif "regex" in item:
+            labels["regexes"].add(f"{item['regex']}={_digest(item.get('examples'))}")
+        elif "lookup" in item:
+            labels["lookups"].add(f"{item['lookup']}={_digest(item.get('examples'))}")
+
+
+def _annotated_entities(examples: Any) -> Iterator[str]:
+    """The entity labels of annotated NLU examples (a block string, or a list of {text: ...} items)."""
+    if isinstance(examples, list):
+        text = "\n".join(str(e.get("text", "")) if isinstance(e, dict) else str(e) for e in examples)
+    else:
+        text = str(examples or "")
+    for match in _ANNOTATION.finditer(text):
+        if match.group("short") is not None:
+            yield match.group("short").split(":", 1)[0].strip()
+            continue
+        try:
+            spec = json.loads(match.group("json"))
+        except ValueError:
+            continue
+        if isinstance(spec, dict) and "entity" in spec:
+            name = str(spec["entity"])
+            yield name
+            if "role" in spec:
+                yield f"{name}#role={spec['role']}"
+            if "group" in spec:
+                yield f"{name}#group={spec['group']}"
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _without_epochs(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_epochs(v) for k, v in value.items() if k not in _NOT_SHAPE_KEYS}
+    if isinstance(value, list):
+        return [_without_epochs(v) for v in value]
+    return value
