@@ -86,15 +86,6 @@ def with_services(project: BotProject, engine: Engine, args: list[str]) -> tuple
     return network, args
 
 
-def require_local(runner: Runner, what: str) -> Engine:
-    if not runner.local:
-        raise SettingsError(
-            f"{what} runs on this machine's Docker engine only (the bot folder is mounted); drop --host/--context, "
-            "or train there and test here"
-        )
-    return runner.engine
-
-
 def run(
     project: BotProject,
     image: str,
@@ -107,7 +98,10 @@ def run(
 ) -> int:
     """Run `rasa ARGS`; its output goes to on_output as it comes (with a terminal, `pump` moves the keyboard's bytes
     in and the screen's out instead). Returns Rasa's exit code."""
-    engine = require_local(runner, "rasa-gpu rasa")
+    engine = runner.local_engine(
+        "rasa-gpu rasa runs on this machine's Docker engine only (the bot folder is mounted); drop --host/--context, "
+        "or train there and test here"
+    )
     network, args = with_services(project, engine, args)
     if network:
         on_event(Notice(f"the action server of `rasa-gpu up` is reachable (network {network})"))

@@ -22,7 +22,7 @@ import yaml
 
 from . import __version__, license_key
 from .engine import Compose, Engine, ServiceState
-from .errors import RemoteUnsupported, ServicesError, SettingsError
+from .errors import ServicesError, SettingsError
 from .events import BuildOutput, EventSink, Notice
 from .gpu import GpuRequest, for_image, refused_recently, remember, without_runtime
 from .images import (
@@ -477,13 +477,11 @@ class UpResult:
 def require_local(runner: Runner) -> Engine:
     """Services run on this machine's engine only; returns it. On an engine elsewhere their ports would be
     published on that machine, and the bot folder (models/, actions/) that they mount is not there."""
-    if not runner.local:
-        raise RemoteUnsupported(
-            f"the services run on this machine's Docker engine only, not on {runner.name}: train there with "
-            "`rasa-gpu train --host …`, then run `rasa-gpu up` without --host (the model is in models/ here); "
-            "or run rasa-gpu on that machine itself"
-        )
-    return runner.engine
+    return runner.local_engine(
+        f"the services run on this machine's Docker engine only, not on {runner.name}: train there with "
+        "`rasa-gpu train --host …`, then run `rasa-gpu up` without --host (the model is in models/ here); "
+        "or run rasa-gpu on that machine itself"
+    )
 
 
 def up(

@@ -113,9 +113,8 @@ def submit(
         )
         if not wait:
             return
-        for line in jobs.follow(
-            job.output_path, done
-        ):  # the node's output, marked as such (its error line too)
+        # The node's output, marked as such (its error line too).
+        for line in jobs.follow(job.output_path, done):
             err.print(f"  │ {line}", markup=False, highlight=False)
     except KeyboardInterrupt:
         from ..errors import Interrupted

@@ -87,6 +87,15 @@ class Runner(ABC):
         finally:
             workspace.close()
 
+    def local_engine(self, refusal: str) -> Engine:
+        """This machine's engine, for work that mounts the bot folder itself (services, `rasa-gpu rasa`); on an
+        engine elsewhere, `refusal` as the one line."""
+        if not self.local:
+            from ..errors import RemoteUnsupported
+
+            raise RemoteUnsupported(refusal)
+        return self.engine
+
     def sweep(self, project: BotProject) -> int:
         """Remove what a killed rasa-gpu on this host left on the engine for this bot; returns how many things."""
         return self.engine.remove_orphans(project.root)
