@@ -86,6 +86,13 @@ def with_services(project: BotProject, engine: Engine, args: list[str]) -> tuple
     return network, args
 
 
+#: Why Rasa's commands (rasa, test, shell, validate) refuse an engine elsewhere.
+LOCAL_ONLY = (
+    "rasa-gpu's Rasa commands (rasa, test, shell, validate) run on this machine's Docker engine only (the bot folder "
+    "is mounted); drop --host/--context, or train there and test here"
+)
+
+
 def run(
     project: BotProject,
     image: str,
@@ -98,10 +105,7 @@ def run(
 ) -> int:
     """Run `rasa ARGS`; its output goes to on_output as it comes (with a terminal, `pump` moves the keyboard's bytes
     in and the screen's out instead). Returns Rasa's exit code."""
-    engine = runner.local_engine(
-        "rasa-gpu rasa runs on this machine's Docker engine only (the bot folder is mounted); drop --host/--context, "
-        "or train there and test here"
-    )
+    engine = runner.local_engine(LOCAL_ONLY)
     network, args = with_services(project, engine, args)
     if network:
         on_event(Notice(f"the action server of `rasa-gpu up` is reachable (network {network})"))

@@ -209,6 +209,10 @@ def test_up_on_an_engine_elsewhere_refuses_in_one_line(trained_bot, tmp_path):
     result = run_cli("up", str(bot), "--host", host, env={"PATH": f"{path}:{os.environ['PATH']}"})
     assert_one_line_error(result, None, "services run on this machine's Docker engine only")
     assert not (bot / "rasa-gpu.compose.yml").exists()
+    # Rasa's other commands too, before an image is built or a GPU asked for there.
+    tested = run_cli("test", str(bot), "--host", host, env={"PATH": f"{path}:{os.environ['PATH']}"})
+    assert_one_line_error(tested, None, "run on this machine's Docker engine only")
+    assert "rasa test" not in tested.stderr, tested.output  # it had found or built the image there first
 
 
 def test_doctor_checks_the_far_engine(trained_bot, tmp_path):

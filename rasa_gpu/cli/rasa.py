@@ -33,9 +33,10 @@ def _prepare(resolved: Resolved, runner: Runner, gpu: str | None, terminal: bool
     from .. import gpu as gpu_rules
     from .. import license_key
     from ..images import ensure_image
-    from ..rasa_commands import RasaOptions
+    from ..rasa_commands import LOCAL_ONLY, RasaOptions
     from ._common import err, verbatim
 
+    runner.local_engine(LOCAL_ONLY)  # before an image is built or a GPU asked for there
     settings = resolved.settings
     image = ensure_image(runner.engine, resolved.spec, lambda line: err.print(verbatim(line)))
     request = gpu_rules.parse_gpu_request(gpu or settings.gpu, settings.gpus)
