@@ -72,6 +72,8 @@ def test_submit_wait_trains_on_the_node_and_the_model_is_the_owners(
     slurm_cluster, bot_copy, docker_client, built_image
 ):
     before = set(models(bot_copy))
+    # An engine elsewhere in the bot's settings is for trainings started here: the node trains on its own engine.
+    (bot_copy / "rasa-gpu.toml").write_text('host = "ssh://nobody@gpu-box.invalid"\n')
     result = run_cli("submit", str(bot_copy), "--to", "slurm", "--force", "--wait")
     assert result.returncode == 0, result.output
     assert "Model ready" in result.stderr  # the node's `rasa-gpu train`, followed live

@@ -93,6 +93,8 @@ def train_cmd(
     if bot.startswith("-"):  # `rasa-gpu train -- --flag`: everything was meant for rasa train
         rasa_args, bot = (bot, *rasa_args), "."
     resolved = load(bot, image, gpu=gpu, gpus=gpus, set=overrides)
+    if job:  # a queued job trains on its node's own engine, whatever host or context the bot's settings name
+        resolved.settings.host = resolved.settings.context = None
     project, settings, spec = resolved.project, resolved.settings, resolved.spec
     override_lines = list(settings.set)
     if tensorboard:
