@@ -9,6 +9,12 @@ stdin open, and when stdin closes (the command ended, even by SIGKILL) this proc
 
 `rasa run` gets its auth token from the environment (RASA_AUTH_TOKEN), added to Rasa's arguments inside this
 process, so the token never appears in a command line that `ps` can show.
+
+With RASA_GPU_EAGER_DIET=1 (rasa-gpu sets it for a short fine-tune) Rasa's DIETClassifier loads and trains with
+TensorFlow's functions run eagerly: loading a model to fine-tune fits it on one example, which traces DIET's whole
+training graph, and the training traces it again; for a few hundred steps that tracing takes longer than the steps.
+Only DIETClassifier itself (not its subclasses, nor TEDPolicy, whose loading fails eagerly in Rasa 3.6), and only
+while it loads or trains; the config, and so Rasa's fingerprints and its fine-tune checks, are untouched.
 """
 
 import json
@@ -42,7 +48,10 @@ def end_with_wrapper() -> None:
                 pass
         except OSError:
             pass
-        print("rasa-gpu-entry: the rasa-gpu command that started this container is gone; stopping", file=sys.stderr)
+        print(
+            "rasa-gpu-entry: the rasa-gpu command that started this container is gone; stopping",
+            file=sys.stderr,
+        )
         sys.stderr.flush()
         os._exit(WRAPPER_GONE_EXIT)
 
@@ -56,7 +65,38 @@ def rasa_arguments(args: list) -> list:
     return args
 
 
+def eager_diet() -> None:
+    import functools
+
+    try:
+        import tensorflow as tf
+        from rasa.nlu.classifiers.diet_classifier import DIETClassifier
+    except ImportError as exc:
+        print(f"rasa-gpu-entry: DIETClassifier runs as configured ({exc})", file=sys.stderr, flush=True)
+        return
+
+    def eagerly(function):
+        @functools.wraps(function)  # Rasa validates the components' type annotations
+        def run(owner, *args, **kwargs):
+            if owner is not DIETClassifier and type(owner) is not DIETClassifier:
+                return function(owner, *args, **kwargs)
+            before = tf.config.functions_run_eagerly()
+            tf.config.run_functions_eagerly(True)
+            try:
+                return function(owner, *args, **kwargs)
+            finally:
+                tf.config.run_functions_eagerly(before)
+
+        return run
+
+    DIETClassifier.load = classmethod(eagerly(DIETClassifier.load.__func__))
+    DIETClassifier.train = eagerly(DIETClassifier.train)
+    print("rasa-gpu-entry: DIETClassifier runs eagerly (a short fine-tune)", file=sys.stderr, flush=True)
+
+
 def main() -> None:
+    if os.environ.get("RASA_GPU_EAGER_DIET") == "1":
+        eager_diet()
     if os.environ.get("RASA_GPU_TIED") == "1":
         end_with_wrapper()
     mode = os.environ.get("RASA_GPU_MODE", "")

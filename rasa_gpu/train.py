@@ -34,7 +34,7 @@ from .errors import (
     TrainingFailed,
 )
 from .events import BuildOutput, EventSink, Notice, TrainingStarted
-from .finetune import Shape, shape_of, why_not
+from .finetune import EAGER_DIET_MAX_STEPS, Shape, diet_steps, nlu_examples, shape_of, why_not
 from .images import ImageSpec
 from .project import BotProject
 from .runners import BOT_MOUNT, Runner, Workspace
@@ -185,6 +185,7 @@ def _train_locked(
                 on_event(Notice(warning, "warn"))
             shape = _shape(project, config_text)
             base = _finetune_base(project, spec, options, shape, runner, on_event)
+            environment: dict[str, str] = {}
             with runner.workspace(project, uuid.uuid4().hex[:12], image.tag) as workspace:
                 command = _train_command(project, workspace, config_text) + options.rasa_args
                 if base is not None:
@@ -195,11 +196,19 @@ def _train_locked(
                         f"{options.epoch_fraction:g}",
                     ]
                     record.finetuned_from = project.relative(base)
+                    environment.update(_eager_diet(project, config_text, options.epoch_fraction, on_event))
                 cache_before = _cache_entries(project) if runner.local else None
                 sent = workspace.send()
                 try:
                     outcome = _run_training(
-                        engine, workspace, image.tag, command, gpu, on_event, secrets=options.secrets()
+                        engine,
+                        workspace,
+                        image.tag,
+                        command,
+                        gpu,
+                        on_event,
+                        secrets=options.secrets(),
+                        environment=environment,
                     )
                 except DiskFull as exc:
                     removed = _remove_partial_cache(project, cache_before) if cache_before is not None else 0
@@ -428,6 +437,21 @@ def _finetune_base(
     return newest
 
 
+def _eager_diet(
+    project: BotProject, config_text: str | None, fraction: float, on_event: EventSink
+) -> dict[str, str]:
+    """The container's environment that has the image's entry script run DIET eagerly, when this fine-tune is short
+    enough that tracing DIET's graph would cost more than its steps (finetune.EAGER_DIET_MAX_STEPS)."""
+    from . import yamlfile
+
+    config = yamlfile.load(config_text) if config_text is not None else project.config_data()
+    steps = diet_steps(config if isinstance(config, dict) else None, nlu_examples(project), fraction)
+    if steps is None or steps > EAGER_DIET_MAX_STEPS:
+        return {}
+    on_event(Notice(f"DIET fine-tunes without graph tracing (about {steps} steps)", "info"))
+    return {"RASA_GPU_EAGER_DIET": "1"}
+
+
 def _read_state(project: BotProject) -> dict[str, Any]:
     try:
         state = json.loads((project.state_dir / STATE_FILE).read_text(encoding="utf-8"))
@@ -467,12 +491,13 @@ def _run_training(
     limits: Limits = Limits(),
     *,
     secrets: dict[str, str] | None = None,
+    environment: dict[str, str] | None = None,
 ) -> _Outcome:
     running: RunningContainer | None = None
     try:
 
         def build(request: gpu_rules.GpuRequest) -> ContainerSpec:
-            return training_container(workspace, image, command, request, limits, secrets)
+            return training_container(workspace, image, command, request, limits, secrets, environment)
 
         with gpu_rules.started(engine, build, gpu, "train", on_event) as (running, granted):
             on_event(TrainingStarted(image=image, gpu=gpu.describe() if granted else "none"))
@@ -492,6 +517,7 @@ def training_container(
     gpu: gpu_rules.GpuRequest,
     limits: Limits = Limits(),
     secrets: dict[str, str] | None = None,
+    extra_environment: dict[str, str] | None = None,
 ) -> ContainerSpec:
     """The training container: the bot at /bot (bind-mounted, or a volume on an engine elsewhere), run as the bot's
     owner with a writable HOME, labelled so a later run can find it, and with a GPU request (plus the entry script's
@@ -505,6 +531,7 @@ def training_container(
         environment["RASA_GPU_MODE"] = gpu.mode
     environment.update(workspace.environment)
     environment.update(limits.environment)
+    environment.update(extra_environment or {})
     environment.update(secrets or {})
     return ContainerSpec(
         image=image,

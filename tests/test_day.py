@@ -115,9 +115,12 @@ def test_shell_answers_hi_through_a_pseudo_terminal(bot_copy, docker_client):
 def test_a_new_example_fine_tunes_and_a_new_intent_trains_from_scratch(bot_copy, docker_client, built_image):
     nlu = bot_copy / "data" / "nlu.yml"
     nlu.write_text(nlu.read_text().replace(GREET, GREET + "      - salutations dear shop\n", 1))
-    tuned = run_cli("train", str(bot_copy), "--finetune")
+    tuned = run_cli("train", str(bot_copy), "--finetune", "--verbose")
     assert tuned.returncode == 0, tuned.output
     assert "fine-tuning" in tuned.stderr and "fine-tuned from" in tuned.stdout, tuned.output
+    # 20 DIET steps: the entry script runs DIET eagerly in the container (and says so in Rasa's output)
+    assert "DIET fine-tunes without graph tracing (about 20 steps)" in tuned.stderr, tuned.output
+    assert "rasa-gpu-entry: DIETClassifier runs eagerly" in tuned.output, tuned.output
     newest = _runs(bot_copy, "--kind", "train")[0]
     assert newest["finetuned_from"] and newest["status"] == "ok", newest
     model = models(bot_copy)[-1]

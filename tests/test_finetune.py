@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import EXAMPLE_BOT, copy_bot
 
-from rasa_gpu.finetune import Shape, shape_of, why_not
+from rasa_gpu.finetune import EAGER_DIET_MAX_STEPS, Shape, diet_steps, nlu_examples, shape_of, why_not
 from rasa_gpu.project import BotProject
 
 
@@ -94,3 +95,28 @@ def test_a_split_domain_folder_counts_every_part(tmp_path):
 def test_no_known_shape_is_a_reason():
     assert "shape is unknown" in why_not(None, Shape())
     assert Shape.from_json("garbage") is None
+
+
+def test_a_short_fine_tune_of_diet_is_counted_in_steps(bot):
+    """example_bot: 96 NLU examples, DIET 50 epochs; a fine-tune of 0.2 trains 10 epochs of 2 batches of 64."""
+    project = BotProject.load(bot)
+    examples = nlu_examples(project)
+    intents = [
+        item for item in yaml.safe_load((bot / "data" / "nlu.yml").read_text())["nlu"] if "intent" in item
+    ]
+    assert examples == sum(len(item["examples"].strip().splitlines()) for item in intents)
+    _edit(bot / "data" / "nlu.yml", "      - howdy\n", "      - howdy\n      - hiya there\n")
+    assert nlu_examples(BotProject.load(bot)) == examples + 1
+    config = project.config_data()
+    assert diet_steps(config, examples, 0.2) == 10 * -(-examples // 64)
+    assert diet_steps(config, examples, 0.2) <= EAGER_DIET_MAX_STEPS
+
+
+def test_diet_steps_follow_rasas_defaults_and_the_batch_size():
+    diet = {"name": "DIETClassifier"}
+    assert diet_steps({"pipeline": [diet]}, 640, 0.2) == 60 * 10  # 300 epochs by default, batches of 64
+    assert diet_steps({"pipeline": [{**diet, "epochs": 100, "batch_size": [32, 256]}]}, 64, 0.1) == 10 * 2
+    assert diet_steps({"pipeline": [{"name": "rasa_plus.nlu.DIETClassifier", "epochs": 10}]}, 1, 1.0) == 10
+    assert diet_steps({"pipeline": [{"name": "LogisticRegressionClassifier"}]}, 640, 0.2) is None
+    assert diet_steps({"pipeline": [{**diet, "epochs": "many"}]}, 640, 0.2) is None
+    assert diet_steps(None, 640, 0.2) is None

@@ -213,6 +213,8 @@ def test_up_on_an_engine_elsewhere_refuses_in_one_line(trained_bot, tmp_path):
     tested = run_cli("test", str(bot), "--host", host, env={"PATH": f"{path}:{os.environ['PATH']}"})
     assert_one_line_error(tested, None, "run on this machine's Docker engine only")
     assert "rasa test" not in tested.stderr, tested.output  # it had found or built the image there first
+    runs = run_cli("runs", str(bot), "--kind", "test", "--json", "-n", "0")
+    assert json.loads(runs.stdout) == [], runs.output  # a refused test is no failed run in the history
 
 
 def test_doctor_checks_the_far_engine(trained_bot, tmp_path):

@@ -71,7 +71,8 @@ def rasa_cmd(
     bot: str, rasa_args: tuple[str, ...], image: ImageOptions, gpu: str | None, tty: bool | None
 ) -> None:
     """Run any Rasa command in BOT's image: the bot mounted at /bot, as its owner, with a terminal when this one is,
-    and the action server of `rasa-gpu up` reachable when it runs. Rasa's exit code is rasa-gpu's.
+    and the action server of `rasa-gpu up` reachable when it runs. Rasa's exit code is rasa-gpu's. rasa-gpu's own
+    options come before BOT (`rasa-gpu rasa --gpu off BOT -- ...`): everything after BOT is Rasa's.
 
     \b
     Examples:
@@ -233,6 +234,7 @@ def test_cmd(
         phase=options.kind + (f" cross-validation {options.folds} folds" if options.folds else ""),
     )
     with resolved.runner() as runner:
+        runner.local_engine(rasa_commands.LOCAL_ONLY)  # refused before a history row is opened
         record.host = runner.machine()
         with history.recording(project, record, lambda text: err.print(f"warning: {text}", markup=False)):
             tag, rasa_options = _prepare(resolved, runner, gpu, False)
