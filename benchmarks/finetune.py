@@ -6,11 +6,13 @@ of the fine-tuned model against the full retrain, side by side in one run (a scr
 BOT (default example_bot) is copied to a temporary folder. Each round, on a fresh copy:
 1. a cold training (no Rasa cache, no model): the reference time;
 2. a one-line NLU edit (one more example for the first intent), then `train --finetune` (the newest model continued
-   for --epoch-fraction of the epochs), and `rasa-gpu test nlu` of that model;
-3. on the same data, `train --no-finetune` (a full retrain that uses Rasa's cache where it can: what `train` did
+   for --epoch-fraction of the epochs): the figure the issue asks for;
+3. a second one-line edit and a second fine-tune, as `watch` does next (Rasa finds TEDPolicy in its cache now: a
+   fine-tune changes the epochs in its config, and so its cache key, only the first time), and `rasa-gpu test nlu`;
+4. on the same data, `train --no-finetune` (a full retrain that uses Rasa's cache where it can: what `train` did
    before fine-tuning existed), and `rasa-gpu test nlu` of that model.
-Prints the median fine-tune ÷ cold (target <= 0.25), cached full retrain ÷ cold, and the intent F1 of the fine-tuned
-model minus the full retrain's (target: within 0.02). `rasa-gpu test nlu` tests on the bot's own NLU data, as Rasa
+Prints the medians of fine-tune ÷ cold (target <= 0.25), second fine-tune ÷ cold, cached full retrain ÷ cold, and
+the intent F1 of the twice fine-tuned model minus the full retrain's (target: within 0.02). `rasa-gpu test nlu` tests on the bot's own NLU data, as Rasa
 does without a test split. The image must exist (`rasa-gpu build BOT`), so that no build is timed.
 """
 
@@ -51,13 +53,13 @@ def intent_f1(bot: Path) -> float:
     return float(runs[0]["metrics"]["intent_f1"])
 
 
-def add_example(bot: Path) -> None:
+def add_example(bot: Path, text: str = "well hello to you too") -> None:
     """One more example for the first intent of data/nlu.yml (a new line after its `examples: |`)."""
     nlu = bot / "data" / "nlu.yml"
     lines = nlu.read_text(encoding="utf-8").splitlines(keepends=True)
     at = next(i for i, line in enumerate(lines) if line.strip().startswith("examples:"))
     indent = " " * (len(lines[at + 1]) - len(lines[at + 1].lstrip()))
-    lines.insert(at + 1, f"{indent}- well hello to you too\n")
+    lines.insert(at + 1, f"{indent}- {text}\n")
     nlu.write_text("".join(lines), encoding="utf-8")
 
 
@@ -69,7 +71,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--epoch-fraction", default="0.2")
     args = parser.parse_args()
-    ratios, cached_ratios, f1_gaps = [], [], []
+    ratios, second_ratios, cached_ratios, f1_gaps = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.rounds):
             bot = Path(tmp) / f"bot-{i}"
@@ -79,18 +81,23 @@ def main() -> None:
             cold = timed_train(bot)
             add_example(bot)
             finetune = timed_train(bot, "--finetune", "--epoch-fraction", args.epoch_fraction)
+            add_example(bot, "good day to you shop")
+            second = timed_train(bot, "--finetune", "--epoch-fraction", args.epoch_fraction)
             f1_tuned = intent_f1(bot)
             cached = timed_train(bot, "--no-finetune")
             f1_full = intent_f1(bot)
             ratios.append(finetune / cold)
+            second_ratios.append(second / cold)
             cached_ratios.append(cached / cold)
             f1_gaps.append(f1_tuned - f1_full)
             print(
-                f"round {i + 1}: cold {cold:.1f} s, fine-tune {finetune:.1f} s, cached full retrain {cached:.1f} s;"
+                f"round {i + 1}: cold {cold:.1f} s, fine-tune {finetune:.1f} s, second fine-tune {second:.1f} s,"
+                f" cached full retrain {cached:.1f} s;"
                 f" intent F1 fine-tuned {f1_tuned:.3f}, full retrain {f1_full:.3f}",
                 flush=True,
             )
     print(f"fine-tune / cold training: {statistics.median(ratios):.3f} (target <= {RATIO_TARGET})")
+    print(f"second fine-tune in a row / cold training: {statistics.median(second_ratios):.3f}")
     print(f"cached full retrain / cold training: {statistics.median(cached_ratios):.3f}")
     print(
         f"intent F1, fine-tuned - full retrain: {statistics.median(f1_gaps):+.3f} (target: within {F1_TARGET})"
