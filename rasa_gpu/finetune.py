@@ -126,18 +126,18 @@ def diet_steps(config: dict | None, examples: int, fraction: float) -> int | Non
 
 def nlu_examples(project: BotProject) -> int:
     """How many NLU training examples the bot has (the `- ` lines of its intents' examples)."""
-    count = 0
-    for content in _yaml_contents(project, _data_files(project)):
-        for item in content.get("nlu") or []:
-            if isinstance(item, dict) and "intent" in item:
-                examples = item.get("examples")
-                if isinstance(examples, list):
-                    count += len(examples)
-                else:
-                    count += sum(
-                        1 for line in str(examples or "").splitlines() if line.strip().startswith("- ")
-                    )
-    return count
+    return sum(
+        _example_count(item.get("examples"))
+        for content in _yaml_contents(project, _data_files(project))
+        for item in content.get("nlu") or []
+        if isinstance(item, dict) and "intent" in item
+    )
+
+
+def _example_count(examples: Any) -> int:
+    if isinstance(examples, list):
+        return len(examples)
+    return sum(1 for line in str(examples or "").splitlines() if line.strip().startswith("- "))
 
 
 # ---- reading the bot -----------------------------------------------------------------------------------------------

@@ -183,9 +183,12 @@ def _train_locked(
             )
             if warning:
                 on_event(Notice(warning, "warn"))
-            shape = _shape(project, config_text)
+            config = _training_config(config_text)
+            shape = shape_of(project, config)
             base = _finetune_base(project, spec, options, shape, runner, on_event)
-            environment: dict[str, str] = {}
+            environment = (
+                _eager_diet(project, config, options.epoch_fraction, on_event) if base is not None else {}
+            )
             with runner.workspace(project, uuid.uuid4().hex[:12], image.tag) as workspace:
                 command = _train_command(project, workspace, config_text) + options.rasa_args
                 if base is not None:
@@ -196,7 +199,6 @@ def _train_locked(
                         f"{options.epoch_fraction:g}",
                     ]
                     record.finetuned_from = project.relative(base)
-                    environment.update(_eager_diet(project, config_text, options.epoch_fraction, on_event))
                 cache_before = _cache_entries(project) if runner.local else None
                 sent = workspace.send()
                 try:
@@ -397,11 +399,12 @@ def _basis(spec: ImageSpec, options: TrainOptions) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def _shape(project: BotProject, config_text: str | None) -> Shape:
+def _training_config(config_text: str | None) -> dict | None:
+    """The config a training uses when --set overrides rewrote config.yml (parsed once); None: config.yml itself."""
     from . import yamlfile
 
     config = yamlfile.load(config_text) if config_text is not None else None
-    return shape_of(project, config if isinstance(config, dict) else None)
+    return config if isinstance(config, dict) else None
 
 
 def _finetune_base(
@@ -438,14 +441,11 @@ def _finetune_base(
 
 
 def _eager_diet(
-    project: BotProject, config_text: str | None, fraction: float, on_event: EventSink
+    project: BotProject, config: dict | None, fraction: float, on_event: EventSink
 ) -> dict[str, str]:
     """The container's environment that has the image's entry script run DIET eagerly, when this fine-tune is short
     enough that tracing DIET's graph would cost more than its steps (finetune.EAGER_DIET_MAX_STEPS)."""
-    from . import yamlfile
-
-    config = yamlfile.load(config_text) if config_text is not None else project.config_data()
-    steps = diet_steps(config if isinstance(config, dict) else None, nlu_examples(project), fraction)
+    steps = diet_steps(project.config_data() if config is None else config, nlu_examples(project), fraction)
     if steps is None or steps > EAGER_DIET_MAX_STEPS:
         return {}
     on_event(Notice(f"DIET fine-tunes without graph tracing (about {steps} steps)", "info"))
