@@ -7,8 +7,7 @@ BOT (default example_bot) is copied to a temporary folder. Each round, on a fres
 1. a cold training (no Rasa cache, no model): the reference time;
 2. a one-line NLU edit (one more example for the first intent), then `train --finetune` (the newest model continued
    for --epoch-fraction of the epochs): the figure the issue asks for;
-3. a second one-line edit and a second fine-tune, as `watch` does next (Rasa finds TEDPolicy in its cache now: a
-   fine-tune changes the epochs in its config, and so its cache key, only the first time), and `rasa-gpu test nlu`;
+3. a second one-line edit and a second fine-tune, as `watch` does next, and `rasa-gpu test nlu`;
 4. on the same data, `train --no-finetune` (a full retrain that uses Rasa's cache where it can: what `train` did
    before fine-tuning existed), and `rasa-gpu test nlu` of that model.
 Prints the medians of fine-tune ÷ cold (target <= 0.25), second fine-tune ÷ cold, cached full retrain ÷ cold, and

@@ -15,6 +15,17 @@ TensorFlow's functions run eagerly: loading a model to fine-tune fits it on one 
 training graph, and the training traces it again; for a few hundred steps that tracing takes longer than the steps.
 Only DIETClassifier itself (not its subclasses, nor TEDPolicy, whose loading fails eagerly in Rasa 3.6), and only
 while it loads or trains; the config, and so Rasa's fingerprints and its fine-tune checks, are untouched.
+
+With RASA_GPU_KEEP_POLICIES=1 (rasa-gpu sets it for a fine-tune when no story, rule, domain or policy changed since
+the model it continues) the dialogue policies keep their configured epochs: `rasa train --finetune` writes
+epochs × fraction into every trainable component's config, which changes the policies' cache keys, so Rasa would
+fine-tune them on the very data they were trained on. Kept as configured, their keys are those of the last training
+and Rasa restores them from its cache. Not when Rasa trains end to end (the policies then learn from NLU data too).
+
+Two things spare every `rasa train` seconds of fixed work that no GPU shortens: Rasa packs the model archive with
+gzip level 9, which here takes 2.5 s for example_bot's 24 MB against 0.9 s at level 6 for an archive 0.3 % larger, so
+it packs at level 6; and once Rasa has written the model (its only output, closed by then), the process ends
+without tearing down TensorFlow and the trained models in memory, with Rasa's exit status.
 """
 
 import json
@@ -71,7 +82,9 @@ def eager_diet() -> None:
     try:
         import tensorflow as tf
         from rasa.nlu.classifiers.diet_classifier import DIETClassifier
-    except ImportError as exc:
+
+        DIETClassifier.load.__func__  # noqa: B018 (a classmethod, as in Rasa 3.x)
+    except (ImportError, AttributeError) as exc:
         print(f"rasa-gpu-entry: DIETClassifier runs as configured ({exc})", file=sys.stderr, flush=True)
         return
 
@@ -94,9 +107,80 @@ def eager_diet() -> None:
     print("rasa-gpu-entry: DIETClassifier runs eagerly (a short fine-tune)", file=sys.stderr, flush=True)
 
 
+def keep_policy_epochs() -> None:
+    import functools
+
+    try:
+        from rasa.core.policies.policy import Policy
+        from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+
+        original = DefaultV1Recipe._extra_config_from_cli
+    except (ImportError, AttributeError) as exc:
+        print(
+            f"rasa-gpu-entry: the dialogue policies fine-tune as Rasa says ({exc})",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+
+    @functools.wraps(original)
+    def extra_config(recipe, cli_parameters, component, *args, **kwargs):
+        config = original(recipe, cli_parameters, component, *args, **kwargs)
+        if isinstance(component, type) and issubclass(component, Policy) and not recipe._use_end_to_end:
+            return {k: v for k, v in config.items() if k not in ("epochs", "finetuning_epoch_fraction")}
+        return config
+
+    DefaultV1Recipe._extra_config_from_cli = extra_config
+    print(
+        "rasa-gpu-entry: the dialogue policies keep their epochs (their data did not change)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def pack_at_level_6() -> None:
+    try:
+        from rasa.engine.storage import local_model_storage
+
+        packer = local_model_storage.TarSafe
+    except (ImportError, AttributeError):
+        return  # Rasa packs as it always has
+
+    class PackAtLevel6(packer):
+        @classmethod
+        def open(cls, name=None, mode="r", *args, **kwargs):
+            if mode == "w:gz":
+                kwargs.setdefault("compresslevel", 6)
+            return super().open(name, mode, *args, **kwargs)
+
+    local_model_storage.TarSafe = PackAtLevel6
+
+
+def run_and_leave(rasa_main) -> None:
+    """Run Rasa, then end the process at once with its exit status (Python's rules for SystemExit's code)."""
+    import logging
+
+    try:
+        rasa_main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main() -> None:
     if os.environ.get("RASA_GPU_EAGER_DIET") == "1":
         eager_diet()
+    if os.environ.get("RASA_GPU_KEEP_POLICIES") == "1":
+        keep_policy_epochs()
     if os.environ.get("RASA_GPU_TIED") == "1":
         end_with_wrapper()
     mode = os.environ.get("RASA_GPU_MODE", "")
@@ -105,6 +189,9 @@ def main() -> None:
     from rasa.__main__ import main as rasa_main
 
     sys.argv = ["rasa", *rasa_arguments(sys.argv[1:])]
+    if sys.argv[1:2] == ["train"]:
+        pack_at_level_6()
+        run_and_leave(rasa_main)
     rasa_main()
 
 

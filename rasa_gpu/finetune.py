@@ -124,6 +124,28 @@ def diet_steps(config: dict | None, examples: int, fraction: float) -> int | Non
     return None
 
 
+def dialogue_digest(project: BotProject, config: dict | None = None) -> str | None:
+    """A digest of what the dialogue policies learn from: the domain, the stories and rules, and the config's policies
+    (`config` as for shape_of). None when a story or rule has end-to-end user text, since the policies then also learn
+    from the NLU data. While it stays the same, a fine-tune leaves the policies' epochs as configured, so that Rasa's
+    cache gives back their last training instead of fine-tuning them on the same data."""
+    parts: list[Any] = [(project.config_data() if config is None else config).get("policies")]
+    parts.extend(_yaml_contents(project, _domain_files(project)))
+    for content in _yaml_contents(project, _data_files(project)):
+        dialogue = {key: content.get(key) for key in ("stories", "rules") if content.get(key)}
+        if any("user" in step for step in _steps(dialogue)):
+            return None
+        parts.append(dialogue)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _steps(dialogue: dict) -> Iterator[dict]:
+    for items in dialogue.values():
+        for item in items if isinstance(items, list) else []:
+            steps = item.get("steps") if isinstance(item, dict) else None
+            yield from (step for step in steps or [] if isinstance(step, dict))
+
+
 def nlu_examples(project: BotProject) -> int:
     """How many NLU training examples the bot has (the `- ` lines of its intents' examples)."""
     return sum(

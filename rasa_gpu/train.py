@@ -34,7 +34,15 @@ from .errors import (
     TrainingFailed,
 )
 from .events import BuildOutput, EventSink, Notice, TrainingStarted
-from .finetune import EAGER_DIET_MAX_STEPS, Shape, diet_steps, nlu_examples, shape_of, why_not
+from .finetune import (
+    EAGER_DIET_MAX_STEPS,
+    Shape,
+    dialogue_digest,
+    diet_steps,
+    nlu_examples,
+    shape_of,
+    why_not,
+)
 from .images import ImageSpec
 from .project import BotProject
 from .runners import BOT_MOUNT, Runner, Workspace
@@ -184,10 +192,12 @@ def _train_locked(
             if warning:
                 on_event(Notice(warning, "warn"))
             config = _training_config(config_text)
-            shape = shape_of(project, config)
+            shape, dialogue = shape_of(project, config), dialogue_digest(project, config)
             base = _finetune_base(project, spec, options, shape, runner, on_event)
             environment = (
-                _eager_diet(project, config, options.epoch_fraction, on_event) if base is not None else {}
+                _finetune_environment(project, config, options.epoch_fraction, dialogue, on_event)
+                if base is not None
+                else {}
             )
             with runner.workspace(project, uuid.uuid4().hex[:12], image.tag) as workspace:
                 command = _train_command(project, workspace, config_text) + options.rasa_args
@@ -239,7 +249,12 @@ def _train_locked(
             )
             record.measured(result.device, result.wall_seconds, result.components)
             record.model_path, record.model_sha256 = project.relative(model), history.file_sha256(model)
-            _save_state(project, fingerprint, result, shape, _basis(spec, options))
+            # the policies' configured epochs are in this machine's Rasa cache after a full training here or a
+            # fine-tune that kept them
+            kept = runner.local and (base is None or "RASA_GPU_KEEP_POLICIES" in environment)
+            _save_state(
+                project, fingerprint, result, shape, dialogue if kept else None, _basis(spec, options)
+            )
         result.run_id = record.id
         return result
 
@@ -440,16 +455,28 @@ def _finetune_base(
     return newest
 
 
-def _eager_diet(
-    project: BotProject, config: dict | None, fraction: float, on_event: EventSink
+def _finetune_environment(
+    project: BotProject, config: dict | None, fraction: float, dialogue: str | None, on_event: EventSink
 ) -> dict[str, str]:
-    """The container's environment that has the image's entry script run DIET eagerly, when this fine-tune is short
-    enough that tracing DIET's graph would cost more than its steps (finetune.EAGER_DIET_MAX_STEPS)."""
+    """What a fine-tune's container is told besides Rasa's arguments, for the image's entry script:
+    RASA_GPU_KEEP_POLICIES=1 when the dialogue policies' data did not change since the newest model (their epochs stay
+    as configured, so Rasa's cache gives back their last training: fine-tuning them would retrain them on the same
+    data), RASA_GPU_EAGER_DIET=1 when the fine-tune is short enough that tracing DIET's graph would cost more than its
+    steps (finetune.EAGER_DIET_MAX_STEPS)."""
+    environment = {}
+    if dialogue is not None and _read_state(project).get("dialogue") == dialogue:
+        on_event(
+            Notice(
+                "no story, rule or domain changed: the dialogue policies keep their last training (Rasa's cache)",
+                "info",
+            )
+        )
+        environment["RASA_GPU_KEEP_POLICIES"] = "1"
     steps = diet_steps(project.config_data() if config is None else config, nlu_examples(project), fraction)
-    if steps is None or steps > EAGER_DIET_MAX_STEPS:
-        return {}
-    on_event(Notice(f"DIET fine-tunes without graph tracing (about {steps} steps)", "info"))
-    return {"RASA_GPU_EAGER_DIET": "1"}
+    if steps is not None and steps <= EAGER_DIET_MAX_STEPS:
+        on_event(Notice(f"DIET fine-tunes without graph tracing (about {steps} steps)", "info"))
+        environment["RASA_GPU_EAGER_DIET"] = "1"
+    return environment
 
 
 def _read_state(project: BotProject) -> dict[str, Any]:
@@ -709,10 +736,15 @@ def _verify_archive(archive: Path) -> None:
         raise TrainingFailed("the model Rasa wrote has no metadata.json; it would not load", exit_code=0)
 
 
-def _save_state(project: BotProject, fingerprint: str, result: TrainResult, shape: Shape, basis: str) -> None:
+def _save_state(
+    project: BotProject, fingerprint: str, result: TrainResult, shape: Shape, dialogue: str | None, basis: str
+) -> None:
     path = project.state_dir / STATE_FILE
     state = {
         "shape": shape.to_json(),  # what a later fine-tune compares the bot with
+        # the dialogue digest when the policies were trained with their configured epochs, else None: whether a later
+        # fine-tune leaves them to Rasa's cache
+        "dialogue": dialogue,
         "basis": basis,
         "fingerprint": fingerprint,
         "model": project.relative(result.model),

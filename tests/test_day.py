@@ -121,10 +121,24 @@ def test_a_new_example_fine_tunes_and_a_new_intent_trains_from_scratch(bot_copy,
     # 20 DIET steps: the entry script runs DIET eagerly in the container (and says so in Rasa's output)
     assert "DIET fine-tunes without graph tracing (about 20 steps)" in tuned.stderr, tuned.output
     assert "rasa-gpu-entry: DIETClassifier runs eagerly" in tuned.output, tuned.output
+    # no story changed: TEDPolicy keeps its epochs, so Rasa restores the fixture's training of it from the cache
+    assert "the dialogue policies keep their last training" in tuned.stderr, tuned.output
+    assert "rasa-gpu-entry: the dialogue policies keep their epochs" in tuned.output, tuned.output
     newest = _runs(bot_copy, "--kind", "train")[0]
     assert newest["finetuned_from"] and newest["status"] == "ok", newest
+    assert "DIETClassifier" in newest["components"] and "TEDPolicy" not in newest["components"], newest
     model = models(bot_copy)[-1]
     assert intent_of(docker_client, built_image, bot_copy, model, "salutations dear shop") == "greet"
+    stories = bot_copy / "data" / "stories.yml"
+    stories.write_text(
+        stories.read_text() + "\n  - story: greeted twice\n    steps:\n      - intent: greet\n"
+        "      - action: utter_greet\n      - intent: greet\n      - action: utter_greet\n"
+    )
+    # a new story: still a fine-tune, but TEDPolicy learns it (its fine-tune epochs, not Rasa's cache)
+    restory = run_cli("train", str(bot_copy), "--finetune")
+    assert restory.returncode == 0, restory.output
+    assert "fine-tuning" in restory.stderr and "policies keep" not in restory.stderr, restory.output
+    assert "TEDPolicy" in _runs(bot_copy, "--kind", "train")[0]["components"]
     nlu.write_text(
         nlu.read_text() + "\n  - intent: ask_opening_hours\n    examples: |\n      - when are you open\n"
     )

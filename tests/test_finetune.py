@@ -10,7 +10,15 @@ import pytest
 import yaml
 from conftest import EXAMPLE_BOT, copy_bot
 
-from rasa_gpu.finetune import EAGER_DIET_MAX_STEPS, Shape, diet_steps, nlu_examples, shape_of, why_not
+from rasa_gpu.finetune import (
+    EAGER_DIET_MAX_STEPS,
+    Shape,
+    dialogue_digest,
+    diet_steps,
+    nlu_examples,
+    shape_of,
+    why_not,
+)
 from rasa_gpu.project import BotProject
 
 
@@ -120,3 +128,40 @@ def test_diet_steps_follow_rasas_defaults_and_the_batch_size():
     assert diet_steps({"pipeline": [{"name": "LogisticRegressionClassifier"}]}, 640, 0.2) is None
     assert diet_steps({"pipeline": [{**diet, "epochs": "many"}]}, 640, 0.2) is None
     assert diet_steps(None, 640, 0.2) is None
+
+
+def _dialogue(bot: Path) -> str | None:
+    return dialogue_digest(BotProject.load(bot))
+
+
+def test_the_dialogue_digest_ignores_nlu_edits_and_follows_stories_rules_domain_and_policies(bot):
+    before = _dialogue(bot)
+    assert before is not None
+    _edit(bot / "data" / "nlu.yml", "      - howdy\n", "      - howdy\n      - hiya there\n")
+    _edit(bot / "config.yml", "epochs: 50", "epochs: 60")  # DIET's: an NLU component
+    _edit(bot / "domain.yml", "session_config:", "# a comment changes nothing\nsession_config:")
+    assert _dialogue(bot) == before
+    for path, old, new in [
+        (
+            "data/stories.yml",
+            "      - action: utter_greet\n",
+            "      - action: utter_greet\n      - intent: affirm\n",
+        ),
+        ("data/rules.yml", "steps:", "conversation_start: true\n    steps:"),
+        ("domain.yml", "session_config:", "slots_extra: {}\nsession_config:"),
+        ("config.yml", "epochs: 40", "epochs: 30"),  # TEDPolicy's
+    ]:
+        _edit(bot / path, old, new)
+        now = _dialogue(bot)
+        assert now is not None and now != before, path
+        before = now
+
+
+def test_end_to_end_stories_have_no_dialogue_digest(bot):
+    stories = bot / "data" / "stories.yml"
+    _edit(
+        stories,
+        "      - intent: greet\n",
+        "      - user: hello there\n",
+    )
+    assert _dialogue(bot) is None
