@@ -35,6 +35,15 @@ import threading
 
 NO_GPU_EXIT = 86
 WRAPPER_GONE_EXIT = 143
+EAGER_DIET = "RASA_GPU_EAGER_DIET"
+KEEP_POLICIES = "RASA_GPU_KEEP_POLICIES"
+#: What each switch makes the entry script say when a run has it on.
+SWITCHES = {
+    EAGER_DIET: "DIETClassifier runs eagerly (a short fine-tune)",
+    KEEP_POLICIES: "the dialogue policies keep their epochs (their data did not change)",
+}
+#: The line after each run in serve mode: `RASA_GPU_DONE <exit status>`.
+DONE_MARKER = "RASA_GPU_DONE"
 
 
 def report_gpus(mode: str) -> None:
@@ -91,7 +100,9 @@ def eager_diet() -> None:
     def eagerly(function):
         @functools.wraps(function)  # Rasa validates the components' type annotations
         def run(owner, *args, **kwargs):
-            if owner is not DIETClassifier and type(owner) is not DIETClassifier:
+            if os.environ.get(EAGER_DIET) != "1" or (
+                owner is not DIETClassifier and type(owner) is not DIETClassifier
+            ):
                 return function(owner, *args, **kwargs)
             before = tf.config.functions_run_eagerly()
             tf.config.run_functions_eagerly(True)
@@ -104,7 +115,6 @@ def eager_diet() -> None:
 
     DIETClassifier.load = classmethod(eagerly(DIETClassifier.load.__func__))
     DIETClassifier.train = eagerly(DIETClassifier.train)
-    print("rasa-gpu-entry: DIETClassifier runs eagerly (a short fine-tune)", file=sys.stderr, flush=True)
 
 
 def keep_policy_epochs() -> None:
@@ -126,16 +136,16 @@ def keep_policy_epochs() -> None:
     @functools.wraps(original)
     def extra_config(recipe, cli_parameters, component, *args, **kwargs):
         config = original(recipe, cli_parameters, component, *args, **kwargs)
-        if isinstance(component, type) and issubclass(component, Policy) and not recipe._use_end_to_end:
+        if (
+            os.environ.get(KEEP_POLICIES) == "1"
+            and isinstance(component, type)
+            and issubclass(component, Policy)
+            and not recipe._use_end_to_end
+        ):
             return {k: v for k, v in config.items() if k not in ("epochs", "finetuning_epoch_fraction")}
         return config
 
     DefaultV1Recipe._extra_config_from_cli = extra_config
-    print(
-        "rasa-gpu-entry: the dialogue policies keep their epochs (their data did not change)",
-        file=sys.stderr,
-        flush=True,
-    )
 
 
 def pack_at_level_6() -> None:
@@ -156,42 +166,128 @@ def pack_at_level_6() -> None:
     local_model_storage.TarSafe = PackAtLevel6
 
 
-def run_and_leave(rasa_main) -> None:
-    """Run Rasa, then end the process at once with its exit status (Python's rules for SystemExit's code)."""
-    import logging
+def say_switches() -> None:
+    for name, text in SWITCHES.items():
+        if os.environ.get(name) == "1":
+            print(f"rasa-gpu-entry: {text}", file=sys.stderr, flush=True)
 
+
+def run_rasa(rasa_main) -> int:
+    """Run Rasa's main once and return its exit status (Python's rules for SystemExit's code)."""
     try:
         rasa_main()
         code = 0
     except SystemExit as exc:
         code = exc.code
     if code is None:
-        code = 0
-    elif not isinstance(code, int):
+        return 0
+    if not isinstance(code, int):
         print(code, file=sys.stderr)
-        code = 1
+        return 1
+    return code
+
+
+def leave(code: int) -> None:
+    """End the process at once: no teardown of TensorFlow and the models in memory."""
+    import logging
+
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
 
 
+def read_requests():
+    """Serve mode's stdin, read from now on by a thread: each line onto the queue it returns; when stdin closes (the
+    rasa-gpu command that started the container is gone) the process ends at once, in a run or between runs."""
+    import queue
+
+    requests: queue.Queue = queue.Queue()
+
+    def read_stdin() -> None:
+        for line in sys.stdin:
+            requests.put(line)
+        print(
+            "rasa-gpu-entry: the rasa-gpu command that started this container is gone; stopping",
+            file=sys.stderr,
+        )
+        leave(WRAPPER_GONE_EXIT)
+
+    threading.Thread(target=read_stdin, name="rasa-gpu-requests", daemon=True).start()
+    return requests
+
+
+def serve(rasa_main, mode: str, requests) -> None:
+    """RASA_GPU_SERVE=1: run `rasa train` once per request, in this one process, so that each retraining of `rasa-gpu
+    watch` skips the container's start and the imports of TensorFlow and Rasa. A request is one JSON line on stdin,
+    {"args": [...], "env": {...}}; after each run the entry prints `RASA_GPU_DONE <status>` (and once when it is
+    ready). A failed run ends the process after its marker: what it leaves in memory is not trusted with the next
+    run."""
+    import gc
+    import traceback
+
+    sys.stdout.flush()
+    os.dup2(2, 1)  # one stream: each run's output, and its marker after it, in the order written
+    for install in (eager_diet, keep_policy_epochs, pack_at_level_6):
+        install()
+    print(f"{DONE_MARKER} 0", flush=True)  # ready: the imports are done
+    base_environment = dict(os.environ)
+    while True:
+        try:
+            request = json.loads(requests.get())
+            args, environment = list(request["args"]), dict(request.get("env") or {})
+        except (ValueError, KeyError, TypeError) as exc:
+            print(f"rasa-gpu-entry: not a request ({exc})", file=sys.stderr, flush=True)
+            print(f"{DONE_MARKER} 2", flush=True)
+            continue
+        os.environ.clear()
+        os.environ.update(base_environment)
+        os.environ.update({str(k): str(v) for k, v in environment.items()})
+        if mode in ("auto", "on"):
+            report_gpus(mode)  # each run's output says which GPUs it had
+        say_switches()
+        sys.argv = ["rasa", *args]
+        try:
+            code = run_rasa(rasa_main)
+        except Exception:  # noqa: BLE001 (Rasa's own failure, shown as a one-shot run would show it)
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        print(f"{DONE_MARKER} {code}", flush=True)
+        if code != 0:
+            leave(code)
+        try:
+            import tensorflow as tf
+
+            tf.keras.backend.clear_session()
+        except ImportError:
+            pass
+        gc.collect()
+
+
 def main() -> None:
-    if os.environ.get("RASA_GPU_EAGER_DIET") == "1":
-        eager_diet()
-    if os.environ.get("RASA_GPU_KEEP_POLICIES") == "1":
-        keep_policy_epochs()
-    if os.environ.get("RASA_GPU_TIED") == "1":
-        end_with_wrapper()
+    serving = os.environ.get("RASA_GPU_SERVE") == "1"
+    requests = read_requests() if serving else None
+    if not serving:
+        if os.environ.get(EAGER_DIET) == "1":
+            eager_diet()
+        if os.environ.get(KEEP_POLICIES) == "1":
+            keep_policy_epochs()
+        say_switches()
+        if os.environ.get("RASA_GPU_TIED") == "1":
+            end_with_wrapper()
     mode = os.environ.get("RASA_GPU_MODE", "")
-    if mode in ("auto", "on"):
+    if mode in ("auto", "on") and not serving:
         report_gpus(mode)
     from rasa.__main__ import main as rasa_main
 
+    if serving:
+        serve(rasa_main, mode, requests)
     sys.argv = ["rasa", *rasa_arguments(sys.argv[1:])]
     if sys.argv[1:2] == ["train"]:
         pack_at_level_6()
-        run_and_leave(rasa_main)
+        leave(run_rasa(rasa_main))
     rasa_main()
 
 

@@ -14,16 +14,16 @@ import sqlite3
 import tarfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
 from . import gpu as gpu_rules
-from . import license_key
+from . import license_key, progress
 from .errors import (
     BusyError,
     DiskFull,
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from .engine import ContainerSpec, Engine, RunningContainer
     from .license_key import License
     from .overrides import Override
+    from .warm import WarmTrainer
 
 STATE_FILE = "last-train.json"
 #: rasa train options that rasa-gpu itself sets.
@@ -117,8 +118,10 @@ def train(
     on_event: EventSink,
     *,
     runner: Runner,
+    warm: WarmTrainer | None = None,
 ) -> TrainResult:
-    """Train once on the runner's engine (no container at all when nothing changed since the newest model)."""
+    """Train once on the runner's engine (no container at all when nothing changed since the newest model). With
+    `warm` (rasa-gpu watch, this machine's engine) Rasa trains in its serving container."""
     started = time.monotonic()
     for arg in options.rasa_args:
         if arg.split("=", 1)[0] in _OWNED_ARGS:
@@ -129,7 +132,7 @@ def train(
     config_text = _config_with_overrides(project, options.overrides)
     published: list[Path] = []  # the model, once it is in models/
     try:
-        return _train_locked(project, spec, options, on_event, runner, config_text, started, published)
+        return _train_locked(project, spec, options, on_event, runner, config_text, started, published, warm)
     except Interrupted:
         raise
     except KeyboardInterrupt:
@@ -147,6 +150,7 @@ def _train_locked(
     config_text: str | None,
     started: float,
     published: list[Path],
+    warm: WarmTrainer | None,
 ) -> TrainResult:
     with _bot_lock(project, options.wait, on_event):
         stale = _remove_stale_folders(project)
@@ -221,6 +225,7 @@ def _train_locked(
                         on_event,
                         secrets=options.secrets(),
                         environment=environment,
+                        warm=warm if runner.local else None,
                     )
                 except DiskFull as exc:
                     removed = _remove_partial_cache(project, cache_before) if cache_before is not None else 0
@@ -519,22 +524,69 @@ def _run_training(
     *,
     secrets: dict[str, str] | None = None,
     environment: dict[str, str] | None = None,
+    warm: WarmTrainer | None = None,
 ) -> _Outcome:
     running: RunningContainer | None = None
     try:
+        if warm is not None:
+            return _run_warm(
+                engine, workspace, image, command, gpu, on_event, limits, secrets, environment, warm
+            )
 
         def build(request: gpu_rules.GpuRequest) -> ContainerSpec:
             return training_container(workspace, image, command, request, limits, secrets, environment)
 
         with gpu_rules.started(engine, build, gpu, "train", on_event) as (running, granted):
             on_event(TrainingStarted(image=image, gpu=gpu.describe() if granted else "none"))
-            return _follow(running, gpu, granted, on_event)
-    except KeyboardInterrupt:  # any container is stopped and removed by now (engine.running)
-        if running is None:
+            return _follow(progress.split_lines(running.output()), running.wait, gpu, granted, on_event)
+    except KeyboardInterrupt:  # any container is stopped and removed by now (engine.running, _run_warm)
+        if running is None and warm is None:
             raise Interrupted(
                 "stopped while the training container was starting; none is left; no model was written"
             ) from None
         raise Interrupted("stopped and removed the training container; no model was written") from None
+
+
+def _run_warm(
+    engine: Engine,
+    workspace: Workspace,
+    image: str,
+    command: list[str],
+    gpu: gpu_rules.GpuRequest,
+    on_event: EventSink,
+    limits: Limits,
+    secrets: dict[str, str] | None,
+    environment: dict[str, str] | None,
+    warm: WarmTrainer,
+) -> _Outcome:
+    """One training in the warm trainer's serving container: what belongs to this training (its cache folder, the
+    fine-tune switches, secrets) travels with the request, not in the container's environment."""
+    from .warm import SERVE_ENV
+
+    def build(request: gpu_rules.GpuRequest) -> ContainerSpec:
+        spec = training_container(workspace, image, [], request, limits)
+        shared = {k: v for k, v in spec.environment.items() if k not in workspace.environment}
+        return replace(
+            spec,
+            environment={**shared, SERVE_ENV: "1"},
+            name=f"rasa-gpu-warm-{workspace.project.name}-{workspace.run_id}",
+        )
+
+    reused = warm.warm
+    request_environment = {**workspace.environment, **(environment or {}), **(secrets or {})}
+    try:
+        lines, wait, granted = warm.run(
+            engine, (image, gpu, limits), build, gpu, command, request_environment, on_event
+        )
+        if reused:
+            on_event(Notice("warm trainer: TensorFlow and Rasa are already loaded in its container", "info"))
+        on_event(TrainingStarted(image=image, gpu=gpu.describe() if granted else "none"))
+        return _follow(lines, wait, gpu, granted, on_event)
+    except (
+        BaseException
+    ):  # whatever is left of this training in the container is not trusted with the next one
+        warm.close()
+        raise
 
 
 def training_container(
@@ -579,16 +631,19 @@ def training_container(
 
 
 def _follow(
-    running: RunningContainer, gpu: gpu_rules.GpuRequest, granted: bool, on_event: EventSink
+    lines: Iterable[str],
+    wait: Callable[[], int],
+    gpu: gpu_rules.GpuRequest,
+    granted: bool,
+    on_event: EventSink,
 ) -> _Outcome:
-    from . import progress
-
+    """Rasa's output lines as events, then its exit status (from `wait`) as the outcome or an error."""
     parser = progress.ProgressParser()
     gpus_seen: list[str] | None = None
     started: dict[str, float] = {}
     components: dict[str, float] = {}
     restored: list[str] = []
-    for line in progress.split_lines(running.output()):
+    for line in lines:
         devices = gpu_rules.parse_devices_line(line)
         if devices is not None:
             gpus_seen = devices
@@ -611,7 +666,7 @@ def _follow(
         elif isinstance(event, progress.ComponentRestored):
             restored.append(event.name)
         on_event(event)
-    code = running.wait()
+    code = wait()
     if code == gpu_rules.EXIT_NO_GPU_IN_TF:
         raise GpuUnavailable(
             "GPU requested with --gpu on, but TensorFlow inside the container sees no GPU (the driver may be too "

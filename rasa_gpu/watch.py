@@ -29,6 +29,7 @@ from .images import ImageSpec
 from .project import ROOT_ACTIONS_REQUIREMENTS, BotProject, is_training_input
 from .runners import Runner
 from .train import TrainOptions, sweep, train
+from .warm import WarmTrainer
 
 QUIET_SECONDS = 0.5
 #: Editor temp and swap files (vim, emacs, JetBrains, gedit, and the like).
@@ -100,6 +101,8 @@ class WatchOptions:
     initial_train: bool = True
     restart_timeout: float = 120
     keep_models: int = retention.WATCH_DEFAULT
+    #: Train in one serving container for the whole watch (warm.py; this machine's engine only).
+    warm: bool = True
 
 
 def watch(
@@ -128,10 +131,11 @@ def watch(
         raise
     last_digest: str | None = None
     cycles = 0
+    warm = WarmTrainer() if options.warm and runner.local else None
     try:
         if options.initial_train:
             digest = _digest_or_none(project)
-            trained, options = _retrain(project, spec, options, runner, on_event)
+            trained, options = _retrain(project, spec, options, runner, on_event, warm)
             last_digest = digest if trained else None
         while max_cycles is None or cycles < max_cycles:
             on_event(Watching(project.root))
@@ -147,11 +151,15 @@ def watch(
             if "actions" in kinds:
                 _restart_actions(project, paths, options, runner.engine, compose, on_event)
             if wants_training:
-                trained, options = _retrain(project, spec, options, runner, on_event)
+                trained, options = _retrain(project, spec, options, runner, on_event, warm)
                 last_digest = digest if trained else last_digest
     finally:
-        observer.stop()
-        observer.join(timeout=5)
+        try:
+            if warm is not None:
+                warm.close()
+        finally:
+            observer.stop()
+            observer.join(timeout=5)
 
 
 def _next_batch(changes: queue.Queue[tuple[str, str]], quiet: float) -> list[tuple[str, str]]:
@@ -184,6 +192,7 @@ def _retrain(
     options: WatchOptions,
     runner: Runner,
     on_event: EventSink,
+    warm: WarmTrainer | None = None,
 ) -> tuple[bool, WatchOptions]:
     """Validate, train, and make the running Rasa server (if any) serve the model. Returns whether a training was
     attempted (False: the bot did not validate) and the options for the next training."""
@@ -193,7 +202,7 @@ def _retrain(
         on_event(Invalid(exc))
         return False, options
     try:
-        result = train(project, spec, replace(options.train, force=False), on_event, runner=runner)
+        result = train(project, spec, replace(options.train, force=False), on_event, runner=runner, warm=warm)
     except RasaGpuError as exc:
         on_event(TrainFailed(exc))
         return True, options

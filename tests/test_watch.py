@@ -149,6 +149,10 @@ def test_an_edit_during_a_training_leads_to_exactly_one_more(bot_copy, docker_cl
         assert watch.count("rasa-gpu watch: change in") == 2, watch.output()
         assert watch.count("model ready") == 2
         assert watch.count("training in ") == 2
+        # the second retraining ran in the first one's container, Rasa already imported
+        assert watch.count("warm trainer: TensorFlow and Rasa are already loaded") == 1, watch.output()
+        [warm] = leftover_containers(docker_client, bot)
+        assert warm.name.startswith("rasa-gpu-warm-"), warm.name
     finally:
         code = watch.stop()
     assert code == 130

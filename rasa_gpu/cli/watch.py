@@ -39,6 +39,13 @@ if TYPE_CHECKING:
     show_default=True,
     help="Fine-tune the newest model when only training examples changed; other changes train from scratch.",
 )
+@click.option(
+    "--warm/--no-warm",
+    default=True,
+    show_default=True,
+    help="Keep TensorFlow and Rasa loaded in one training container between retrainings (it holds their memory "
+    "while watch runs).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output.")
 def watch(
     bot: str,
@@ -48,6 +55,7 @@ def watch(
     overrides: Sequence[str],
     quiet_period: float,
     finetune: bool,
+    warm: bool,
     verbose: bool,
 ) -> None:
     """Retrain BOT when its data, domain or config change, and load each new model into the running Rasa server
@@ -79,6 +87,7 @@ def watch(
         ),
         quiet=quiet_period,
         keep_models=settings.keep_models or watch_mod.retention.WATCH_DEFAULT,
+        warm=warm,
     )
     err.print(
         f"rasa-gpu watch: {escape(str(project.root))} with Rasa {spec.release.version} ({why}); data, domain, "
