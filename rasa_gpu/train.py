@@ -572,11 +572,10 @@ def _run_warm(
             name=f"rasa-gpu-warm-{workspace.project.name}-{workspace.run_id}",
         )
 
-    reused = warm.warm
     request_environment = {**workspace.environment, **(environment or {}), **(secrets or {})}
     try:
-        lines, wait, granted = warm.run(
-            engine, (image, gpu, limits), build, gpu, command, request_environment, on_event
+        lines, wait, granted, reused = warm.run(
+            engine, (image, limits), build, gpu, command, request_environment, on_event
         )
         if reused:
             on_event(Notice("warm trainer: TensorFlow and Rasa are already loaded in its container", "info"))

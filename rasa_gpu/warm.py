@@ -37,6 +37,7 @@ class WarmTrainer:
         self._running: RunningContainer | None = None
         self._lines: Iterator[str] | None = None
         self._key: Any = None
+        self._gpu: gpu_rules.GpuRequest | None = None
         self._granted = False
 
     def __enter__(self) -> WarmTrainer:
@@ -45,13 +46,9 @@ class WarmTrainer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @property
-    def warm(self) -> bool:
-        return self._stack is not None
-
     def close(self) -> None:
         stack, self._stack = self._stack, None
-        self._running, self._lines, self._key = None, None, None
+        self._running, self._lines, self._key, self._gpu = None, None, None, None
         if stack is not None:
             stack.close()
 
@@ -64,11 +61,15 @@ class WarmTrainer:
         args: list[str],
         environment: dict[str, str],
         on_event: EventSink,
-    ) -> tuple[Iterator[str], Callable[[], int], bool]:
+    ) -> tuple[Iterator[str], Callable[[], int], bool, bool]:
         """Send one training (Rasa's `args`, its own `environment`) to the serving container, started first (from
-        `build`, with the GPU as `gpu` says) when there is none for `key`. Returns its output lines, a function that
-        gives its exit status once they are read, and whether the container has the GPU."""
-        if key != self._key:
+        `build`, with the GPU as `gpu` says) when there is none for `key` and `gpu`. Returns its output lines, a
+        function that gives its exit status once they are read, whether the container has the GPU, and whether it
+        was already running (warm)."""
+        # A container that got no GPU also serves a training that wants none (watch turns `auto` into `off` after
+        # its first training on the CPU).
+        fits = key == self._key and (gpu == self._gpu or (not gpu.wanted and not self._granted))
+        if not fits:
             self.close()
         fresh = self._stack is None
         if fresh:
@@ -80,7 +81,13 @@ class WarmTrainer:
             except BaseException:
                 stack.close()
                 raise
-            self._stack, self._running, self._key, self._granted = stack, running, key, granted
+            self._stack, self._running, self._key, self._gpu, self._granted = (
+                stack,
+                running,
+                key,
+                gpu,
+                granted,
+            )
             self._lines = progress.split_lines(running.output())
         assert self._running is not None and self._lines is not None
         running, lines = self._running, self._lines
@@ -108,4 +115,4 @@ class WarmTrainer:
             self.close()
             return code
 
-        return output(), wait, self._granted
+        return output(), wait, self._granted, not fresh
