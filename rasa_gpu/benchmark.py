@@ -297,14 +297,14 @@ def write_report(
     see this folder) there is no chart."""
     out = folder or project.state_dir / REPORTS_DIR / report.id
     inside_bot = project.root in out.resolve().parents  # then the bot owner's, like models/
-    if inside_bot:
-        project.make_owned_dirs(out)
+    if inside_bot:  # no link followed, the bot owner's files (safefs)
+        out = project.make_owned_dirs(out)
+        project.write_owned(out / "report.json", json.dumps(report.to_json(), indent=2) + "\n")
+        project.write_owned(out / "report.md", report.markdown())
     else:
         out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(report.markdown(), encoding="utf-8")
-    if inside_bot:
-        project.give_to_owner(out / "report.json", out / "report.md")
+        (out / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        (out / "report.md").write_text(report.markdown(), encoding="utf-8")
     if not runner.local:
         return out
     st = out.stat()  # the chart is written as whoever owns the report folder

@@ -187,6 +187,9 @@ class History:
 
     @classmethod
     def of(cls, project: BotProject) -> History:
+        """The bot's history; refused in one line when its database or journal is a link (SQLite follows links)."""
+        for name in (DB_FILE, f"{DB_FILE}-journal", f"{DB_FILE}-wal", f"{DB_FILE}-shm"):
+            project.checked(project.state_dir / name)
         return cls(project.state_dir / DB_FILE)
 
     def __enter__(self) -> History:

@@ -39,6 +39,11 @@ def environment(license: License | None) -> dict[str, str]:
     return license.environment() if license is not None else {}
 
 
+def from_environment() -> bool:
+    """Whether this machine's environment gives the license (it wins over a license_file)."""
+    return bool(os.environ.get(ENV, "").strip())
+
+
 def find(release: RasaRelease, license_file: str | None, root: Path) -> License | None:
     """The license a Rasa Pro release needs (None for Rasa Open Source), or a SettingsError in one line that says
     where to put it."""

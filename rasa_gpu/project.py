@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import yamlfile
+from . import safefs, yamlfile
 from .errors import ProjectError, YamlError
 
-STATE_DIR = ".rasa-gpu"
+STATE_DIR = safefs.STATE_DIR
 #: Folders that never hold training inputs: outputs, caches, tests, environments, the action server's code (hidden
 #: folders, such as .git, .rasa and .rasa-gpu, neither).
 NOT_INPUT_DIRS = frozenset(
@@ -99,15 +99,17 @@ class BotProject:
         return self.root / "models"
 
     def yaml_files(self) -> Iterator[Path]:
+        """The YAML files rasa-gpu parses: config, domain and data among the training inputs (so a link out of the bot
+        is refused before anything is read), then endpoints.yml and credentials.yml."""
+        inputs = self.training_inputs()
         yield self.config
-        for base in (self.domain, self.data):
-            if base.is_file():
-                yield base
-            else:
-                yield from sorted(p for p in base.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+        for path in inputs:
+            if path != self.config and path.suffix in (".yml", ".yaml"):
+                yield path
         for extra in ("endpoints.yml", "credentials.yml"):
-            if (self.root / extra).is_file():
-                yield self.root / extra
+            path = self.root / extra
+            if path.is_file():
+                yield self.followed(path)
 
     def validate_yaml(self) -> None:
         import yaml
@@ -145,14 +147,43 @@ class BotProject:
 
     def training_inputs(self) -> list[Path]:
         """Files whose content changes a trained model (see is_training_input): what the no-change skip hashes, what
-        goes to an engine elsewhere, and what watch retrains for."""
+        goes to an engine elsewhere, and what watch retrains for. The one rule for links among them, the same for
+        every runner: a link that stays inside the bot folder is followed (files and folders); one that leads out
+        of it, or to nothing, is refused in one line naming it."""
         files: list[Path] = []
+        walked: set[str] = set()  # real folders already walked: a link back up is walked once
         # Walk with pruning: models/, .rasa/, a venv/ inside the bot are never entered (this runs on every train).
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in NOT_INPUT_DIRS]
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in walked:
+                dirnames[:] = []
+                continue
+            walked.add(real)
             folder = PurePosixPath(Path(dirpath).relative_to(self.root).as_posix())
-            files += [Path(dirpath, n) for n in filenames if is_training_input(folder / n)]
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in NOT_INPUT_DIRS]
+            for name in dirnames:
+                self.followed(Path(dirpath, name))
+            for name in filenames:
+                if is_training_input(folder / name):
+                    files.append(self.followed(Path(dirpath, name)))
         return sorted(files)
+
+    def followed(self, path: Path) -> Path:
+        """`path` itself when it is no link; for a link, `path` after checking that it leads to something inside the
+        bot folder (else a ProjectError naming it)."""
+        if not path.is_symlink():
+            return path
+        target = Path(os.path.realpath(path))
+        if target != self.root and self.root not in target.parents:
+            raise ProjectError(
+                f"{self.relative(path)} is a link to {os.readlink(path)}, outside the bot folder; rasa-gpu trains only "
+                "on files inside the bot (the same on every engine): copy the file into the bot instead of linking it"
+            )
+        if not target.exists():
+            raise ProjectError(
+                f"{self.relative(path)} is a link to {os.readlink(path)}, which does not exist; fix or remove the link"
+            )
+        return path
 
     def inputs_archive(self) -> bytes:
         """The training inputs as a gzipped tar, by their paths in the bot folder (for a Kubernetes Job's ConfigMap).
@@ -222,7 +253,10 @@ class BotProject:
         return self.root / ".rasa" / "cache"
 
     def check_output_folders(self) -> None:
-        """models/, .rasa/ and .rasa-gpu/ must be folders or absent: found before a training, not after it."""
+        """models/, .rasa/ and .rasa-gpu/ must be folders or absent, and no link rasa-gpu must not follow
+        (safefs): found before a training, not after it."""
+        for path in (self.models_dir, self.cache_dir, self.state_dir / "tmp"):
+            self.checked(path)
         for path in (self.models_dir, self.root / ".rasa", self.state_dir):
             if path.exists() and not path.is_dir():
                 raise ProjectError(
@@ -252,27 +286,28 @@ class BotProject:
             with contextlib.suppress(FileNotFoundError):
                 os.lchown(path, uid, gid)
 
-    def make_owned_dirs(self, path: Path) -> None:
-        """mkdir -p, giving every folder it creates inside the bot to the bot's owner."""
-        missing = []
-        current = path
-        while not current.exists() and current != self.root:
-            missing.append(current)
-            current = current.parent
-        path.mkdir(parents=True, exist_ok=True)
-        if path == self.state_dir or self.state_dir in missing:
-            (self.state_dir / ".gitignore").write_text("# rasa-gpu's own state; not for version control\n*\n")
-            missing.append(self.state_dir / ".gitignore")
-        self.give_to_owner(*missing)
+    def make_owned_dirs(self, path: Path) -> Path:
+        """mkdir -p inside the bot, following no link rasa-gpu did not make (safefs), giving every folder it creates
+        to the bot's owner; returns the real folder."""
+        owner = self.owner if os.geteuid() == 0 else None
+        real, made = safefs.make_dirs(self.root, path, owner)
+        if self.state_dir in made:
+            self.write_owned(
+                self.state_dir / ".gitignore", "# rasa-gpu's own state; not for version control\n*\n"
+            )
+        return real
 
     def write_owned(self, path: Path, text: str, mode: int = 0o644) -> None:
-        """Write a file inside the bot atomically, owned by the bot's owner, with the given mode."""
+        """Write a file inside the bot atomically, owned by the bot's owner, with the given mode from its first byte
+        (safefs.write_file: no link followed, a fresh temporary name)."""
         self.make_owned_dirs(path.parent)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.chmod(tmp, mode)
-        self.give_to_owner(tmp)
-        os.replace(tmp, path)
+        owner = self.owner if os.geteuid() == 0 else None
+        safefs.write_file(self.root, path, text.encode("utf-8"), mode=mode, owner=owner)
+
+    def checked(self, path: Path) -> Path:
+        """Where `path` (inside the bot) really is, for writing or removing there; refuses a link that leads out of
+        the bot, or any link in .rasa-gpu/ (safefs.check)."""
+        return safefs.check(self.root, path)
 
     # ---- requirements ----------------------------------------------------------------------------------------
 

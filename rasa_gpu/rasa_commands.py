@@ -5,7 +5,7 @@ reachable when it runs, and a terminal when rasa-gpu has one. The container ends
 
 from __future__ import annotations
 
-import shutil
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +18,7 @@ from .errors import SettingsError, TrainingFailed
 from .events import EventSink, Notice
 from .project import BotProject
 from .runners import BOT_MOUNT, Runner
+from .scratch import Scratch
 
 if TYPE_CHECKING:
     from .engine import ContainerSpec, Engine, RunningContainer
@@ -186,8 +187,8 @@ def run_tests(
         raise SettingsError(f"no model in {project.models_dir}; `rasa-gpu train {project.root}` makes one")
     if model is not None and not model.is_file():
         raise SettingsError(f"model {model} does not exist; `rasa-gpu models {project.root}` lists them")
-    fresh = project.state_dir / "tmp" / f"test-{uuid.uuid4().hex[:12]}"
-    project.make_owned_dirs(fresh)
+    claim = Scratch(project, f"test-{uuid.uuid4().hex[:12]}")  # claimed: a train of this bot leaves it alone
+    fresh = claim.path
     try:
         args = rasa_test_args(project, options, model, f"{BOT_MOUNT}/{project.relative(fresh)}")
         record.model_path = project.relative(model) if model is not None else None
@@ -209,19 +210,19 @@ def run_tests(
                 f"rasa test failed inside the container: {_cause(b''.join(output))}", exit_code=code
             )
         figures = evaluation.read_results(fresh)
-        results = project.root / RESULTS
-        project.make_owned_dirs(results)
+        results = project.make_owned_dirs(project.root / RESULTS)
         for path in sorted(fresh.rglob("*")):
             target = results / path.relative_to(fresh)
+            if path.is_symlink():
+                continue  # Rasa writes none; one made in the container is not followed here
             if path.is_dir():
                 project.make_owned_dirs(target)
             else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(path), target)
+                os.replace(path, project.checked(target))  # the same filesystem: .rasa-gpu/ is in the bot
         record.metrics = figures
         return RasaTestResult(model, results, figures, code)
     finally:
-        shutil.rmtree(fresh, ignore_errors=True)
+        claim.release()
 
 
 def _cause(output: bytes) -> str:

@@ -3,8 +3,10 @@ training image's spec, and why that Rasa release. Every command that builds, tra
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .compat import RasaRelease, load_matrix
@@ -46,7 +48,10 @@ class Resolved:
         """Rasa Pro's license (None for Rasa Open Source), or a one-line SettingsError that says where to put it."""
         from . import license_key
 
-        return license_key.find(self.spec.release, self.settings.license_file, self.project.root)
+        license_file = self.settings.license_file
+        if license_file and self.spec.release.pro and not license_key.from_environment():
+            license_file = str(bot_settings_path(self.settings, "license_file", license_file, self.project))
+        return license_key.find(self.spec.release, license_file, self.project.root)
 
     def runner(self) -> Runner:
         """Where this bot's containers run, from the settings (not contacted until first used)."""
@@ -102,9 +107,35 @@ def image_spec(project: BotProject, settings: Settings, variant: str) -> tuple[I
         cuda=cuda,
         cuda_wheels=wheels,
         pip_index_url=settings.pip_index_url,
-        ca_certs=read_ca_certs(settings.ca_certs),
+        ca_certs=read_ca_certs(
+            [str(bot_settings_path(settings, "ca_certs", c, project)) for c in settings.ca_certs]
+        ),
         extra_requirements=tuple(extra_requirements(project.root)),
         registry=settings.registry,
         image_name=settings.image_name or DEFAULT_IMAGE_NAME,
     )
     return spec, why
+
+
+def bot_settings_path(settings: Settings, key: str, value: str, project: BotProject) -> Path:
+    """A file that a setting names, for reading into an image or a container: one given on the command line may be
+    anywhere (the user's own choice); one that the bot's settings name must stay inside the bot folder (links
+    followed), so that a cloned bot cannot make rasa-gpu read ~/.ssh/id_ed25519 as a license or bake it into an
+    image."""
+    path = Path(value).expanduser()
+    if key in settings.from_cli:
+        return path
+    real = Path(os.path.realpath(project.root / path))
+    if real != project.root and project.root not in real.parents:
+        raise SettingsError(
+            f"{settings.origin(key)}: {key} {value} is outside the bot folder; a bot's settings may only name files "
+            f"inside it: move the file into the bot{_OWN_WAY.get(key, '')}"
+        )
+    return real
+
+
+#: How the user gives such a file of their own instead.
+_OWN_WAY = {
+    "license_file": ", or set RASA_PRO_LICENSE in your environment",
+    "ca_certs": ", or pass --ca-cert on the command line",
+}

@@ -55,9 +55,12 @@ def scan(project: BotProject, served: str | None = None) -> list[ModelFile]:
                 if run.model_path and run.model_path not in runs:
                     runs[run.model_path] = run  # newest first: the run that wrote it last
     found = []
-    for path in project.models_dir.glob("*.tar.gz") if project.models_dir.is_dir() else []:
+    models = project.checked(project.models_dir)  # a models/ linked out of the bot is refused, never tidied
+    for path in models.glob("*.tar.gz") if models.is_dir() else []:
+        if path.is_symlink():
+            continue  # a link rasa-gpu did not make: neither a model of this bot nor to be removed
         stat = path.stat()
-        row = runs.get(project.relative(path))
+        row = runs.get(project.relative(project.models_dir / path.name))
         found.append(
             ModelFile(
                 path=path,

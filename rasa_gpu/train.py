@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from filelock import FileLock, Timeout
 
 from . import gpu as gpu_rules
-from . import license_key, progress
+from . import license_key, progress, safefs, scratch
 from .errors import (
     BusyError,
     DiskFull,
@@ -234,7 +234,7 @@ def _train_locked(
                         exc.message.replace("; free", f"{cleaned}; free", 1), details=exc.details
                     ) from None
                 received = workspace.fetch()
-                model = _publish_model(workspace.run_dir / "out", project.models_dir)
+                model = _publish_model(workspace.run_dir / "out", project)
                 published.append(model)
             runner.give_back(project, image.tag)
             result = TrainResult(
@@ -321,7 +321,7 @@ def _train_command(project: BotProject, workspace: Workspace, config_text: str |
     config = project.config
     if config_text is not None:
         config = workspace.run_dir / "config.yml"
-        config.write_text(config_text, encoding="utf-8")
+        project.write_owned(config, config_text)
         project.give_to_owner(config)
     return [
         "train",
@@ -351,7 +351,8 @@ def _config_with_overrides(project: BotProject, overrides: list[Override]) -> st
 @contextmanager
 def _bot_lock(project: BotProject, wait: bool, on_event: EventSink) -> Iterator[None]:
     project.make_owned_dirs(project.state_dir)
-    lock_path = project.state_dir / "train.lock"
+    lock_path = project.checked(project.state_dir / "train.lock")  # FileLock opens it following links
+    project.checked(project.state_dir / "train.pid")
     lock = FileLock(str(lock_path))
     holder_file = project.state_dir / "train.pid"
     try:
@@ -365,8 +366,8 @@ def _bot_lock(project: BotProject, wait: bool, on_event: EventSink) -> Iterator[
         on_event(Notice(f"another training of this bot is running (pid {holder}); waiting for it to finish"))
         lock.acquire()
     try:
-        holder_file.write_text(str(os.getpid()))
-        project.give_to_owner(lock_path, holder_file)
+        project.write_owned(holder_file, str(os.getpid()))
+        project.give_to_owner(lock_path)
         yield
     finally:
         lock.release()
@@ -381,13 +382,15 @@ def sweep(runner: Runner, project: BotProject, on_event: EventSink) -> None:
 
 
 def _remove_stale_folders(project: BotProject) -> int:
-    """The temporary folders of a training that was killed (SIGKILL, power loss) before it could clean up. Holding
-    the bot's lock means no live training of this bot exists, so they are leftovers."""
-    tmp = project.state_dir / "tmp"
-    stale = list(tmp.iterdir()) if tmp.is_dir() else []
-    for path in stale:
-        shutil.rmtree(path, ignore_errors=True)
-    return len(stale)
+    """What killed runs (SIGKILL, power loss) left before they could clean up: their folders in .rasa-gpu/tmp (those of
+    live runs, such as a `test` of this bot, stay: scratch.tidy) and their partial copies in models/ (holding the
+    bot's lock means no training that writes there is alive)."""
+    removed = scratch.tidy(project)
+    for entry in safefs.real_entries(project.root, project.models_dir):
+        if entry.name.startswith(".") and entry.name.endswith(".partial"):
+            safefs.remove(project.root, project.models_dir / entry.name)
+            removed += 1
+    return removed
 
 
 def _report_leftovers(removed: int, stale: int, on_event: EventSink) -> None:
@@ -395,7 +398,7 @@ def _report_leftovers(removed: int, stale: int, on_event: EventSink) -> None:
         on_event(
             Notice(
                 f"removed what an interrupted training left behind: {removed} container(s), "
-                f"{stale} temporary folder(s)"
+                f"{stale} temporary folder(s) or partial model(s)"
             )
         )
 
@@ -738,7 +741,7 @@ def _cpu_name() -> str:
 # ---- after training ----------------------------------------------------------------------------------------------
 
 
-def _publish_model(out_dir: Path, models_dir: Path) -> Path:
+def _publish_model(out_dir: Path, project: BotProject) -> Path:
     """Verify the archive Rasa wrote, then move it into models/ in one step: models/ never holds a partial file."""
     archives = sorted(out_dir.glob("*.tar.gz"))
     if len(archives) != 1:
@@ -747,17 +750,19 @@ def _publish_model(out_dir: Path, models_dir: Path) -> Path:
         )
     archive = archives[0]
     _verify_archive(archive)
-    models_dir.mkdir(exist_ok=True)
-    target = models_dir / archive.name
+    models_dir = project.make_owned_dirs(project.models_dir)
+    target = project.checked(models_dir / archive.name)
     try:
         os.replace(archive, target)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise _disk_error(exc, target) from None
-        # models/ is on another filesystem: copy beside the target, then rename within models/.
+        # models/ is on another filesystem: copy beside the target, then rename within models/. A copy cut short by
+        # SIGKILL is removed by the next training of this bot (_remove_stale_folders).
         partial = models_dir / f".{archive.name}.partial"
+        safefs.remove(project.root, partial)
         try:
-            with archive.open("rb") as src, partial.open("wb") as dst:
+            with archive.open("rb") as src, open(safefs.create_exclusive(project.root, partial), "wb") as dst:
                 shutil.copyfileobj(src, dst, 1024 * 1024)
                 dst.flush()
                 os.fsync(dst.fileno())
@@ -807,7 +812,4 @@ def _save_state(
         "rasa": result.rasa_version,
         "host": result.host,
     }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-    project.give_to_owner(path)
+    project.write_owned(path, json.dumps(state, indent=2))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ..scratch import Scratch
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -26,7 +27,8 @@ class Workspace(ABC):
     def __init__(self, project: BotProject, run_id: str) -> None:
         self.project = project
         self.run_id = run_id
-        self.run_dir = project.state_dir / "tmp" / run_id
+        self._scratch = Scratch(project, run_id)  # claimed: a tidy by another rasa-gpu leaves it alone
+        self.run_dir = self._scratch.path
         project.make_owned_dirs(self.run_dir / "out")
 
     def inside(self, path: Path) -> str:
@@ -51,7 +53,7 @@ class Workspace(ABC):
         return 0
 
     def close(self) -> None:
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        self._scratch.release()
 
 
 class Runner(ABC):
@@ -124,6 +126,7 @@ def foreign_files(project: BotProject) -> list[Path]:
     uid, gid = project.owner
     found = []
     for top in (project.models_dir, project.root / ".rasa", project.state_dir):
+        top = project.checked(top)  # never a walk through a link out of the bot
         if not top.exists():
             continue
         for dirpath, dirnames, filenames in os.walk(top):

@@ -9,6 +9,7 @@ moves it into models/ like a local one.
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import tarfile
 import tempfile
@@ -16,6 +17,8 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from .. import safefs
+from ..errors import RasaGpuError
 from .base import BOT_MOUNT, Runner, Workspace
 from .ssh import SshTarget, SshTunnel, check
 
@@ -114,33 +117,62 @@ class VolumeWorkspace(Workspace):
                 info.type, info.mode, info.uid, info.gid, info.mtime = tarfile.DIRTYPE, 0o755, uid, gid, now
                 tar.addfile(info)
             for path in files:
-                info = tar.gettarinfo(str(path), arcname=str(Path(BOT_MOUNT[1:]) / project.relative(path)))
-                info.uid, info.gid, info.uname, info.gname = uid, gid, "", ""
-                with path.open("rb") as content:
+                with path.open(
+                    "rb"
+                ) as content:  # a link (inside the bot: training_inputs) travels as its file
+                    st = os.fstat(content.fileno())
+                    info = tarfile.TarInfo(str(Path(BOT_MOUNT[1:]) / project.relative(path)))
+                    info.size, info.mode, info.mtime = st.st_size, st.st_mode & 0o777, st.st_mtime
+                    info.uid, info.gid = uid, gid
                     tar.addfile(info, content)
 
     def fetch(self) -> int:
-        """The files of the run's out/ folder, back into run_dir/out (the archive's own paths are not trusted)."""
-        out = self.run_dir / "out"
+        """The files of the run's out/ folder, back into run_dir/out (the archive's own paths are not trusted: only
+        its plain files' names are used, each created afresh without following links). A stream that breaks off, a
+        file shorter than announced, or two files of one name: "the model came back incomplete", and nothing of it
+        stays."""
+        out = self.project.checked(self.run_dir / "out")
         received = 0
-        with tempfile.TemporaryFile() as archive:
-            for chunk in self.engine.get_files(self._holder_id, self.inside(out)):
-                archive.write(chunk)
-                received += len(chunk)
-            archive.seek(0)
-            with tarfile.open(fileobj=archive, mode="r|") as tar:
-                for member in tar:
-                    name = Path(member.name).name
-                    if not member.isfile() or not name or name.startswith("."):
-                        continue
-                    source = tar.extractfile(member)
-                    if source is None:
-                        continue
-                    with source, (out / name).open("wb") as target:
-                        while chunk := source.read(1024 * 1024):
-                            target.write(chunk)
-                    self.project.give_to_owner(out / name)
+        written: list[Path] = []
+        try:
+            with tempfile.TemporaryFile() as archive:
+                for chunk in self.engine.get_files(self._holder_id, self.inside(out)):
+                    archive.write(chunk)
+                    received += len(chunk)
+                archive.seek(0)
+                with tarfile.open(fileobj=archive, mode="r|") as tar:
+                    for member in tar:
+                        name = Path(member.name).name
+                        if not member.isfile() or not name or name.startswith("."):
+                            continue
+                        if out / name in written:
+                            raise _incomplete(self.engine, f"it holds two files named {name}")
+                        source = tar.extractfile(member)
+                        if source is None:
+                            continue
+                        written.append(out / name)
+                        size = 0
+                        with (
+                            source,
+                            open(safefs.create_exclusive(self.project.root, out / name), "wb") as target,
+                        ):
+                            while chunk := source.read(1024 * 1024):
+                                target.write(chunk)
+                                size += len(chunk)
+                        if size != member.size:
+                            raise _incomplete(self.engine, f"{name} has {size} of {member.size} bytes")
+                        self.project.give_to_owner(out / name)
+        except (tarfile.TarError, EOFError) as exc:
+            self._discard(written)
+            raise _incomplete(self.engine, str(exc) or type(exc).__name__) from None
+        except BaseException:
+            self._discard(written)
+            raise
         return received
+
+    def _discard(self, written: list[Path]) -> None:
+        for path in written:
+            safefs.remove(self.project.root, path)
 
     def close(self) -> None:
         """Remove the transfer container and the run's volume (not the cache); a second Ctrl+C waits for it."""
@@ -154,6 +186,13 @@ class VolumeWorkspace(Workspace):
                 self._volume_made = False
                 self.engine.remove_volume(self.volume)
         super().close()
+
+
+def _incomplete(engine: Engine, why: str) -> RasaGpuError:
+    return RasaGpuError(
+        f"the model came back incomplete from {engine.shown_as or 'the engine'} ({why}); nothing of it was kept: "
+        "train again"
+    )
 
 
 class RemoteRunner(Runner):
