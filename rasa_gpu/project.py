@@ -245,7 +245,8 @@ class BotProject:
             if actions.is_dir()
             else [self.root / n for n in ROOT_ACTIONS_REQUIREMENTS]
         )
-        return next((path for path in candidates if path.is_file()), None)
+        found = next((path for path in candidates if path.is_file()), None)
+        return self.followed(found) if found is not None else None  # read into an image: never from outside
 
     @property
     def cache_dir(self) -> Path:
@@ -313,7 +314,7 @@ class BotProject:
 
     def requirements_file(self) -> Path | None:
         path = self.root / "requirements.txt"
-        return path if path.is_file() else None
+        return self.followed(path) if path.is_file() else None  # read into an image: never from outside
 
 
 def is_training_input(relative: PurePosixPath) -> bool:

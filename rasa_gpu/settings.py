@@ -6,9 +6,10 @@ Rasa release is the last resort.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,60 +28,204 @@ else:  # pragma: no cover - exercised on Python < 3.11 only
     import tomli as tomllib
 
 SETTINGS_FILE = "rasa-gpu.toml"
+PYPROJECT_TABLE = "pyproject.toml [tool.rasa-gpu]"
 GPU_MODES = ("auto", "on", "off")
 #: Where a training image's CUDA libraries come from: auto (base when the base is TensorFlow's GPU image, else NVIDIA's
 #: wheels from PyPI), the base image itself, the wheels, or none (a CPU-only image).
 CUDA_SOURCES = ("auto", "base", "wheels", "none")
-PORT_SETTINGS = ("rasa_port", "actions_port", "tensorboard_port", "jupyter_port")
 #: Settings whose command-line option is not simply --<key>.
 _OPTION_NAMES = {
     "image_name": "--name",
+    "ca_certs": "--ca-cert",
     **{f"slurm_{key}": f"--{key}" for key in ("partition", "account", "time", "gpus", "cpus", "memory")},
 }
+#: The tables of rasa-gpu.toml: `partition` under [slurm] is the setting slurm_partition.
+TABLES = ("slurm", "kubernetes")
+
+
+# ---- what each setting's value must be -----------------------------------------------------------------------------
+
+#: What no single-line setting may hold: a line break (or a character that hides one) would start a new line in the
+#: sbatch scripts, Dockerfiles and YAML that settings go into.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _shown(value: Any) -> str:
+    """A wrong value as the user wrote it (TOML's words for its types), for 'must be X, not Y'."""
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return repr(value) if _CONTROL.search(value) else f"'{value}'"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return "a table" if isinstance(value, dict) else f"a {type(value).__name__}"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a setting's value must be: the one rule for it, whether it comes from a file, an environment variable or
+    an option. `read` returns the value as Settings holds it, or raises a one-line SettingsError that starts with
+    `subject` (the file and the key, or the option)."""
+
+    expected: str  # for messages: "must be <expected>"
+
+    def read(self, value: Any, subject: str) -> Any:
+        raise NotImplementedError
+
+    def wrong(self, value: Any, subject: str) -> SettingsError:
+        return SettingsError(f"{subject} must be {self.expected}, not {_shown(value)}")
+
+
+def _one_line(value: str, subject: str) -> str:
+    found = _CONTROL.search(value)
+    if found:
+        raise SettingsError(
+            f"{subject} holds a line break or another control character ({found.group()!r}); write it on one line"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Line(Kind):
+    """A string on one line (image names, URLs, paths, Slurm's partition...), optionally one of `choices`."""
+
+    expected: str = "a string (in quotes)"
+    choices: tuple[str, ...] = ()
+
+    def read(self, value: Any, subject: str) -> Any:
+        if not isinstance(value, str):
+            raise self.wrong(value, subject)
+        _one_line(value, subject)
+        if self.choices and value not in self.choices:
+            raise SettingsError(f"{subject} must be one of {', '.join(self.choices)}, not {_shown(value)}")
+        return value
+
+
+@dataclass(frozen=True)
+class Lines(Kind):
+    """A list of one-line strings; a single string is a list of one."""
+
+    expected: str = 'a string or a list of strings, e.g. ["a", "b"]'
+
+    def read(self, value: Any, subject: str) -> Any:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+            raise self.wrong(value, subject)
+        return [_one_line(item, subject) for item in items]
+
+
+@dataclass(frozen=True)
+class Number(Kind):
+    """A whole number from `low` to `high` (no upper bound when None)."""
+
+    low: int = 0
+    high: int | None = None
+
+    def read(self, value: Any, subject: str) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.wrong(value, subject)
+        if value < self.low or (self.high is not None and value > self.high):
+            raise self.wrong(value, subject)
+        return value
+
+
+@dataclass(frozen=True)
+class Devices(Kind):
+    """GPU devices: "0,1", a single number, or a list of numbers or UUIDs; held as the comma-separated string."""
+
+    expected: str = 'device numbers, e.g. "0,1" or [0, 1]'
+
+    def read(self, value: Any, subject: str) -> Any:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if not items or not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in items):
+            raise self.wrong(value, subject)
+        return _one_line(",".join(str(i) for i in items), subject)
+
+
+@dataclass(frozen=True)
+class StringTable(Kind):
+    """A table whose values are one-line strings."""
+
+    def read(self, value: Any, subject: str) -> Any:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise self.wrong(value, subject)
+        return {_one_line(str(k), subject): _one_line(v, subject) for k, v in value.items()}
+
+
+@dataclass(frozen=True)
+class TableList(Kind):
+    """A list of tables (their values are the caller's to check)."""
+
+    def read(self, value: Any, subject: str) -> Any:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(t, dict) for t in value):
+            raise self.wrong(value, subject)
+        return list(value)
+
+
+LINE = Line()
+PORT = Number("a port number (1-65535)", low=1, high=65535)
+
+
+def _setting(kind: Kind, default: Any = None) -> Any:
+    """A field of Settings and the rule its value follows (every setting has one: see Settings.merged)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=type(default), metadata={"kind": kind})
+    return field(default=default, metadata={"kind": kind})
 
 
 @dataclass
 class Settings:
     """Everything a user may set per bot. ``None`` means "not set here"."""
 
-    rasa_version: str | None = None
-    base_image: str | None = None
-    cuda: str | None = None
-    license_file: str | None = None  # Rasa Pro: a file with the license (RASA_PRO_LICENSE wins)
-    pip_index_url: str | None = None
-    ca_certs: list[str] = field(default_factory=list)
-    gpu: str | None = None
-    gpus: str | None = None
-    set: list[str] = field(default_factory=list)
+    rasa_version: str | None = _setting(LINE)
+    base_image: str | None = _setting(LINE)
+    cuda: str | None = _setting(Line(choices=CUDA_SOURCES))
+    license_file: str | None = _setting(LINE)  # Rasa Pro: a file with the license (RASA_PRO_LICENSE wins)
+    pip_index_url: str | None = _setting(LINE)
+    ca_certs: list[str] = _setting(Lines(), [])
+    gpu: str | None = _setting(Line(choices=GPU_MODES))
+    gpus: str | None = _setting(Devices())
+    set: list[str] = _setting(Lines(), [])
     #: How many models a training leaves in models/ (the served and the pinned ones are kept on top); None: all.
-    keep_models: int | None = None
+    keep_models: int | None = _setting(Number("a whole number of models, at least 1", low=1))
     # ---- services (rasa-gpu up) ----
-    actions_base_image: str | None = None
-    bind: str | None = None
-    rasa_port: int | None = None
-    actions_port: int | None = None
-    tensorboard_port: int | None = None
-    jupyter_port: int | None = None
+    actions_base_image: str | None = _setting(LINE)
+    bind: str | None = _setting(LINE)
+    rasa_port: int | None = _setting(PORT)
+    actions_port: int | None = _setting(PORT)
+    tensorboard_port: int | None = _setting(PORT)
+    jupyter_port: int | None = _setting(PORT)
     # ---- published images (rasa-gpu push, and pulling them back instead of building) ----
-    registry: str | None = None
-    image_name: str | None = None
+    registry: str | None = _setting(LINE)
+    image_name: str | None = _setting(LINE)
     # ---- where containers run (runners.Where) ----
-    host: str | None = None
-    context: str | None = None
+    host: str | None = _setting(LINE)
+    context: str | None = _setting(LINE)
     # ---- queued trainings (rasa-gpu submit --to slurm); the [slurm] table of rasa-gpu.toml ----
-    slurm_partition: str | None = None
-    slurm_account: str | None = None
-    slurm_time: str | None = None
-    slurm_gpus: int | None = None
-    slurm_cpus: int | None = None
-    slurm_memory: str | None = None
+    slurm_partition: str | None = _setting(LINE)
+    slurm_account: str | None = _setting(LINE)
+    slurm_time: str | None = _setting(LINE)
+    slurm_gpus: int | None = _setting(Number("a whole number of GPUs, 0 or more", low=0))
+    slurm_cpus: int | None = _setting(Number("a whole number of CPUs, at least 1", low=1))
+    slurm_memory: str | None = _setting(LINE)
     # ---- Kubernetes Jobs (rasa-gpu submit --to kubernetes); the [kubernetes] table of rasa-gpu.toml ----
-    kubernetes_namespace: str | None = None
-    kubernetes_node_selector: dict[str, str] = field(default_factory=dict)
-    kubernetes_tolerations: list[dict[str, Any]] = field(default_factory=list)
-    kubernetes_storage: str | None = None  # the claim's size, e.g. 10Gi
-    kubernetes_storage_class: str | None = None
-    kubernetes_license_secret: str | None = None  # a Secret with the key RASA_PRO_LICENSE (Rasa Pro)
+    kubernetes_namespace: str | None = _setting(LINE)
+    kubernetes_node_selector: dict[str, str] = _setting(
+        StringTable('a table of strings, e.g. node_selector = { "nvidia.com/gpu.present" = "true" }'), {}
+    )
+    kubernetes_tolerations: list[dict[str, Any]] = _setting(
+        TableList(
+            'a list of tables, e.g. tolerations = [{ key = "nvidia.com/gpu", operator = "Exists", '
+            'effect = "NoSchedule" }]'
+        ),
+        [],
+    )
+    kubernetes_storage: str | None = _setting(LINE)  # the claim's size, e.g. 10Gi
+    kubernetes_storage_class: str | None = _setting(LINE)
+    #: A Secret with the key RASA_PRO_LICENSE (Rasa Pro).
+    kubernetes_license_secret: str | None = _setting(LINE)
     #: Where the settings came from, for messages.
     source: str = "defaults"
     #: Settings given on the command line (they name the option in messages).
@@ -90,6 +235,15 @@ class Settings:
         option = _OPTION_NAMES.get(key, f"--{key.replace('_', '-')}")
         return option if key in self.from_cli or self.source == "defaults" else self.source
 
+    def subject(self, key: str) -> str:
+        """Where a setting's value was given, as a message starts: the option, or the file and the key as written
+        there ("rasa-gpu.toml: [slurm] partition")."""
+        origin = self.origin(key)
+        if origin.startswith("--"):
+            return origin
+        table = next((t for t in TABLES if key.startswith(f"{t}_")), None)
+        return f"{origin}: {f'[{table}] {key[len(table) + 1 :]}' if table else key}"
+
     def where(self) -> Where:
         """The engine these settings name (runners.connect turns it into a runner)."""
         from .runners import Where
@@ -97,50 +251,27 @@ class Settings:
         return Where(host=self.host, context=self.context)
 
     def merged(self, **cli: Any) -> Settings:
-        """These settings with every command-line value that was given (not None, not empty) on top."""
+        """These settings with every command-line value that was given (not None, not empty) on top, each value read
+        by the Kind its field declares (a wrong one is a one-line SettingsError)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         given = {k: v for k, v in cli.items() if v not in (None, (), [])}
-        for key, value in given.items():
-            values[key] = list(value) if isinstance(value, (tuple, list)) else value
+        values.update(given)
         values["from_cli"] = self.from_cli | set(given)
         merged = Settings(**values)
-        if merged.gpu is not None and merged.gpu not in GPU_MODES:
-            raise SettingsError(
-                f"{merged.origin('gpu')}: gpu must be one of {', '.join(GPU_MODES)}, not '{merged.gpu}'"
-            )
-        if merged.cuda is not None and merged.cuda not in CUDA_SOURCES:
-            raise SettingsError(
-                f"{merged.origin('cuda')}: cuda must be one of {', '.join(CUDA_SOURCES)}, not '{merged.cuda}'"
-            )
-        for key in PORT_SETTINGS:
-            value = getattr(merged, key)
-            if value is not None and (not isinstance(value, int) or not 1 <= value <= 65535):
-                raise SettingsError(
-                    f"{merged.origin(key)}: {key} must be a port number (1-65535), not '{value}'"
-                )
-        keep = merged.keep_models
-        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
-            raise SettingsError(
-                f"{merged.origin('keep_models')}: keep_models must be a whole number of models, at least 1, "
-                f"not '{keep}'"
-            )
+        for f in setting_fields():
+            value = getattr(merged, f.name)
+            if value is not None:
+                setattr(merged, f.name, f.metadata["kind"].read(value, merged.subject(f.name)))
         if merged.registry is not None:
             merged.registry = check_registry(merged.registry, merged.origin("registry"))
         if merged.image_name is not None:
             merged.image_name = check_image_name(merged.image_name, merged.origin("image_name"))
-        selector = merged.kubernetes_node_selector
-        if not isinstance(selector, dict) or not all(isinstance(v, str) for v in selector.values()):
-            raise SettingsError(
-                f"{merged.source}: [kubernetes] node_selector must be a table of strings, e.g. "
-                'node_selector = { "nvidia.com/gpu.present" = "true" }'
-            )
-        tolerations = merged.kubernetes_tolerations
-        if not isinstance(tolerations, list) or not all(isinstance(t, dict) for t in tolerations):
-            raise SettingsError(
-                f"{merged.source}: [kubernetes] tolerations must be a list of tables, e.g. "
-                'tolerations = [{ key = "nvidia.com/gpu", operator = "Exists", effect = "NoSchedule" }]'
-            )
         return merged
+
+
+def setting_fields() -> list[Field[Any]]:
+    """The fields of Settings that a user sets (not where they came from), each with its Kind in metadata["kind"]."""
+    return [f for f in fields(Settings) if f.name not in ("source", "from_cli")]
 
 
 # ---- where published images live ---------------------------------------------------------------------------------
@@ -187,40 +318,53 @@ def check_image_name(value: str, origin: str = "--name") -> str:
     return text
 
 
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file of the bot, or a one-line SettingsError naming it (unreadable, not UTF-8, not TOML)."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            f"{path.name} is not UTF-8 text (byte {exc.object[exc.start : exc.start + 1]!r} at offset {exc.start}); "
+            "save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise SettingsError(f"{path.name} cannot be read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path.name}: invalid TOML: {exc}") from None
+
+
+def _table(data: Any, *keys: str) -> dict[str, Any]:
+    """data[keys[0]][keys[1]]..., or {} where a level is missing or not a table."""
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
 def load_settings(root: Path) -> Settings:
     """Read rasa-gpu.toml, else [tool.rasa-gpu] of pyproject.toml, else defaults."""
-    for path, table in ((root / SETTINGS_FILE, None), (root / "pyproject.toml", ("tool", "rasa-gpu"))):
+    for path, source in ((root / SETTINGS_FILE, SETTINGS_FILE), (root / "pyproject.toml", PYPROJECT_TABLE)):
         if not path.is_file():
             continue
-        try:
-            data: Any = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(f"{path.name}: invalid TOML: {exc}") from None
-        for key in table or ():
-            data = data.get(key, {}) if isinstance(data, dict) else {}
+        data: Any = read_toml(path)
+        if source == PYPROJECT_TABLE:
+            data = _table(data, "tool").get("rasa-gpu", {})
+            if not isinstance(data, dict):
+                raise SettingsError(f"{source} must be a table of settings")
         if not data:
             continue
-        known = {f.name for f in fields(Settings)} - {"source", "from_cli"}
+        known = {f.name for f in setting_fields()}
         values = {k.replace("-", "_"): v for k, v in data.items()}
-        for name in ("slurm", "kubernetes"):  # [slurm] partition = ... is slurm_partition
-            if isinstance(values.get(name), dict):
-                values.update({f"{name}_{k.replace('-', '_')}": v for k, v in values.pop(name).items()})
+        for name in TABLES:  # [slurm] partition = ... is slurm_partition
+            if name in values and not isinstance(values[name], dict):
+                raise SettingsError(f"{source}: {name} must be a table ([{name}] with its settings under it)")
+            values.update({f"{name}_{k.replace('-', '_')}": v for k, v in values.pop(name, {}).items()})
         unknown = sorted(set(values) - known)
         if unknown:
             raise SettingsError(
-                f"{path.name}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                f"{source}: unknown setting(s) {', '.join(repr(k) if _CONTROL.search(k) else k for k in unknown)}; "
+                f"known: {', '.join(sorted(known))}"
             )
-        for key in ("ca_certs", "set"):
-            if isinstance(values.get(key), str):
-                values[key] = [values[key]]
-        if "gpus" in values:
-            values["gpus"] = (
-                ",".join(str(g) for g in values["gpus"])
-                if isinstance(values["gpus"], list)
-                else str(values["gpus"])
-            )
-        settings = Settings(**values, source=path.name if table is None else f"{path.name} [tool.rasa-gpu]")
-        return settings.merged()
+        return Settings(**values, source=source).merged()
     return Settings()
 
 
@@ -261,16 +405,13 @@ def rasa_requirement(root: Path) -> tuple[str, str, str] | None:
                 return _rasa_name(req.name) or "rasa", str(req.specifier), "requirements.txt"
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
-        try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(f"pyproject.toml: invalid TOML: {exc}") from None
-        for line in data.get("project", {}).get("dependencies", []):
-            req = _parse_requirement(line)
+        data = read_toml(pyproject)
+        dependencies = _table(data, "project").get("dependencies")
+        for line in dependencies if isinstance(dependencies, list) else ():
+            req = _parse_requirement(line) if isinstance(line, str) else None
             if req is not None and _rasa_name(req.name) is not None:
                 return _rasa_name(req.name) or "rasa", str(req.specifier), "pyproject.toml"
-        dependencies = data.get("tool", {}).get("poetry", {}).get("dependencies", {})
-        for name, poetry in dependencies.items():
+        for name, poetry in _table(data, "tool", "poetry", "dependencies").items():
             package = _rasa_name(name)
             if package is None:
                 continue
@@ -292,6 +433,12 @@ def extra_requirements(root: Path) -> list[str]:
     req_file = root / "requirements.txt"
     if not req_file.is_file():
         return []
+    real = Path(os.path.realpath(req_file))  # its lines go into an image: never a file from outside the bot
+    if req_file.is_symlink() and root.resolve() not in real.parents:
+        raise SettingsError(
+            f"requirements.txt is a link to {os.readlink(req_file)}, outside the bot folder; rasa-gpu builds only "
+            "from files inside the bot: copy the file into the bot instead of linking it"
+        )
     lines = []
     for line in read_requirements(req_file):
         if line.startswith("-"):

@@ -17,7 +17,7 @@ import json5
 from json5.loader import ModelLoader
 from json5.model import JSONArray, JSONObject
 
-from . import templates
+from . import safefs, templates
 from .errors import RasaGpuError
 
 TASKS_FILE = Path(".vscode") / "tasks.json"
@@ -35,6 +35,11 @@ class TaskTemplate:
     def text(self) -> str:
         """The template with the placeholders filled in, as JSON string content."""
         text = templates.read_text("vscode", "tasks.json")
+        if "${" in self.bot:  # VS Code substitutes ${...} in a task's args (${command:...} runs a command)
+            raise TasksFileError(
+                f"the bot folder's path {self.bot!r} holds '${{', which VS Code would read as a variable in the "
+                "tasks; rename the folder"
+            )
         for placeholder, value in (("@BOT@", self.bot), ("@RASA_GPU@", self.command)):
             text = text.replace(placeholder, json.dumps(value)[1:-1])
         return text
@@ -56,6 +61,11 @@ def merge(existing: str, template: TaskTemplate, *, name: str = str(TASKS_FILE))
     root = model.value
     if not isinstance(root, JSONObject) or not isinstance(value, dict):
         raise TasksFileError(f"{name} is not a JSON object; rasa-gpu did not touch it")
+    twice = _duplicate_key(root)
+    if twice is not None:
+        raise TasksFileError(
+            f'{name} has two "{twice}" keys in one object; rasa-gpu did not touch it: keep one of them and run again'
+        )
     ours = template.tasks()
     index = _Offsets(existing)
     tasks_model = next((kv.value for kv in root.key_value_pairs if _key(kv.key) == "tasks"), None)
@@ -111,7 +121,8 @@ def merge(existing: str, template: TaskTemplate, *, name: str = str(TASKS_FILE))
 def write_tasks(workspace: Path, template: TaskTemplate) -> tuple[Path, str]:
     """Create or merge WORKSPACE/.vscode/tasks.json. Returns the path and "created", "updated" or "unchanged".
     An updated file's previous text is kept as tasks.json.bak."""
-    path = workspace / TASKS_FILE
+    workspace = workspace.resolve()
+    path = safefs.check(workspace, workspace / TASKS_FILE)  # a .vscode/ or tasks.json linked out is refused
     if not path.exists():
         _write(workspace, path, template.text())
         return path, "created"
@@ -128,15 +139,13 @@ def write_tasks(workspace: Path, template: TaskTemplate) -> tuple[Path, str]:
 
 
 def _write(workspace: Path, path: Path, text: str) -> None:
-    """Atomic write, owned by the workspace's owner when rasa-gpu runs as root."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    """Atomic write that follows no link out of the workspace (safefs), owned by the workspace's owner when rasa-gpu
+    runs as root."""
+    owner = None
     if os.geteuid() == 0:
         st = workspace.stat()
-        os.chown(tmp, st.st_uid, st.st_gid)
-        os.chown(path.parent, st.st_uid, st.st_gid)
-    os.replace(tmp, path)
+        owner = (st.st_uid, st.st_gid)
+    safefs.write_file(workspace, path, text.encode("utf-8"), owner=owner)
 
 
 def _render(task: dict[str, Any], indent: int, *, first_line_indented: bool = True) -> str:
@@ -166,6 +175,22 @@ def _json(value: Any, indent: int) -> str:
         pad = " " * (indent + 2)
         return "[\n" + ",\n".join(pad + _json(v, indent + 2) for v in value) + "\n" + " " * indent + "]"
     return json.dumps(value, ensure_ascii=False)
+
+
+def _duplicate_key(node: Any) -> str | None:
+    """The first key that an object anywhere in the parsed file has twice. A JSON parser keeps one of the two values
+    without a word, and the merge edits the text by what it parsed: the other one (a user's task list) would be lost."""
+    if isinstance(node, JSONObject):
+        keys = [str(_key(kv.key)) for kv in node.key_value_pairs]
+        twice = next((key for i, key in enumerate(keys) if key in keys[:i]), None)
+        children = [kv.value for kv in node.key_value_pairs]
+    elif isinstance(node, JSONArray):
+        twice, children = None, list(node.values)
+    else:
+        return None
+    if twice is not None:
+        return twice
+    return next((key for key in map(_duplicate_key, children) if key is not None), None)
 
 
 def _key(node: Any) -> Any:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
+import yaml
 from conftest import (
     EXAMPLE_BOT,
     assert_one_line_error,
@@ -41,6 +43,55 @@ def test_invalid_yaml_names_file_and_line(bot):
     )
     line = assert_one_line_error(run_cli("train", str(bot)), 1, "data/nlu.yml:")
     assert "invalid YAML" in line and line.split(":")[2].isdigit()
+
+
+def yaml_bomb(levels: int = 9) -> str:
+    """A "billion laughs" document: each level lists the one before it nine times, so `levels` levels of aliases
+    expand to 9**levels strings (9 levels: 387 million) from a few hundred bytes."""
+    lines = ['version: "3.1"', "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    names = "abcdefghijklmnopqrstuvwxyz"
+    for before, name in zip(names, names[1:levels]):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{before}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_alias_bomb_is_refused_at_once(bot):
+    from rasa_gpu.errors import YamlError
+    from rasa_gpu.project import BotProject
+
+    (bot / "data" / "bomb.yml").write_text(yaml_bomb())
+    assert len(yaml_bomb()) < 450
+    started = time.perf_counter()
+    with pytest.raises(YamlError, match="aliases expand to more than"):
+        BotProject.load(str(bot))
+    assert time.perf_counter() - started < 1.0
+    result = run_cli("train", str(bot))
+    line = assert_one_line_error(result, 1, "data/bomb.yml:", "aliases expand to more than 100000 nodes")
+    assert result.stderr.strip() == line
+
+
+def test_yaml_aliases_that_real_bots_use_are_read(tmp_path):
+    """The bound is far above what a real file reaches: a large domain whose responses share their buttons through
+    an anchor, and a file that refers to itself, which is refused too (the input hash could not be computed)."""
+    from rasa_gpu import yamlfile
+
+    buttons = "buttons: &yes_no [{title: 'yes', payload: /affirm}, {title: 'no', payload: /deny}]"
+    responses = "\n".join(
+        f"  utter_{i}:\n  - text: '**Reply** {i}'\n    buttons: *yes_no" for i in range(3000)
+    )
+    content = yamlfile.load(f'version: "3.1"\nshared:\n  {buttons}\nresponses:\n{responses}\n')
+    assert (
+        len(content["responses"]) == 3000
+        and content["responses"]["utter_7"][0]["buttons"][1]["title"] == "no"
+    )
+    for path in [
+        EXAMPLE_BOT / "domain.yml",
+        EXAMPLE_BOT / "config.yml",
+        *(EXAMPLE_BOT / "data").glob("*.yml"),
+    ]:
+        assert yamlfile.load(path.read_text()) is not None
+    with pytest.raises(yaml.YAMLError, match="refers to a node that holds it"):
+        yamlfile.load("a: &a [1, *a]\n")
 
 
 def test_unknown_rasa_version_lists_supported(bot):

@@ -331,3 +331,28 @@ def test_test_and_train_of_one_bot_at_once_both_finish_with_their_files(bot_copy
     assert trainings >= 1
     assert (bot_copy / "results" / "intent_report.json").is_file()
     assert not list(tmp.glob("test-*"))
+
+
+def test_vscode_tasks_through_a_linked_vscode_folder_are_refused(home):
+    bot = home / "projects" / "bot"
+    (home / "Documents" / "tasks.json").write_text('{"version": "2.0.0", "tasks": []}\n')
+    (bot / ".vscode").symlink_to(home / "Documents")
+    before = snapshot(home)
+    result = cli(home, "vscode", str(bot))
+    assert_one_line_error(result, None, ".vscode is a link to", "outside the bot folder")
+    assert snapshot(home) == before
+
+
+def test_a_bot_folder_named_like_a_vscode_variable_gets_no_tasks(home):
+    bot = copy_bot(EXAMPLE_BOT, home / "projects" / "${command:workbench.action.terminal.new}", owner=None)
+    result = cli(home, "vscode", str(bot), "--workspace", str(home / "projects"))
+    assert_one_line_error(result, None, "which VS Code would read as a variable", "rename the folder")
+    assert not (home / "projects" / ".vscode").exists()
+
+
+def test_a_requirements_file_linked_out_of_the_bot_is_refused(home):
+    bot = home / "projects" / "bot"
+    (home / "Documents" / "reqs.txt").write_text("nltk==3.8\n")
+    (bot / "requirements.txt").symlink_to(home / "Documents" / "reqs.txt")
+    result = cli(home, "build", str(bot))
+    assert_one_line_error(result, None, "requirements.txt is a link to", "outside the bot folder")

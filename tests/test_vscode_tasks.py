@@ -14,7 +14,7 @@ from pathlib import Path
 
 import json5
 import pytest
-from conftest import copy_bot, free_ports, models, run_cli
+from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, free_ports, models, run_cli
 from test_services import project_containers, require_compose, say
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -198,3 +198,25 @@ def test_running_vscode_again_changes_nothing_and_keeps_user_tasks(workspace):
     result = run_cli("vscode", str(ws / "shop"), "--workspace", str(ws))
     assert result.returncode == 0 and "unchanged" in result.stdout
     assert path.read_text() == user
+
+
+def test_a_tasks_file_with_a_key_twice_is_left_untouched(tmp_path):
+    """JSON parsers keep the last of two equal keys without a word; the merge used to drop the user's own task list.
+    Needs no engine (the module's marks are for the tasks that train)."""
+    bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot", owner=None)
+    tasks = bot / ".vscode" / "tasks.json"
+    tasks.parent.mkdir()
+    for text in (
+        '{\n  "version": "2.0.0",\n  // mine\n  "tasks": [{ "label": "lint", "type": "shell", "command": "ruff ." }],\n'
+        '  "tasks": []\n}\n',
+        '{ "version": "2.0.0", "tasks": [{ "label": "lint", "command": "ruff", command: "ruff ." }] }\n',
+    ):
+        tasks.write_bytes(text.encode())
+        result = run_cli("vscode", str(bot))
+        key = "tasks" if "[]" in text else "command"
+        line = assert_one_line_error(
+            result, 1, f'.vscode/tasks.json has two "{key}" keys', "did not touch it"
+        )
+        assert result.stderr.strip() == line
+        assert tasks.read_bytes() == text.encode()
+        assert sorted(p.name for p in tasks.parent.iterdir()) == ["tasks.json"]
