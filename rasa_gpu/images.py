@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
+import shlex
 import tarfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from . import __version__, templates
 from .base_image import SUITE_PYTHON, default_name
 from .compat import CudaWheels, RasaRelease
 from .errors import PullError, SettingsError, VersionError
+from .redact import redact
 from .settings import check_image_name, check_registry
 
 IMAGE_REPO = "rasa-gpu/rasa"
@@ -29,6 +32,12 @@ NOTEBOOK_REQUIREMENT = "notebook==7.2.2"
 DEFAULT_IMAGE_NAME = "rasa-gpu"
 PIP_VERSION = "24.0"  # the last pip that still runs on every Python Rasa 2.x/3.x supports
 CA_BUNDLE = "/usr/local/share/rasa-gpu/ca-bundle.pem"
+#: The build argument that brings the package index's login (the USER:PASSWORD of --pip-index-url) to pip. Docker
+#: keeps its predefined proxy arguments out of an image's history, so that a proxy's login is never published, as long
+#: as the Dockerfile declares no ARG for them; every other build argument a RUN sees is written into the history. pip
+#: never uses an FTP proxy, so this one is free to carry the index's login the same way: it is in the environment of
+#: each RUN while it runs, and in no layer, no history line and no cache key.
+INDEX_LOGIN_ARG = "FTP_PROXY"
 
 
 class _Tmpl(Template):
@@ -55,6 +64,13 @@ class ImageSpec:
     registry: str | None = None
     image_name: str = DEFAULT_IMAGE_NAME
 
+    def __post_init__(self) -> None:
+        check_dockerfile_values(self.base_image, self.pip_index_url)
+
+    def secret_args(self) -> dict[str, str]:
+        """The build arguments that bring the index's login to pip (none without one)."""
+        return index_secret_args(self.pip_index_url)
+
     # ---- rendering ----------------------------------------------------------------------------------------------
 
     def dockerfile(self) -> str:
@@ -66,7 +82,7 @@ class ImageSpec:
         return self.cuda != "none"
 
     def _render(self, *, with_bot_stage: bool) -> str:
-        pip_index = f"--index-url {self.pip_index_url} " if self.pip_index_url else ""
+        pip_index = _pip_index(self.pip_index_url)
         packages = [
             f'"{self.release.package}=={self.release.version}"',
             f'"tensorflow=={self.release.tensorflow}"',
@@ -92,6 +108,7 @@ class ImageSpec:
             )
         text = _Tmpl(templates.read_text("docker", "Dockerfile.tmpl")).substitute(
             tool_version=__version__,
+            index_note=_index_note(self.pip_index_url),
             rasa_name=self.release.name,
             tensorflow=self.release.tensorflow,
             cuda_line=self.cuda_line(),
@@ -192,8 +209,14 @@ class ActionsImageSpec:
     ca_certs: tuple[bytes, ...] = ()
     target = "actions"
 
+    def __post_init__(self) -> None:
+        check_dockerfile_values(self.base_image, self.pip_index_url, base_origin="actions_base_image")
+
+    def secret_args(self) -> dict[str, str]:
+        return index_secret_args(self.pip_index_url)
+
     def dockerfile(self) -> str:
-        pip_index = f"--index-url {self.pip_index_url} " if self.pip_index_url else ""
+        pip_index = _pip_index(self.pip_index_url)
         extra = ""
         if self.requirements:
             extra = (
@@ -203,6 +226,7 @@ class ActionsImageSpec:
             )
         text = _Tmpl(templates.read_text("docker", "Dockerfile.actions.tmpl")).substitute(
             tool_version=__version__,
+            index_note=_index_note(self.pip_index_url),
             rasa_version=self.release.version,
             base_image=self.base_image,
             ca_block=_ca_block(self.ca_certs),
@@ -237,14 +261,21 @@ class NotebookImageSpec:
     pip_index_url: str | None = None
     target = "notebook"
 
+    def __post_init__(self) -> None:
+        check_dockerfile_values(self.training_image, self.pip_index_url, base_origin="the training image")
+
     @property
     def base_image(self) -> str:
         return self.training_image
 
+    def secret_args(self) -> dict[str, str]:
+        return index_secret_args(self.pip_index_url)
+
     def dockerfile(self) -> str:
-        pip_index = f"--index-url {self.pip_index_url} " if self.pip_index_url else ""
+        pip_index = _pip_index(self.pip_index_url)
         return (
-            f"# Rendered by rasa-gpu {__version__}: the training image plus a Jupyter notebook server.\n"
+            f"# Rendered by rasa-gpu {__version__}: the training image plus a Jupyter notebook server."
+            f"{_index_note(self.pip_index_url)}\n"
             f"FROM {self.training_image} AS notebook\n"
             f'RUN python3 -m pip install {pip_index}"{NOTEBOOK_REQUIREMENT}"\n'
             "ENTRYPOINT []\n"
@@ -265,6 +296,117 @@ def default_actions_base(release: RasaRelease) -> str:
     allowed = SpecifierSet(release.python)
     newest = next((v for v in ("3.10", "3.9", "3.8", "3.7") if allowed.contains(f"{v}.0")), "3.8")
     return f"python:{newest}-slim"
+
+
+# ---- what goes into a Dockerfile ------------------------------------------------------------------------------------
+
+#: An image reference (github.com/distribution/reference): [HOST[:PORT]/]PATH[:TAG][@DIGEST]. The host and the path
+#: follow the rules of check_registry and check_image_name.
+_TAG = re.compile(r"^\w[\w.-]{0,127}$")
+_DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
+IMAGE_FORM = "NAME[:TAG] or HOST[:PORT]/NAME[:TAG], e.g. python:3.10-slim or registry.example.com/team/base:1"
+INDEX_FORM = "https://HOST/PATH, e.g. https://pypi.example.com/simple (a login goes in it: https://USER:PASSWORD@HOST/PATH)"
+
+
+def check_dockerfile_values(
+    base_image: str, pip_index_url: str | None, *, base_origin: str = "base_image"
+) -> None:
+    """The values that a spec writes into its Dockerfile as they are (after FROM, into RUN lines): a one-line
+    SettingsError unless each is what it claims to be. resolve checks them first, naming where they were set."""
+    check_image_reference(base_image, base_origin)
+    if pip_index_url is not None:
+        check_index_url(pip_index_url)
+
+
+def check_image_reference(value: str, subject: str = "base_image") -> str:
+    """An image reference for FROM: no space, no line break, nothing Docker's grammar does not allow (a newline would
+    start a Dockerfile instruction of its own)."""
+    text = str(value)
+    name, at, digest = text.partition("@")
+    path, colon, tag = name, "", ""
+    if name.rfind(":") > name.rfind("/"):
+        path, colon, tag = name.rpartition(":")
+    first, slash, rest = path.partition("/")
+    has_host = bool(slash) and ("." in first or ":" in first or first == "localhost")
+    valid = (
+        not _has_space(text)
+        and (not colon or _TAG.match(tag) is not None)
+        and (not at or _DIGEST.match(digest) is not None)
+        and (not has_host or _passes(check_registry, first))
+        and _passes(check_image_name, rest if has_host else path)
+    )
+    if not valid:
+        raise SettingsError(f"{subject} {text!r} is not an image reference; use {IMAGE_FORM}")
+    return text
+
+
+def check_index_url(value: str, subject: str = "pip_index_url") -> str:
+    """A package index URL for pip's --index-url: http or https, a host, no space or line break (it goes into RUN
+    lines, quoted for the shell; its login goes through INDEX_LOGIN_ARG instead)."""
+    text = str(value)
+    scheme = text.partition("://")[0]
+    host = _split_login(text)[1].partition("://")[2]
+    if _has_space(text):
+        problem = "holds a space or a line break"  # the URL is not shown: a password may be on either side
+    elif scheme.lower() not in ("http", "https"):
+        problem = "does not start with https:// or http://"
+    elif not host or host[0] in "/?#":
+        problem = "names no host"
+    else:
+        return text
+    shown = "" if _has_space(text) else f" {redact(text)!r}"
+    raise SettingsError(f"{subject}{shown} is not a package index URL: it {problem}; use {INDEX_FORM}")
+
+
+def _has_space(text: str) -> bool:
+    return not text or any(c.isspace() or not c.isprintable() for c in text)
+
+
+def _passes(check: Callable[[str], str], value: str) -> bool:
+    try:
+        check(value)
+    except SettingsError:
+        return False
+    return True
+
+
+def _split_login(url: str) -> tuple[str | None, str]:
+    """(USER:PASSWORD, the URL without it) of scheme://USER:PASSWORD@HOST/PATH; (None, url) without a login."""
+    scheme, sep, rest = url.partition("://")
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    login, at, host = rest[:end].rpartition("@")
+    if not sep or not at:
+        return None, url
+    return login or None, f"{scheme}{sep}{host}{rest[end:]}"
+
+
+def index_secret_args(url: str | None) -> dict[str, str]:
+    """The build arguments that bring the index's login to pip: {INDEX_LOGIN_ARG: "USER:PASSWORD"}, or none."""
+    login = _split_login(url)[0] if url else None
+    return {INDEX_LOGIN_ARG: login} if login else {}
+
+
+def _pip_index(url: str | None) -> str:
+    """pip's --index-url for the RUN lines, quoted for the shell (with a trailing space), or nothing. The login is not
+    in it: the RUN's shell puts it back from INDEX_LOGIN_ARG, so the Dockerfile, the image's history and its tag hold
+    the index's host and path only (a new host is a new image; a new password is not)."""
+    if not url:
+        return ""
+    login, bare = _split_login(url)
+    if login is None:
+        return f"--index-url {shlex.quote(url)} "
+    scheme, _, rest = bare.partition("://")
+    return f'--index-url {scheme}://"${INDEX_LOGIN_ARG}"@{shlex.quote(rest)} '
+
+
+def _index_note(url: str | None) -> str:
+    """A comment line for the Dockerfile's header when the index needs a login (nothing otherwise)."""
+    if not index_secret_args(url):
+        return ""
+    return (
+        f"\n# pip's index needs a login: it comes from the build argument {INDEX_LOGIN_ARG} (build with --build-arg "
+        f"{INDEX_LOGIN_ARG}=USER:PASSWORD), which Docker keeps out of the image's history."
+    )
 
 
 # ---- shared pieces -------------------------------------------------------------------------------------------------
@@ -364,7 +506,14 @@ class ImageEngine(Protocol):
     def pull(self, ref: str, on_line: Callable[[str], None]) -> None: ...
 
     def build(
-        self, context: bytes, *, tag: str, target: str, labels: dict[str, str], on_line: Callable[[str], None]
+        self,
+        context: bytes,
+        *,
+        tag: str,
+        target: str,
+        labels: dict[str, str],
+        on_line: Callable[[str], None],
+        secret_args: dict[str, str],
     ) -> str: ...
 
     def pull_published(self, ref: str, on_line: Callable[[str], None]) -> str | None: ...
@@ -395,15 +544,19 @@ def ensure_image(
         engine.pull(spec.base_image, on_line)
     check_base_python(engine, spec)
     labels = {"io.rasa-gpu.rasa": spec.release.version, "io.rasa-gpu.tensorflow": spec.release.tensorflow}
-    context = spec.context_tar()
+    context, secret_args = spec.context_tar(), spec.secret_args()
     rasa_tag = spec.rasa_tag()
     stage = None if rebuild else _find(engine, spec, rasa_tag)
     if stage is None:
-        image_id = engine.build(context, tag=rasa_tag, target="rasa", labels=labels, on_line=on_line)
+        image_id = engine.build(
+            context, tag=rasa_tag, target="rasa", labels=labels, on_line=on_line, secret_args=secret_args
+        )
         stage = checked_build(engine, spec, rasa_tag, image_id, on_line)
     if tag == rasa_tag:
         return stage
-    image_id = engine.build(context, tag=tag, target="bot", labels=labels, on_line=on_line)
+    image_id = engine.build(
+        context, tag=tag, target="bot", labels=labels, on_line=on_line, secret_args=secret_args
+    )
     return checked_build(engine, spec, tag, image_id, on_line)
 
 
@@ -521,6 +674,8 @@ class ServiceImage(Protocol):
 
     def context_tar(self) -> bytes: ...
 
+    def secret_args(self) -> dict[str, str]: ...
+
 
 def ensure_service_image(
     engine: ImageEngine, spec: ServiceImage, on_line: Callable[[str], None], *, rebuild: bool = False
@@ -538,5 +693,6 @@ def ensure_service_image(
         target=spec.target,
         labels={"io.rasa-gpu.service": spec.target},
         on_line=on_line,
+        secret_args=spec.secret_args(),
     )
     return ImageResult(tag=tag, image_id=image_id, built=True)

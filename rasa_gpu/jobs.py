@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -56,17 +56,28 @@ def jobs_dir(project: BotProject) -> Path:
 
 
 def submit_slurm(
-    project: BotProject, options: slurm.SlurmOptions, train_args: tuple[str, ...] = ()
+    project: BotProject,
+    options: slurm.SlurmOptions,
+    train_args: tuple[str, ...] = (),
+    environment: Mapping[str, str] | None = None,
 ) -> tuple[JobRecord, slurm.SlurmJob]:
     """Write the job's script into the bot's state folder and submit it; returns at once. A refused job leaves no
-    folder behind."""
+    folder behind. `environment`: secrets the node's training reads from its environment (SlurmJob.environment);
+    the script is the owner's alone (0600) all the same."""
     slurm.check_installed()
     name = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     folder = jobs_dir(project) / name
+    job = slurm.SlurmJob(
+        bot=project.root,
+        job_dir=folder,
+        options=options,
+        train_args=train_args,
+        environment=dict(environment or {}),
+    )
+    script = slurm.render(job)  # a setting it cannot carry is refused before anything is written
     project.make_owned_dirs(folder)
-    job = slurm.SlurmJob(bot=project.root, job_dir=folder, options=options, train_args=train_args)
     try:
-        project.write_owned(job.script_path, slurm.render(job))
+        project.write_owned(job.script_path, script, mode=0o600)
         project.write_owned(folder / slurm.SUBMITTED_MARK, "")
         job_id = slurm.submit(job)
     except BaseException:

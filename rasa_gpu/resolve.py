@@ -11,11 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 from .compat import RasaRelease, load_matrix
 from .errors import SettingsError
-from .images import DEFAULT_IMAGE_NAME, ActionsImageSpec, ImageSpec, default_actions_base, read_ca_certs
+from .images import (
+    DEFAULT_IMAGE_NAME,
+    ActionsImageSpec,
+    ImageSpec,
+    check_image_reference,
+    check_index_url,
+    default_actions_base,
+    read_ca_certs,
+)
 from .project import BotProject
 from .settings import Settings, extra_requirements, load_settings, resolve_rasa
 
 if TYPE_CHECKING:
+    from .events import EventSink
     from .license_key import License
     from .runners import Runner
 
@@ -34,6 +43,10 @@ class Resolved:
 
         if not services.has_actions(self.project):
             return None
+        if self.settings.actions_base_image:
+            check_image_reference(
+                self.settings.actions_base_image, self.settings.subject("actions_base_image")
+            )
         return ActionsImageSpec(
             release=self.spec.release,
             base_image=self.settings.actions_base_image
@@ -53,11 +66,12 @@ class Resolved:
             license_file = str(bot_settings_path(self.settings, "license_file", license_file, self.project))
         return license_key.find(self.spec.release, license_file, self.project.root)
 
-    def runner(self) -> Runner:
-        """Where this bot's containers run, from the settings (not contacted until first used)."""
+    def runner(self, on_event: EventSink) -> Runner:
+        """Where this bot's containers run, from the settings (not contacted until first used); on_event hears once
+        what the user should know about the way to that engine (a tcp:// without TLS)."""
         from .runners import connect
 
-        return connect(self.settings.where())
+        return connect(self.settings.where(), on_event)
 
 
 def resolve(bot: str, cli_values: Mapping[str, Any], variant: str) -> Resolved:
@@ -98,6 +112,11 @@ def image_spec(project: BotProject, settings: Settings, variant: str) -> tuple[I
     release, why = resolve_rasa(matrix, project.root, settings)
     default_base = release.gpu_base_image if variant == "gpu" else release.cpu_base_image
     base_image = settings.base_image or default_base
+    # What goes into the Dockerfile as it is, checked here to name where it was set (the spec checks it again).
+    if settings.base_image:
+        check_image_reference(settings.base_image, settings.subject("base_image"))
+    if settings.pip_index_url:
+        check_index_url(settings.pip_index_url, settings.subject("pip_index_url"))
     wheels = matrix.wheels_for(release.tensorflow)
     cuda = cuda_source(settings, release, base_image, variant, wheels is not None)
     spec = ImageSpec(

@@ -12,6 +12,7 @@ import sys
 from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from .compat import Matrix, RasaRelease, is_exact_version
 from .errors import SettingsError, VersionError
@@ -449,6 +450,11 @@ def extra_requirements(root: Path) -> list[str]:
         req = _parse_requirement(line)
         if req is None:
             raise SettingsError(f"requirements.txt: cannot read the line '{line}'; use a PEP 508 requirement")
+        if req.url and "@" in urlsplit(req.url).netloc:  # the file is copied into the image as it is
+            raise SettingsError(
+                f"requirements.txt: the URL of {req.name} carries a login, which would be in the image for anyone "
+                "who pulls it; put the login in --pip-index-url (kept out of images) and name the package plainly"
+            )
         if _rasa_name(req.name) is None and req.name.lower() not in ("rasa-sdk", "rasa_sdk", "tensorflow"):
             lines.append(line)
     return lines

@@ -115,7 +115,7 @@ class PythonEngine:
     def pull(self, ref, on_line):
         raise AssertionError("nothing is pulled here")
 
-    def build(self, context, *, tag, target, labels, on_line):
+    def build(self, context, *, tag, target, labels, on_line, secret_args):
         self.builds.append(target)
         return "sha256:y"
 

@@ -356,3 +356,13 @@ def test_a_requirements_file_linked_out_of_the_bot_is_refused(home):
     (bot / "requirements.txt").symlink_to(home / "Documents" / "reqs.txt")
     result = cli(home, "build", str(bot))
     assert_one_line_error(result, None, "requirements.txt is a link to", "outside the bot folder")
+
+
+def test_a_requirement_whose_url_carries_a_login_is_refused(home):
+    bot = home / "projects" / "bot"
+    (bot / "requirements.txt").write_text(
+        "tiny @ https://deploy:hunter22@pypi.corp/tiny-1.0-py3-none-any.whl\n"
+    )
+    result = cli(home, "build", str(bot), "--print")
+    assert_one_line_error(result, None, "the URL of tiny carries a login")
+    assert "hunter22" not in result.output

@@ -133,7 +133,7 @@ class FakeEngine:
     def pull(self, ref, on_line):
         self.present.add(ref)
 
-    def build(self, context, *, tag, target, labels, on_line):
+    def build(self, context, *, tag, target, labels, on_line, secret_args):
         self.calls.append(("build", target))
         self.present.add(tag)
         return "sha256:x"

@@ -1,5 +1,7 @@
 """Specs as data: Dockerfile, tags, container spec, overrides, GPU requests and the progress parser."""
 
+import subprocess
+
 import pytest
 import yaml
 
@@ -8,14 +10,26 @@ from rasa_gpu.compat import load_matrix
 from rasa_gpu.engine import ContainerSpec
 from rasa_gpu.errors import SettingsError
 from rasa_gpu.gpu import GpuRequest, is_missing_gpu_driver, parse_devices_line, parse_gpu_request
-from rasa_gpu.images import ImageSpec, cpu_twin, ensure_image
+from rasa_gpu.images import (
+    INDEX_LOGIN_ARG,
+    ActionsImageSpec,
+    ImageSpec,
+    NotebookImageSpec,
+    cpu_twin,
+    ensure_image,
+)
 from rasa_gpu.overrides import apply_overrides, parse_overrides
+from rasa_gpu.redact import redact
 
 CERT = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
 def spec(**kw):
     return ImageSpec(release=load_matrix().get("3.6.21"), base_image="tensorflow/tensorflow:2.12.0-gpu", **kw)
+
+
+def spec_on(base_image, **kw):
+    return ImageSpec(release=load_matrix().get("3.6.21"), base_image=base_image, **kw)
 
 
 def test_dockerfile_pins_rasa_and_tensorflow_and_has_two_stages():
@@ -42,12 +56,156 @@ def test_tags_are_stable_and_change_with_inputs():
     assert with_reqs.tag() != spec(extra_requirements=("nltk==3.9",)).tag()
 
 
+# ---- what goes into a Dockerfile: logins stay out, values are checked --------------------------------------------
+
+PASSWORD = "s3cr3t-PASS"
+LOGIN_URL = f"https://deploy:{PASSWORD}@pypi.corp:8443/simple"
+
+
+def test_an_index_login_is_in_no_dockerfile_context_or_tag_but_reaches_the_build_as_an_argument():
+    s = spec(pip_index_url=LOGIN_URL, extra_requirements=("nltk==3.8",))
+    context = (
+        b"".join(s.context_files().values()) + s.context_tar() + s.tag().encode() + s.rasa_tag().encode()
+    )
+    assert PASSWORD.encode() not in context and b"deploy" not in context
+    # pip gets the URL back from the build argument, which Docker keeps out of the history; the host stays in the text
+    assert s.secret_args() == {INDEX_LOGIN_ARG: f"deploy:{PASSWORD}"}
+    assert f'--index-url https://"${INDEX_LOGIN_ARG}"@pypi.corp:8443/simple -r' in s.dockerfile()
+    assert f"ARG {INDEX_LOGIN_ARG}" not in s.dockerfile()  # declaring it would write it into the history
+    # A new password is the same image; a new host is a new one.
+    assert (
+        s.tag()
+        == spec(pip_index_url=LOGIN_URL.replace(PASSWORD, "other"), extra_requirements=("nltk==3.8",)).tag()
+    )
+    assert (
+        s.tag()
+        != spec(
+            pip_index_url=LOGIN_URL.replace("pypi.corp", "pypi2.corp"), extra_requirements=("nltk==3.8",)
+        ).tag()
+    )
+    # Without a login nothing changes: the same Dockerfile as before, no build argument.
+    assert spec(pip_index_url="https://pypi.corp/simple").secret_args() == {}
+    assert INDEX_LOGIN_ARG not in spec(pip_index_url="https://pypi.corp/simple").dockerfile()
+
+
+def test_services_images_keep_the_login_out_too():
+    release = load_matrix().get("3.6.21")
+    actions = ActionsImageSpec(release, "python:3.10-slim", ("requests",), pip_index_url=LOGIN_URL)
+    notebook = NotebookImageSpec("rasa-gpu/rasa:3.6.21-tf2.12.0-gpu-0123456789ab", "3.6.21", LOGIN_URL)
+    for image in (actions, notebook):
+        assert PASSWORD.encode() not in image.context_tar() + image.tag().encode()
+        assert image.secret_args() == {INDEX_LOGIN_ARG: f"deploy:{PASSWORD}"}
+
+
+def test_both_builds_of_a_bot_image_get_the_login():
+    s = spec(pip_index_url=LOGIN_URL, extra_requirements=("nltk==3.8",))
+    engine = CountingEngine({s.base_image})
+    ensure_image(engine, s, print)
+    assert engine.builds == ["rasa", "bot"]
+    assert engine.secret_args == [s.secret_args()] * 2
+
+
+def test_an_index_url_is_quoted_for_the_shell():
+    url = "https://pypi.corp/simple?x=$(touch${IFS}PWNED)&y='`touch${IFS}PWNED`'"
+    line = next(line for line in spec(pip_index_url=url).dockerfile().splitlines() if '"pip==' in line)
+    shell_words = line.removeprefix("RUN python3 -m pip install --index-url ").removesuffix(' "pip==24.0"')
+    echoed = subprocess.run(
+        ["bash", "-c", f"printf %s {shell_words}"], capture_output=True, text=True, check=True
+    )
+    assert echoed.stdout == url
+
+
+@pytest.mark.parametrize(
+    "base_image",
+    [
+        "python:3.10-slim\nRUN touch /PWNED",
+        "python:3.10 slim",
+        "Python:3.10",
+        "python:",
+        "",
+        "python@sha256:12",
+        "x y:1",
+    ],
+)
+def test_a_base_image_that_is_no_image_reference_is_refused(base_image):
+    with pytest.raises(SettingsError) as raised:
+        spec_on(base_image)
+    assert "is not an image reference" in raised.value.message and "\n" not in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "base_image",
+    [
+        "python:3.10-slim",
+        "rasa-gpu/base:bullseye",
+        "localhost:5000/team/base:1",
+        "registry.example.com/a/b",
+        "nvcr.io/nvidia/tensorflow:23.03-tf2-py3",
+        "python@sha256:" + "a" * 64,
+    ],
+)
+def test_image_references_are_taken(base_image):
+    assert f"FROM {base_image} AS rasa" in spec_on(base_image).dockerfile()
+
+
+def test_the_services_base_images_are_checked_too():
+    release = load_matrix().get("3.6.21")
+    with pytest.raises(
+        SettingsError, match="actions_base_image 'python:3.10 slim' is not an image reference"
+    ):
+        ActionsImageSpec(release, "python:3.10 slim")
+    with pytest.raises(SettingsError) as raised:
+        NotebookImageSpec("a\nRUN id", "3.6.21")
+    assert raised.value.message.startswith("the training image 'a\\nRUN id' is not an image reference")
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (f"https://deploy:{PASSWORD}@pypi.corp/simple\nRUN touch /PWNED", "holds a space or a line break"),
+        (f"https://deploy:{PASSWORD} @pypi.corp/simple", "holds a space or a line break"),
+        (f"ftp://deploy:{PASSWORD}@pypi.corp/simple", "does not start with https:// or http://"),
+        ("pypi.corp/simple", "does not start with https:// or http://"),
+        (f"https://deploy:{PASSWORD}@/simple", "names no host"),
+    ],
+)
+def test_an_index_url_that_is_no_url_is_refused_without_showing_the_password(url, problem):
+    with pytest.raises(SettingsError) as raised:
+        spec(pip_index_url=url)
+    message = raised.value.message
+    assert "pip_index_url" in message and problem in message and "https://USER:PASSWORD@HOST/PATH" in message
+    assert PASSWORD not in message and "\n" not in message
+
+
+def test_requirement_lines_go_into_a_copied_file_never_into_the_dockerfile():
+    """pip reads them from a file in the context: no requirement line is a Dockerfile line or a shell word."""
+    hostile = "nltk==3.8 ; python_version >= '3' and '$(touch /PWNED)' != ''"
+    s = spec(extra_requirements=(hostile,))
+    assert s.dockerfile() == spec(extra_requirements=("nltk==3.8",)).dockerfile()
+    assert s.context_files()["bot-requirements.txt"] == (hostile + "\n").encode()
+    release = load_matrix().get("3.6.21")
+    actions = ActionsImageSpec(release, "python:3.10-slim", (hostile,))
+    assert actions.dockerfile() == ActionsImageSpec(release, "python:3.10-slim", ("requests",)).dockerfile()
+    assert actions.context_files()["actions-requirements.txt"] == (hostile + "\n").encode()
+
+
+def test_redact_masks_url_logins_and_known_secrets():
+    line = f"Looking in indexes: https://deploy:{PASSWORD}@pypi.corp/simple, http://tok3n@h/x (deploy:{PASSWORD})"
+    assert redact(line, [f"deploy:{PASSWORD}"]) == (
+        "Looking in indexes: https://****@pypi.corp/simple, http://****@h/x (****)"
+    )
+    assert redact("docker.io/library/python@sha256:ab git+https://github.com/a/b@v1") == (
+        "docker.io/library/python@sha256:ab git+https://github.com/a/b@v1"
+    )
+
+
 class CountingEngine:
     """Stands in for the engine only to count calls; the real build is tested in test_docker_train.py."""
 
     def __init__(self, present, *, cuda_problem=None):
         self.present, self.builds, self.checked = set(present), [], []
         self.cuda_problem = cuda_problem
+        self.secret_args = []
 
     def image_id(self, ref):
         return "sha256:x" if ref in self.present else None
@@ -55,8 +213,9 @@ class CountingEngine:
     def pull(self, ref, on_line):
         self.present.add(ref)
 
-    def build(self, context, *, tag, target, labels, on_line):
+    def build(self, context, *, tag, target, labels, on_line, secret_args):
         self.builds.append(target)
+        self.secret_args.append(secret_args)
         self.present.add(tag)
         return "sha256:y"
 

@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import (
     BOT_UID,
+    EXAMPLE_BOT,
     _require_docker,
     assert_one_line_error,
+    copy_bot,
     intent_of,
     leftover_containers,
     models,
@@ -26,6 +28,9 @@ from conftest import (
     start_cli,
     wait_for_line,
 )
+
+from rasa_gpu.project import BotProject
+from rasa_gpu.runners import slurm
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -162,3 +167,55 @@ def test_ctrl_c_while_following_leaves_the_job_queued_and_says_how_to_end_it(
     assert _jobs(bot_copy)[job]["state"] in ("pending", "running", "done")  # the job was not touched
     assert run_cli("jobs", "cancel", job, str(bot_copy)).returncode == 0
     _until(lambda: not leftover_containers(docker_client, bot_copy), 120, "the container gone")
+
+
+def test_a_hostile_folder_reaches_the_node_whole_and_the_login_only_in_its_environment(
+    slurm_cluster, tmp_path
+):
+    """The real sbatch and slurmd with a bot folder whose name holds a space, a `$(...)`, a quote and a `%j`: the
+    job runs in that folder, writes its output there and runs nothing of its name; the index login is in the job's
+    environment, not in the script or the node's command line. The node's Python is a stand-in that records what it
+    got (a training is what the tests above run)."""
+    bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot $(touch PWNED) it's 100%j", owner=None)
+    project = BotProject.load(bot)
+    secret = "s3cret-token"
+    node_python = tmp_path / "node-python"
+    node_python.write_text(
+        '#!/bin/sh\nd="$(dirname "$0")"\nprintf "%s\\n" "$@" > "$d/argv"\nenv > "$d/env"\npwd > "$d/cwd"\n'
+    )
+    node_python.chmod(0o755)
+    job = slurm.SlurmJob(
+        bot=project.root,
+        job_dir=project.state_dir / "jobs" / "hostile",
+        options=slurm.SlurmOptions(gpus=0, time="5"),
+        python=str(node_python),
+        environment={"RASA_GPU_PIP_INDEX_URL": f"https://user:{secret}@index.example.com/simple"},
+    )
+    project.write_owned(job.script_path, slurm.render(job), mode=0o600)
+    project.write_owned(job.job_dir / slurm.SUBMITTED_MARK, "")
+    job_id = slurm.submit(job)
+    ended = _until(
+        lambda: (
+            (s := slurm.states([job_id]).get(job_id)) and s.state in ("done", "failed", "cancelled") and s
+        ),
+        120,
+        "the job ended",
+    )
+    assert ended.state == "done", (ended, job.output_path.read_text() if job.output_path.exists() else "")
+    assert (
+        job.output_path.is_file()
+    )  # Slurm wrote its output where rasa-gpu reads it: the `%j` taken as it is
+    assert (tmp_path / "cwd").read_text().strip() == str(project.root)  # --chdir, whole
+    argv = (tmp_path / "argv").read_text().splitlines()
+    assert argv[:4] == ["-m", "rasa_gpu", "train", str(project.root)] and secret not in "".join(argv)
+    assert f"RASA_GPU_PIP_INDEX_URL=https://user:{secret}@index.example.com/simple" in (
+        (tmp_path / "env").read_text().splitlines()
+    )
+    assert (
+        secret not in job.script_path.read_text() and oct(job.script_path.stat().st_mode & 0o777) == "0o600"
+    )
+    shown = subprocess.run(
+        ["scontrol", "show", "job", "--oneliner", job_id], capture_output=True, text=True, check=True
+    ).stdout
+    assert re.search(r"\bJobName=rasa-gpu-[A-Za-z0-9._-]+ ", shown) and secret not in shown
+    assert not list(tmp_path.rglob("PWNED*")) and not (Path.cwd() / "PWNED").exists()

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
+    from ..events import Event
     from ..resolve import Resolved
 
     #: stdout: results. Made on first use (see __getattr__).
@@ -49,6 +50,17 @@ def say(*parts: str | tuple[str, dict[str, Any]], err: bool = True) -> None:
     """One line made of plain text and (text, click.style arguments) pieces, without loading rich: for the lines of
     a command that must start fast (the first line of `train`, a no-change skip). Colours only on a terminal."""
     click.echo("".join(p if isinstance(p, str) else click.style(p[0], **p[1]) for p in parts), err=err)
+
+
+def show_notice(event: Event) -> None:
+    """An EventSink for what a command hears before its own view exists (runners.connect's warning about the way to
+    the engine): a Notice as one line on stderr, without loading rich."""
+    from ..events import Notice
+
+    if isinstance(event, Notice) and event.level == "warn":
+        say((f"warning: {event.text}", {"fg": "yellow", "bold": True}))
+    elif isinstance(event, Notice):
+        say(event.text)
 
 
 def verbatim(line: str, style: str = "dim") -> Text:
@@ -115,6 +127,11 @@ GPU_MODES = LazyChoice("rasa_gpu.settings", "GPU_MODES")
 # ---- shared options ------------------------------------------------------------------------------------------------
 
 
+#: The image options that may hold a login, and the variable each is also read from: a training elsewhere (a
+#: Slurm job) gets them in its environment, so they are in no script and no command line.
+SECRET_ENVVARS = {"pip_index_url": "RASA_GPU_PIP_INDEX_URL"}
+
+
 @dataclass(frozen=True)
 class ImageOptions:
     """The image options shared by build and train, as given on the command line (None: not given)."""
@@ -144,9 +161,9 @@ class ImageOptions:
 
     def train_args(self) -> tuple[str, ...]:
         """The image options given here, as `rasa-gpu train` on another machine takes them (not --host/--context:
-        that machine's engine is its own)."""
+        that machine's engine is its own; not the ones that may hold a login: train_environment)."""
         args: list[str] = []
-        for name in ("rasa_version", "base_image", "cuda", "pip_index_url", "registry"):
+        for name in ("rasa_version", "base_image", "cuda", "registry"):
             value = getattr(self, name)
             if value:
                 args += [f"--{name.replace('_', '-')}", str(value)]
@@ -157,6 +174,12 @@ class ImageOptions:
         if self.rebuild:
             args.append("--rebuild")
         return tuple(args)
+
+    def train_environment(self) -> dict[str, str]:
+        """The options given here that may hold a login (an index URL with user:password), as the environment
+        variables `rasa-gpu train` on another machine reads them: for its environment, never its command line."""
+        values = {name: getattr(self, name) for name in SECRET_ENVVARS}
+        return {SECRET_ENVVARS[name]: str(value) for name, value in values.items() if value}
 
 
 def image_options(func: Any = None, *, builds: bool = True) -> Any:
@@ -201,7 +224,7 @@ def image_options(func: Any = None, *, builds: bool = True) -> Any:
         ),
         click.option(
             "--pip-index-url",
-            envvar="RASA_GPU_PIP_INDEX_URL",
+            envvar=SECRET_ENVVARS["pip_index_url"],
             metavar="URL",
             help="Python package index used inside the image. [env: RASA_GPU_PIP_INDEX_URL]",
         ),

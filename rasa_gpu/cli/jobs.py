@@ -73,30 +73,27 @@ def submit(
         slurm_memory=memory,
     )
     s = resolved.settings
-    options = slurm.SlurmOptions(
-        partition=s.slurm_partition,
-        account=s.slurm_account,
-        time=s.slurm_time,
-        gpus=1 if s.slurm_gpus is None else s.slurm_gpus,
-        cpus=s.slurm_cpus,
-        memory=s.slurm_memory,
-    )
+    if scheduler == "kubernetes":
+        _kubernetes(resolved, s, rasa_args, dry_run)
+        return
+    options = slurm.SlurmOptions.from_settings(s)  # a setting an sbatch script cannot carry stops here
     train_args = (
         *image.train_args(),
         *(("--force",) if force else ()),
         *(("--", *rasa_args) if rasa_args else ()),
     )
-    if scheduler == "kubernetes":
-        _kubernetes(resolved, s, rasa_args, dry_run)
-        return
     if dry_run:
         job = slurm.SlurmJob(
-            resolved.project.root, jobs.jobs_dir(resolved.project) / "DRY-RUN", options, train_args
+            resolved.project.root,
+            jobs.jobs_dir(resolved.project) / "DRY-RUN",
+            options,
+            train_args,
+            environment=image.train_environment(),
         )
         sys.stdout.write(slurm.render(job))
         return
     resolved.license()  # a Rasa Pro bot without a license stops here, not on the node
-    record, job = jobs.submit_slurm(resolved.project, options, train_args)
+    record, job = jobs.submit_slurm(resolved.project, options, train_args, image.train_environment())
     finished: dict[str, slurm.JobState] = {}
 
     def done() -> bool:

@@ -9,22 +9,38 @@ stops and removes its container and leaves no partial model. The image reaches t
 the bot's settings (`registry`: pushed once with `rasa-gpu push`, pulled on the node); without one each node builds
 it once.
 
-Nothing here prints; failures are SchedulerError with one line.
+What the bot's folder or settings hold never becomes shell or sbatch syntax. sbatch reads the `#SBATCH` lines
+itself (src/sbatch/opt.c, _get_argument): it splits them at whitespace, ends them at `#`, takes a line holding
+"hetjob" or "packjob" for the start of another job, and honours quotes and backslashes differently from one release
+to the next (old ones know only `"`); nothing can carry a line break there. So only checked settings go on them (a
+small alphabet, check_options), and the job's name and paths are sbatch's own arguments (argv, taken as they are:
+--job-name, --chdir, --output), with --ignore-pbs so that no line of the body is read as a #PBS or #BSUB directive.
+In the body each path is one shlex.quote'd assignment. Secrets (the package index URL with its login) are not
+written at all: sbatch hands the environment of its process to the job (its default, --export=ALL), and the script
+only checks that they arrived.
+
+Nothing here prints; failures are SchedulerError or SettingsError with one line.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..errors import RasaGpuError
+from ..errors import RasaGpuError, SettingsError
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 #: The job states rasa-gpu shows; Slurm's own names map onto them.
 STATE_NAMES = {
@@ -44,6 +60,20 @@ STATE_NAMES = {
 }
 #: A file the job looks for first: if the node cannot see it, the bot folder is not on a filesystem it shares.
 SUBMITTED_MARK = "submitted"
+#: All an #SBATCH value may hold: nothing sbatch's parser reads as syntax (whitespace, quotes, backslashes, `#`),
+#: nothing that ends a line, and not the words that start the next part of a heterogeneous job.
+_SBATCH_WORD = re.compile(r"[A-Za-z0-9._:,-]+")
+_HETJOB = re.compile(r"hetjob|packjob", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # a line break, or what shows as one
+_NOT_IN_JOB_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+#: The options that go onto #SBATCH lines as text, with what each is (for messages).
+_TEXT_OPTIONS = {
+    "partition": "partition name",
+    "account": "account name",
+    "time": "time limit",
+    "memory": "memory size",
+}
 
 
 class SchedulerError(RasaGpuError):
@@ -59,6 +89,51 @@ class SlurmOptions:
     cpus: int | None = None
     memory: str | None = None  # e.g. 16G
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SlurmOptions:
+        """The [slurm] settings with the flags on top (their types and the one-line rule are settings.py's), checked
+        for an #SBATCH line (check_options), each named as the user gave it ("--partition", "rasa-gpu.toml:
+        [slurm] partition")."""
+        options = cls(
+            partition=settings.slurm_partition,
+            account=settings.slurm_account,
+            time=settings.slurm_time,
+            gpus=1 if settings.slurm_gpus is None else settings.slurm_gpus,
+            cpus=settings.slurm_cpus,
+            memory=settings.slurm_memory,
+        )
+        return check_options(options, lambda key: settings.subject(f"slurm_{key}"))
+
+
+def check_options(
+    options: SlurmOptions, subject: Callable[[str], str] = lambda key: f"[slurm] {key}"
+) -> SlurmOptions:
+    """The one rule for what goes onto an #SBATCH line, whoever built the options: a text setting is one word of
+    letters, digits and . _ - : , (no space, quote, backslash, # or line break: nothing sbatch's parser reads) and
+    neither "hetjob" nor "packjob"; GPUs and CPUs are whole numbers. A SettingsError starts with `subject(key)`."""
+    for key, noun in _TEXT_OPTIONS.items():
+        value = getattr(options, key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not _SBATCH_WORD.fullmatch(value):
+            raise SettingsError(
+                f"{subject(key)} must be a Slurm {noun} of letters, digits and . _ - : , only (no spaces, quotes, "
+                f"# or line breaks), not {value!r}"
+            )
+        hetjob = _HETJOB.search(value)
+        if hetjob:
+            raise SettingsError(
+                f"{subject(key)} holds {hetjob.group()!r}, which sbatch may read as the start of another job in "
+                f"the script; use another {noun}, not {value!r}"
+            )
+    for key, least in (("gpus", 0), ("cpus", 1)):
+        value = getattr(options, key)
+        if value is None and key == "cpus":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise SettingsError(f"{subject(key)} must be a whole number, at least {least}, not {value!r}")
+    return options
+
 
 @dataclass(frozen=True)
 class SlurmJob:
@@ -69,6 +144,9 @@ class SlurmJob:
     options: SlurmOptions
     train_args: tuple[str, ...] = ()
     python: str = sys.executable
+    #: Secrets the node's `rasa-gpu train` reads from its environment (RASA_GPU_PIP_INDEX_URL: an index URL with its
+    #: login): set in the environment of sbatch only, which hands it to the job; never in the script or an argv.
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def script_path(self) -> Path:
@@ -77,6 +155,22 @@ class SlurmJob:
     @property
     def output_path(self) -> Path:
         return self.job_dir / "output.log"
+
+    @property
+    def name(self) -> str:
+        """Slurm's job name: the bot's folder name reduced to characters that need no quoting anywhere (squeue,
+        scontrol's key=value lines, an #SBATCH line)."""
+        return "rasa-gpu-" + _NOT_IN_JOB_NAME.sub("_", self.bot.name)
+
+    def sbatch_args(self) -> list[str]:
+        """sbatch's arguments for this job: the ones that come from the bot's folder, as argv elements, which
+        sbatch takes as they are (an #SBATCH line it parses itself); no #PBS or #BSUB line read."""
+        return [
+            "--ignore-pbs",
+            f"--job-name={self.name}",
+            f"--chdir={os.path.abspath(self.bot)}",
+            f"--output={_slurm_filename(self.output_path)}",
+        ]
 
 
 @dataclass(frozen=True)
@@ -94,9 +188,12 @@ class JobState:
 
 
 def render(job: SlurmJob) -> str:
-    """The sbatch script: readable, kept next to the job's output in the bot's state folder."""
-    o = job.options
-    directives = [f"--job-name=rasa-gpu-{job.bot.name}", f"--output={job.output_path}", f"--chdir={job.bot}"]
+    """The sbatch script: readable, kept next to the job's output in the bot's state folder. Only rasa-gpu's own
+    words and checked settings are on its #SBATCH and comment lines; each path is one shlex.quote'd assignment in
+    its body, used as "$bot" (an expansion, never evaluated again); secrets are only named."""
+    o = check_options(job.options)
+    _check_job(job)
+    directives: list[str] = []
     directives += [f"--partition={o.partition}"] if o.partition else []
     directives += [f"--account={o.account}"] if o.account else []
     directives += [f"--time={o.time}"] if o.time else []
@@ -105,36 +202,45 @@ def render(job: SlurmJob) -> str:
     directives += [f"--mem={o.memory}"] if o.memory else []
     gpu_args = '--gpus "$CUDA_VISIBLE_DEVICES"' if o.gpus else "--gpu off"
     train = " ".join(
-        [
-            shlex.quote(job.python),
-            "-m rasa_gpu train",
-            shlex.quote(str(job.bot)),
-            '--no-wait --job "slurm:$SLURM_JOB_ID"',
-            gpu_args,
-        ]
+        ['"$python" -m rasa_gpu train "$bot" --no-wait --job "slurm:$SLURM_JOB_ID"', gpu_args]
         + [shlex.quote(a) for a in job.train_args]
     )
-    mark = shlex.quote(str(job.job_dir / SUBMITTED_MARK))
+    secrets = [
+        "# Secrets come from the job's environment (sbatch hands it the submitter's), never from this file."
+    ]
+    for name in sorted(job.environment):
+        secrets += [
+            f'if [ -z "${{{name}:-}}" ]; then',
+            f'  echo "error: {name} did not reach this node: sbatch passes the environment of whoever submits '
+            'unless SBATCH_EXPORT or --export say otherwise (unset SBATCH_EXPORT)" >&2',
+            "  exit 2",
+            "fi",
+        ]
     lines = [
         "#!/bin/bash",
-        f"# rasa-gpu {__version__}: train {job.bot.name} on a Slurm node. Submitted with `rasa-gpu submit --to slurm`;",
+        f"# rasa-gpu {__version__}: a training on a Slurm node. `rasa-gpu submit --to slurm` submitted it as",
+        "# `sbatch --ignore-pbs --job-name=NAME --chdir=BOT --output=THIS-FOLDER/output.log job.sbatch`: no name",
+        "# or path of the bot's goes on an #SBATCH line.",
         "# `rasa-gpu jobs` shows it, `rasa-gpu jobs cancel ID` ends it (Slurm's SIGTERM: the container goes too).",
         *(f"#SBATCH {d}" for d in directives),
         "set -euo pipefail",
+        f"bot={shlex.quote(os.path.abspath(job.bot))}",
+        f"job_dir={shlex.quote(os.path.abspath(job.job_dir))}",
+        f"python={shlex.quote(job.python)}",
         "# The bot folder must be on a filesystem this node shares with the machine that submitted the job.",
-        f"if [ ! -e {mark} ]; then",
-        f"  echo \"error: the bot folder {job.bot} is not on this node's filesystem (put it on the cluster's "
-        'shared filesystem)" >&2',
-        "  exit 2",
-        "fi",
-        f"if [ ! -x {shlex.quote(job.python)} ]; then",
-        f"  echo \"error: rasa-gpu's Python {job.python} is not on this node (install rasa-gpu on the shared "
+        f'if [ ! -e "$job_dir/{SUBMITTED_MARK}" ]; then',
+        "  echo \"error: the bot folder $bot is not on this node's filesystem (put it on the cluster's shared "
         'filesystem)" >&2',
         "  exit 2",
         "fi",
+        'if [ ! -x "$python" ]; then',
+        "  echo \"error: rasa-gpu's Python $python is not on this node (install rasa-gpu on the shared "
+        'filesystem)" >&2',
+        "  exit 2",
+        "fi",
+        *(secrets if job.environment else []),
         "# Slurm writes this output file as the submitting user: it belongs to the bot's owner, like the rest of it.",
-        f'[ "$(id -u)" != 0 ] || chown "$(stat -c %u:%g {shlex.quote(str(job.bot))})" '
-        f"{shlex.quote(str(job.output_path))} 2>/dev/null || true",
+        '[ "$(id -u)" != 0 ] || chown "$(stat -c %u:%g "$bot")" "$job_dir/output.log" 2>/dev/null || true',
         "# Output goes to the log file line by line, so `jobs logs -f` and `submit --wait` show it as it comes.",
         "export PYTHONUNBUFFERED=1",
         "# The GPUs Slurm gave this job, by id: a container started through Docker runs outside the job's cgroup.",
@@ -142,6 +248,32 @@ def render(job: SlurmJob) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _check_job(job: SlurmJob) -> None:
+    """What the script and sbatch's arguments do not carry: a line break or another control character in the bot's
+    path (refused rather than quoted: a line of its own in the script, an `error:` line split in two), a backslash
+    (Slurm strips every one from an output file's name), a secret's name that is not a plain variable name."""
+    path = str(job.bot)
+    if _CONTROL.search(path):
+        raise SettingsError(
+            f"the bot folder's path {path!r} holds a line break or another control character; rename the folder "
+            "to submit it to Slurm"
+        )
+    if "\\" in path:
+        raise SettingsError(
+            f"the bot folder's path {path!r} holds a backslash, which Slurm removes from the job's output file "
+            "name; rename the folder to submit it to Slurm"
+        )
+    for name, value in job.environment.items():
+        if not _ENV_NAME.fullmatch(name) or "\x00" in value:
+            raise SettingsError(f"{name!r} cannot be handed to a Slurm job in its environment")
+
+
+def _slurm_filename(path: Path) -> str:
+    """A path as sbatch's --output takes it: absolute, its `%` doubled (Slurm replaces %j, %u, ... in it; `%%` is a
+    `%`). No backslash: Slurm strips them (_check_job refuses one)."""
+    return os.path.abspath(path).replace("%", "%%")
 
 
 def check_installed() -> None:
@@ -153,9 +285,14 @@ def check_installed() -> None:
 
 
 def submit(job: SlurmJob) -> str:
-    """Submit the job's script (written by the caller, with the SUBMITTED_MARK beside it); Slurm's job id, at once."""
+    """Submit the job's script (written by the caller, with the SUBMITTED_MARK beside it); Slurm's job id, at once.
+    The paths are sbatch's arguments, the secrets are in its environment only (sbatch hands it to the job)."""
     check_installed()
-    proc = _run(["sbatch", "--parsable", str(job.script_path)])
+    _check_job(job)
+    proc = _run(
+        ["sbatch", "--parsable", *job.sbatch_args(), str(job.script_path)],
+        environment={**os.environ, **job.environment},
+    )
     if proc.returncode != 0:
         raise SchedulerError(_explain(proc.stderr or proc.stdout, job.options))
     return proc.stdout.strip().split(";")[0]
@@ -193,8 +330,10 @@ def cancel(job_id: str) -> None:
 # ---- Slurm's answers -------------------------------------------------------------------------------------------------
 
 
-def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+def _run(
+    command: list[str], environment: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=environment)
 
 
 def _explain(text: str, options: SlurmOptions) -> str:
@@ -273,7 +412,18 @@ def _from_scontrol(job_id: str) -> JobState | None:
     proc = _run(["scontrol", "show", "job", "--oneliner", job_id])
     if proc.returncode != 0:
         return None
-    fields = dict(part.split("=", 1) for part in proc.stdout.split() if "=" in part)
+    return _parse_scontrol(job_id, proc.stdout)
+
+
+def _parse_scontrol(job_id: str, text: str) -> JobState:
+    """`scontrol show job --oneliner`: Key=Value words, some of whose values (WorkDir, StdOut) hold spaces."""
+    fields: dict[str, str] = {}
+    for part in text.split():
+        key, equals, value = part.partition("=")
+        if equals:
+            # The first of each: JobState and ExitCode come before WorkDir and StdOut, which hold the bot's path
+            # (a folder named "x JobState=COMPLETED" must not tell Slurm's answer).
+            fields.setdefault(key, value)
     slurm_state = fields.get("JobState", "UNKNOWN")
     code = fields.get("ExitCode", "").split(":")[0]
     return JobState(
