@@ -40,7 +40,7 @@ def one(bot: Path, where: Where) -> TrainResult:
     resolved = resolve(
         str(bot), {"host": where.host, "base_image": os.environ.get("RASA_GPU_BASE_IMAGE")}, "gpu"
     )
-    with connect(where) as runner:
+    with connect(where, lambda event: None) as runner:
         if runner.local:
             shutil.rmtree(bot / ".rasa", ignore_errors=True)
         else:

@@ -14,6 +14,7 @@ import importlib
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -39,6 +40,7 @@ from .errors import (
     RasaGpuError,
     RegistryUnreachable,
 )
+from .redact import redact
 
 if TYPE_CHECKING:
     import docker.errors
@@ -273,6 +275,25 @@ def _local_socket(base_url: str | None) -> str | None:
     return "/" + url[len("unix://") :].lstrip("/")
 
 
+#: In docker-py's long message of an engine that does not answer: the TLS library's own words for a failed handshake,
+#: the connection's for a refused or dropped one.
+_UNREACHABLE_CAUSES = (
+    r"\[SSL: \w+\] ([^(]+?) \(",
+    r"\[Errno -?\d+\] ([^'\")]+)",
+    r"RemoteDisconnected\('([^']+)'",
+)
+
+
+def _unreachable_reason(exc: Exception) -> str:
+    """What went wrong, in a few words (_UNREACHABLE_CAUSES, else the message's first words)."""
+    text = str(exc)
+    for pattern in _UNREACHABLE_CAUSES:
+        found = re.search(pattern, text)
+        if found:
+            return found.group(1).strip()
+    return text.split("(")[0].strip().rstrip(":")
+
+
 def _ask_socket(path: str, url: str, timeout: float = 10) -> tuple[int, Any]:
     """GET url from the engine at the unix socket path: (HTTP status, decoded JSON or None). OSError when the socket
     does not answer."""
@@ -319,7 +340,17 @@ class Engine:
                 client = docker.from_env(timeout=600)
             client.ping()
         except docker.errors.DockerException as exc:
-            reason = str(exc).split("(")[0].strip().rstrip(":")
+            reason = _unreachable_reason(exc)
+            if tls:
+                raise EngineUnavailable(
+                    f"cannot reach a Docker engine over TLS at {host} ({reason}); check that it runs there and "
+                    "that the CA, certificate and key given (DOCKER_CERT_PATH or the context's) are that engine's"
+                ) from None
+            if base_url and base_url.startswith("tcp://"):
+                raise EngineUnavailable(
+                    f"cannot reach a Docker engine at {host} ({reason}); check that it runs there, and if it wants "
+                    "TLS (port 2376), set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem)"
+                ) from None
             raise EngineUnavailable(
                 f"cannot reach a Docker engine at {host} ({reason}); {START_HINT}"
             ) from None
@@ -541,10 +572,18 @@ class Engine:
         target: str,
         labels: dict[str, str],
         on_line: LineSink,
+        secret_args: dict[str, str] | None = None,
         nocache: bool = False,
     ) -> str:
         """Build from an in-memory tar context, streaming each output line; returns the image id. `nocache`: every
-        step again, nothing from the layer cache (a cold build, for benchmarks)."""
+        step again, nothing from the layer cache (a cold build, for benchmarks). `secret_args`: build arguments that
+        hold a login (images.INDEX_LOGIN_ARG: Docker keeps it out of the image's history); their values, and the
+        login of any URL, are masked in every line and message that leaves here."""
+        secrets = list((secret_args or {}).values())
+
+        def shown(text: str) -> str:
+            return redact(text, secrets)
+
         tail: deque[str] = deque(maxlen=20)
         step = ""
         try:
@@ -554,6 +593,7 @@ class Engine:
                 tag=tag,
                 target=target,
                 labels=labels,
+                buildargs=dict(secret_args or {}),
                 rm=True,
                 forcerm=True,
                 nocache=nocache,
@@ -563,11 +603,11 @@ class Engine:
             for event in stream:
                 message = _event_error(event)
                 if message is not None:
+                    last = shown(message.strip().splitlines()[-1])
                     raise BuildError(
-                        f"image build failed at {step or 'the first step'}: {message.strip().splitlines()[-1]}",
-                        details=list(tail),
+                        f"image build failed at {step or 'the first step'}: {last}", details=list(tail)
                     )
-                for line in str(event.get("stream", "")).splitlines():
+                for line in shown(str(event.get("stream", ""))).splitlines():
                     if line.startswith("Step "):
                         step = (
                             line.split(" : ", 1)[0].replace("Step ", "step ")
@@ -577,7 +617,9 @@ class Engine:
                         tail.append(line)
                         on_line(line)
         except docker.errors.APIError as exc:
-            raise BuildError(f"image build failed: {exc.explanation or exc}", details=list(tail)) from None
+            raise BuildError(
+                f"image build failed: {shown(str(exc.explanation or exc))}", details=list(tail)
+            ) from None
         image_id = self.image_id(tag)
         if image_id is None:
             raise BuildError(f"image build finished but {tag} is missing", details=list(tail))

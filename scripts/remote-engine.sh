@@ -16,6 +16,7 @@ PORT=2222
 BASE=rasa-gpu/base:bullseye
 
 log() { echo "[remote-engine] $*" >&2; }
+. "$(dirname "$0")/netns.sh"
 
 apt_install() {
   log "installing $* from the distribution"
@@ -45,24 +46,6 @@ ensure_tools() {
   command -v iptables >/dev/null || missing+=(iptables)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
   if [ "$(id -u)" != 0 ]; then log "this rig needs root"; exit 1; fi
-}
-
-ensure_netns() {
-  # The namespace and a veth pair with a /30; the host forwards and masquerades its traffic (DNS included:
-  # the nameserver in /etc/resolv.conf is reached through the default route like any other host).
-  [ -e /run/netns/$NS ] || ip netns add $NS
-  if ! ip link show $HOST_IF >/dev/null 2>&1; then
-    ip link add $HOST_IF type veth peer name $NS_IF netns $NS
-  fi
-  ip addr replace $HOST_IP/30 dev $HOST_IF && ip link set $HOST_IF up
-  ip -n $NS addr replace $NS_IP/30 dev $NS_IF && ip -n $NS link set $NS_IF up && ip -n $NS link set lo up
-  ip -n $NS route replace default via $HOST_IP
-  sysctl -qw net.ipv4.ip_forward=1
-  # The main dockerd sets the FORWARD policy to DROP: let the namespace's traffic through explicitly.
-  iptables -t nat -C POSTROUTING -s $NET ! -o $HOST_IF -j MASQUERADE 2>/dev/null ||
-    iptables -t nat -A POSTROUTING -s $NET ! -o $HOST_IF -j MASQUERADE
-  iptables -C FORWARD -i $HOST_IF -j ACCEPT 2>/dev/null || iptables -I FORWARD -i $HOST_IF -j ACCEPT
-  iptables -C FORWARD -o $HOST_IF -j ACCEPT 2>/dev/null || iptables -I FORWARD -o $HOST_IF -j ACCEPT
 }
 
 ensure_dockerd() {
@@ -136,7 +119,7 @@ ensure_base_image() {
 
 if [ "${1:-}" = stop ]; then stop; exit 0; fi
 ensure_tools
-ensure_netns
+ensure_netns $NS $HOST_IF $NS_IF $NET $HOST_IP $NS_IP
 ensure_dockerd
 ensure_ssh_files
 ensure_sshd

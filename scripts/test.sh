@@ -5,7 +5,9 @@ set -euo pipefail
 . "$(dirname "$0")/setup.sh" test
 bash scripts/compose.sh  # docker compose (v2) and docker-compose (v1): the services tests use both
 bash scripts/registry.sh  # docker-registry and htpasswd: the push tests start a registry with a login
-RASA_GPU_TEST_STUB_HOST="$(bash scripts/engine.sh gpu-stub)"
+# The stand-in GPU engine (its own network namespace; a stand-in nvidia-container-runtime-hook): the GPU-request tests.
+STUB_ENV="$(bash scripts/engine.sh gpu-stub)"
+set -a; eval "$STUB_ENV"; set +a
 # A second engine reachable only over SSH (its own namespaces, sshd on 127.0.0.1:2222): the remote-host tests.
 REMOTE_ENV="$(bash scripts/remote-engine.sh)"
 set -a; eval "$REMOTE_ENV"; set +a
@@ -13,7 +15,7 @@ set -a; eval "$REMOTE_ENV"; set +a
 bash scripts/slurm.sh >/dev/null
 # kubectl: the README's Kubernetes steps are followed up to `kubectl apply` (Debian's kubernetes-client if missing).
 command -v kubectl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null
-export RASA_GPU_TEST_STUB_HOST RASA_GPU_REQUIRE_DOCKER=1 RASA_GPU_TEST_SLURM=1
+export RASA_GPU_REQUIRE_DOCKER=1 RASA_GPU_TEST_SLURM=1
 ruff check rasa_gpu tests tools benchmarks
 ruff format --check rasa_gpu tests tools benchmarks
 mypy

@@ -2,7 +2,8 @@
 
 Without an engine they skip, saying why; with RASA_GPU_REQUIRE_DOCKER=1 (set by .ci/run) a missing engine fails.
 RASA_GPU_BASE_IMAGE picks the base image (the registry-less one where no registry answers);
-RASA_GPU_TEST_STUB_HOST names a second engine started with a stand-in nvidia-container-runtime-hook.
+RASA_GPU_TEST_STUB_HOST names a second engine started with a stand-in nvidia-container-runtime-hook, and
+RASA_GPU_TEST_STUB_NETNS its own network namespace (scripts/engine.sh gpu-stub prints both).
 
 Tests start from the bot's own sources (never the models, caches or history a user's training left in example_bot/),
 publish services on free ports (never the defaults a user's own services may hold), and leave no container behind:
@@ -295,7 +296,7 @@ def stub_engine(built_image) -> Iterator[str]:
                 "RASA_GPU_TEST_STUB_HOST is not set; .ci/run starts it with scripts/engine.sh gpu-stub"
             )
         pytest.skip(
-            "no stand-in GPU engine (start one with scripts/engine.sh gpu-stub, set RASA_GPU_TEST_STUB_HOST)"
+            "no stand-in GPU engine (start one with scripts/engine.sh gpu-stub and export the lines it prints)"
         )
     env = {**os.environ, "DOCKER_HOST": host}
     if subprocess.run(["docker", "image", "inspect", built_image], env=env, capture_output=True).returncode:

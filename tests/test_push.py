@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import re
 import secrets
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLE_BOT, _require_docker, assert_one_line_error, run_cli
+from relay import host_port_in
 
 import docker
 
@@ -39,6 +41,7 @@ def test_bad_registry_is_one_line_without_a_traceback():
 @dataclass
 class Registry:
     host: str  # 127.0.0.1:PORT, as it appears in image names
+    port: int
     password: str
     logged_in: Path  # a DOCKER_CONFIG folder with the login
     logged_out: Path  # a DOCKER_CONFIG folder without any login
@@ -95,7 +98,7 @@ def registry(tmp_path_factory) -> Iterator[Registry]:
     process = subprocess.Popen(
         [binary, "serve", str(root / "config.yml")], stdout=log, stderr=subprocess.STDOUT
     )
-    reg = Registry(host=host, password=password, logged_in=logged_in, logged_out=logged_out)
+    reg = Registry(host=host, port=port, password=password, logged_in=logged_in, logged_out=logged_out)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -177,21 +180,23 @@ def test_push_pull_back_on_another_engine_and_run(registry, cpu_image, docker_cl
         size = docker_client.images.get(cpu_image).attrs["Size"]
         print(f"\npush of the {size / 1e9:.2f} GB image: {push_seconds:.1f} s")
 
-        # (c) On the second engine, without the image at all: build pulls it back, builds nothing.
+        # (c) On the second engine, without the image at all: build pulls it back, builds nothing. That engine has
+        # a network namespace of its own: the registry's port of this host is relayed into it.
         with contextlib.suppress(docker.errors.ImageNotFound):
             stub.images.remove(cpu_image, force=True)
         with pytest.raises(docker.errors.ImageNotFound):
             stub.images.get(main_id)
         started = time.monotonic()
-        pulled = run_cli(
-            "build",
-            str(EXAMPLE_BOT),
-            "--cuda",
-            "none",
-            "--registry",
-            registry.host,
-            env={"DOCKER_HOST": stub_engine, "DOCKER_CONFIG": str(registry.logged_in)},
-        )
+        with host_port_in(os.environ.get("RASA_GPU_TEST_STUB_NETNS"), registry.port):
+            pulled = run_cli(
+                "build",
+                str(EXAMPLE_BOT),
+                "--cuda",
+                "none",
+                "--registry",
+                registry.host,
+                env={"DOCKER_HOST": stub_engine, "DOCKER_CONFIG": str(registry.logged_in)},
+            )
         pull_seconds = time.monotonic() - started
         assert pulled.returncode == 0, pulled.output
         assert f"{cpu_image} pulled from the registry as {expected_ref} (nothing built)" in pulled.stdout

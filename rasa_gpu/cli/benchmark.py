@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import ImageOptions, image_options, load
+from ._common import ImageOptions, image_options, load, show_notice
 
 if TYPE_CHECKING:
     from ..benchmark import BenchmarkReport
@@ -113,7 +113,7 @@ def benchmark_cmd(
         f"rasa-gpu benchmark of {escape(str(project.root))}: Rasa {spec.release.version} ({why}), "
         f"{repeat} run(s) per device{' after a warm-up' if warmup else ''}"
     )
-    with resolved.runner() as runner, TrainView(verbose=False) as view:
+    with resolved.runner(show_notice) as runner, TrainView(verbose=False) as view:
         report = benchmark_mod.run_benchmark(runner, project, spec, options, view.handle)
         folder = benchmark_mod.write_report(runner, project, report, Path(out_dir) if out_dir else None)
     if as_json:

@@ -7,7 +7,16 @@ import time
 
 import click
 
-from ._common import Deferred, DeferredHelp, ImageOptions, LazyChoice, image_options, load, verbatim
+from ._common import (
+    Deferred,
+    DeferredHelp,
+    ImageOptions,
+    LazyChoice,
+    image_options,
+    load,
+    show_notice,
+    verbatim,
+)
 
 
 @click.command()
@@ -39,7 +48,7 @@ def build(
         click.echo(spec.dockerfile(), nl=False)
         return
     started = time.monotonic()
-    with resolved.runner() as runner:
+    with resolved.runner(show_notice) as runner:
         result = ensure_image(
             runner.engine, spec, lambda line: _common.err.print(verbatim(line)), rebuild=image.rebuild
         )  # rich loads with the first line of a build: a cache hit prints none

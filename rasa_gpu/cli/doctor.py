@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ._common import GPU_MODES, ImageOptions, image_options
+from ._common import GPU_MODES, ImageOptions, image_options, show_notice
 
 
 @click.command()
@@ -51,7 +51,7 @@ def doctor(bot: str | None, image: ImageOptions, gpu: str | None, gpus: str | No
     }
     from ..runners import connect
 
-    with connect(context.where) as runner:
+    with connect(context.where, show_notice) as runner:
         for check in doctor_mod.run(context, bot_check, runner):
             checks.append(check)
             if not as_json:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import GPU_MODES, ImageOptions, image_options, load
+from ._common import GPU_MODES, ImageOptions, image_options, load, show_notice
 
 if TYPE_CHECKING:
     from ..rasa_commands import RasaOptions
@@ -94,7 +94,7 @@ def _run(bot: str, args: list[str], image: ImageOptions, gpu: str | None, tty: b
 
     terminal_wanted = terminal.available() if tty is None else tty
     resolved = load(bot, image)
-    with resolved.runner() as runner:
+    with resolved.runner(show_notice) as runner:
         tag, options = _prepare(resolved, runner, gpu, terminal_wanted)
         code = rasa_commands.run(
             resolved.project, tag, args, options, runner, _notice, _write, pump=terminal.pump
@@ -154,7 +154,7 @@ def validate_cmd(bot: str, image: ImageOptions, verbose: bool) -> None:
         f"/bot/{project.relative(project.config)}",
     ]
     output: list[bytes] = []
-    with resolved.runner() as runner:
+    with resolved.runner(show_notice) as runner:
         tag, options = _prepare(resolved, runner, "off", False)
         code = rasa_commands.run(project, tag, args, options, runner, _notice, output.append)
     text = b"".join(output).decode("utf-8", errors="replace")
@@ -233,7 +233,7 @@ def test_cmd(
         image=spec.tag(),
         phase=options.kind + (f" cross-validation {options.folds} folds" if options.folds else ""),
     )
-    with resolved.runner() as runner:
+    with resolved.runner(show_notice) as runner:
         runner.local_engine(rasa_commands.LOCAL_ONLY)  # refused before a history row is opened
         record.host = runner.machine()
         with history.recording(project, record, lambda text: err.print(f"warning: {text}", markup=False)):

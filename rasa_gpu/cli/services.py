@@ -6,7 +6,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import GPU_MODES, Deferred, DeferredHelp, ImageOptions, LazyChoice, image_options, load
+from ._common import (
+    GPU_MODES,
+    Deferred,
+    DeferredHelp,
+    ImageOptions,
+    LazyChoice,
+    image_options,
+    load,
+    show_notice,
+)
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -91,7 +100,7 @@ def up(
         actions_base_image=actions_base_image,
     )
     project, settings, spec = resolved.project, resolved.settings, resolved.spec
-    runner, compose = resolved.runner(), Compose.find()
+    runner, compose = resolved.runner(show_notice), Compose.find()
     options = services.UpOptions(
         gpu=parse_gpu_request(settings.gpu, settings.gpus),
         profiles=profiles,
@@ -235,4 +244,4 @@ def _engine_here(project: BotProject) -> Engine:
     from ..runners import connect
     from ..settings import load_settings
 
-    return services.require_local(connect(load_settings(project.root).where()))
+    return services.require_local(connect(load_settings(project.root).where(), show_notice))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import GPU_MODES, ImageOptions, image_options, load
+from ._common import GPU_MODES, ImageOptions, image_options, load, show_notice
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -120,7 +120,7 @@ def train_cmd(
         (str(project.root), {"fg": "cyan"}),
         f" with {spec.release.name} ({resolved.why}), TensorFlow {spec.release.tensorflow}",
     )
-    with resolved.runner() as runner:
+    with resolved.runner(show_notice) as runner:
         if not runner.local:
             say(f"on the Docker engine at {runner.name}")
         with TrainView(verbose) as view:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import GPU_MODES, Deferred, ImageOptions, image_options, load, verbatim
+from ._common import GPU_MODES, Deferred, ImageOptions, image_options, load, show_notice, verbatim
 
 if TYPE_CHECKING:
     from .views import TrainView
@@ -96,7 +96,7 @@ def watch(
     )
     view = WatchView(verbose)
     try:
-        with resolved.runner() as runner:
+        with resolved.runner(show_notice) as runner:
             watch_mod.watch(project, spec, options, view.handle, runner=runner)
     except KeyboardInterrupt as exc:
         view.close()
