@@ -2,7 +2,8 @@
 settings, runs that race, streams that break. Each bot lives in a sandbox home whose other folders must survive.
 
 Most of these need no engine: rasa-gpu refuses (or tidies) before it contacts one, and the tests prove that by
-pointing DOCKER_HOST at a socket that does not exist. The race of `test` and `train` runs for real (Docker)."""
+pointing DOCKER_HOST at a socket that does not exist. The race of `test` and `train` runs for real in
+test_day.py's `test nlu` test."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli, start_cli
+from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
 
 from rasa_gpu import retention, scratch, services
 from rasa_gpu.errors import ProjectError, RasaGpuError
@@ -305,32 +306,6 @@ def test_a_whole_stream_comes_back(home):
         assert not (bot / ".rasa-gpu" / "evil").exists()
     finally:
         Workspace.close(workspace)
-
-
-@pytest.mark.docker
-def test_test_and_train_of_one_bot_at_once_both_finish_with_their_files(bot_copy):
-    """`rasa-gpu test` writes its reports into a folder of .rasa-gpu/tmp; trainings of the same bot that start
-    meanwhile (no-change ones: each tidies that folder under the bot's lock) leave it alone, and both finish."""
-    tmp = bot_copy / ".rasa-gpu" / "tmp"
-    proc = start_cli("test", str(bot_copy), "nlu")
-    try:
-        deadline = time.monotonic() + 300
-        while not list(tmp.glob("test-*/")) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert list(tmp.glob("test-*/")), "the test's folder appeared"
-        trainings = 0
-        while proc.poll() is None:
-            trained = run_cli("train", str(bot_copy))
-            assert trained.returncode == 0, trained.output
-            trainings += 1
-        out, err = proc.communicate()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, out + err
-    assert trainings >= 1
-    assert (bot_copy / "results" / "intent_report.json").is_file()
-    assert not list(tmp.glob("test-*"))
 
 
 def test_vscode_tasks_through_a_linked_vscode_folder_are_refused(home):
