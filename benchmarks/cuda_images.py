@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from rasa_gpu.engine import Engine  # noqa: E402
 from rasa_gpu.gpu import GpuRequest  # noqa: E402
-from rasa_gpu.images import ImageSpec, checked_build, cpu_twin, ensure_image  # noqa: E402
+from rasa_gpu.images import ImageSpec, candidate, checked_build, cpu_twin, ensure_image  # noqa: E402
 from rasa_gpu.resolve import resolve  # noqa: E402
 from rasa_gpu.runners import LocalRunner  # noqa: E402
 from rasa_gpu.train import TrainOptions, train  # noqa: E402
@@ -55,7 +55,7 @@ def cold_build(engine: Engine, spec: ImageSpec, cold: bool) -> tuple[float, str,
         engine.remove_image(cpu_twin(tag))
     started = time.monotonic()
     image_id = engine.build(
-        spec.context_tar(), tag=tag, target="rasa", labels=labels, on_line=quiet, nocache=cold
+        spec.context_tar(), tag=candidate(tag), target="rasa", labels=labels, on_line=quiet, nocache=cold
     )
     seconds = time.monotonic() - started
     result = checked_build(engine, spec, tag, image_id, quiet)

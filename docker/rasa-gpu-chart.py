@@ -25,7 +25,13 @@ for row, (name, d) in enumerate(devices):
         left += width
     other = d["total"]["median"] - left
     if other > 0:
-        ax.barh(row, other, left=left, color="lightgrey", label="other (start-up, loading, saving)" if row == 0 else None)
+        ax.barh(
+            row,
+            other,
+            left=left,
+            color="lightgrey",
+            label="other (start-up, loading, saving)" if row == 0 else None,
+        )
     cost = d["cost_per_training"]
     labels.append(f"{name.upper()}\n{d['total']['median']:.0f} s, ${cost:.4f}")
 ax.set_yticks(range(len(devices)), labels)

@@ -140,7 +140,9 @@ def keep_policy_epochs() -> None:
             os.environ.get(KEEP_POLICIES) == "1"
             and isinstance(component, type)
             and issubclass(component, Policy)
-            and not getattr(recipe, "_use_end_to_end", True)  # unknown (another Rasa): leave them as Rasa says
+            and not getattr(
+                recipe, "_use_end_to_end", True
+            )  # unknown (another Rasa): leave them as Rasa says
         ):
             return {k: v for k, v in config.items() if k not in ("epochs", "finetuning_epoch_fraction")}
         return config

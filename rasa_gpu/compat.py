@@ -152,6 +152,15 @@ def load_matrix() -> Matrix:
     )
 
 
+def accepts_python(python_range: str, python: str) -> bool:
+    """Whether a release's Requires-Python admits some patch of Python X.Y: ">=3.9.2,<3.11" admits 3.9 (Debian
+    bullseye has 3.9.2), "<3.9" does not admit 3.9."""
+    from packaging.specifiers import SpecifierSet
+
+    allowed = SpecifierSet(python_range)
+    return any(allowed.contains(f"{python}.{patch}") for patch in (0, 99))
+
+
 def is_exact_version(text: str) -> bool:
     from packaging.version import InvalidVersion, Version
 

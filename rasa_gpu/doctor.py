@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from . import gpu as gpu_rules
 from .compat import RasaRelease
 from .engine import START_HINT, Compose, ContainerSpec, Engine, EngineAbout, labels_for
 from .errors import RasaGpuError
-from .images import ImageSpec, cpu_twin
+from .images import ImageSpec, cpu_twin, settle_base
 from .project import BotProject
 from .runners import Runner, Where
 
@@ -121,8 +121,11 @@ def run(context: Context, bot_check: Check, runner: Runner) -> Iterator[Check]:
     if context.project is not None:
         yield leftovers_check(runner, context.project)
     yield compose_check()
+    stand_in: list[str] = []
+    if context.spec is not None:  # the base train would build on (a registry-less stand-in for the matrix's)
+        context = replace(context, spec=settle_base(engine, context.spec, stand_in.append))
     images = LocalImages.of(engine, context.spec)
-    yield _image_check(engine, context, images)
+    yield _image_check(engine, context, images, stand_in[0] if stand_in else "")
     runtime = runtime_check(engine, about, context, images)
     yield runtime
     smoke, driver_in_container = _smoke_test(engine, context, runtime, images)
@@ -229,10 +232,17 @@ def compose_check() -> Check:
     return Check("compose", "ok", f"docker compose {compose.version} (v2)")
 
 
-def _image_check(engine: Engine, context: Context, images: LocalImages) -> Check:
+def _image_check(engine: Engine, context: Context, images: LocalImages, stand_in: str = "") -> Check:
     spec = context.spec
     if spec is None:
         return Check("training image", "skip", "no bot, so no image to look for")
+    check = _built_check(engine, context, images)
+    return replace(check, detail=f"{check.detail} ({stand_in})") if stand_in else check
+
+
+def _built_check(engine: Engine, context: Context, images: LocalImages) -> Check:
+    spec = context.spec
+    assert spec is not None
     tag = spec.tag()
     if images.built == cpu_twin(tag) and images.built != tag:
         return _gpu_problem(

@@ -12,6 +12,7 @@ import contextlib
 import http.client
 import importlib
 import io
+import itertools
 import json
 import os
 import re
@@ -432,13 +433,25 @@ class Engine:
     def cuda_check(self, ref: str, script: str, libraries: list[str]) -> dict[str, Any]:
         """Run the CUDA readiness script (docker/rasa-gpu-cuda-check.py) in a throw-away container of the image; its
         JSON report, or one with the reason it gave none."""
+        report, last = self.run_check(ref, script, [json.dumps(libraries)])
+        return (
+            report
+            if report is not None
+            else {"ready": False, "problems": [f"the check did not run ({last})"]}
+        )
+
+    def run_check(
+        self, ref: str, script: str, args: list[str], environment: dict[str, str] | None = None
+    ) -> tuple[dict[str, Any] | None, str]:
+        """Run a check script (Python source) in a throw-away container of the image, on the CPU: the JSON report it
+        printed last, or None and the last meaningful line of its output (else its exit code)."""
         spec = ContainerSpec(
             image=ref,
-            command=[json.dumps(libraries)],
+            command=args,
             entrypoint=["python3", "-c", script],
             name=f"rasa-gpu-probe-{os.getpid()}-{uuid.uuid4().hex[:6]}",
             labels=labels_for("probe", Path("/")),
-            environment={"TF_CPP_MIN_LOG_LEVEL": "3"},
+            environment={"TF_CPP_MIN_LOG_LEVEL": "3", **(environment or {})},
         )
         code, lines = self.run_to_completion(spec)
         for line in reversed(lines):
@@ -446,9 +459,8 @@ class Engine:
                 with suppress(ValueError):
                     report = json.loads(line)
                     if isinstance(report, dict):
-                        return report
-        last = _last_meaningful(lines) or f"exit code {code}"
-        return {"ready": False, "problems": [f"the check did not run ({last})"]}
+                        return report, ""
+        return None, _last_meaningful(lines) or f"exit code {code}"
 
     def image_python(self, ref: str) -> str | None:
         """The Python (X.Y) of a local image: its io.rasa-gpu.python label, else what python3 says in a throw-away
@@ -474,6 +486,23 @@ class Engine:
         version = lines[-1].strip() if lines else ""
         parts = version.split(".")
         return version if code == 0 and len(parts) == 2 and all(p.isdigit() for p in parts) else None
+
+    def python_bases(self) -> list[tuple[str, str]]:
+        """(name, Python X.Y) of each local image named in rasa-gpu/base that carries the Python label: the
+        registry-less bases `rasa-gpu base-image` made."""
+        from .base_image import IMAGE_REPO
+
+        try:
+            images = self.api.images(filters={"label": PYTHON_LABEL})
+        except docker.errors.APIError as exc:
+            raise RasaGpuError(f"Docker could not list images: {exc.explanation or exc}") from None
+        found = []
+        for image in images:
+            python = str((image.get("Labels") or {}).get(PYTHON_LABEL, "")).strip()
+            for name in image.get("RepoTags") or []:
+                if python and name.startswith(f"{IMAGE_REPO}:"):
+                    found.append((name, python))
+        return sorted(found)
 
     def can_pull(self, ref: str) -> bool:
         """Whether a registry answers for this image, asked without downloading it."""
@@ -584,7 +613,7 @@ class Engine:
         def shown(text: str) -> str:
             return redact(text, secrets)
 
-        tail: deque[str] = deque(maxlen=20)
+        tail: deque[str] = deque(maxlen=200)  # pip's reason may come long before its last line
         step = ""
         try:
             stream = self.api.build(
@@ -604,15 +633,18 @@ class Engine:
                 message = _event_error(event)
                 if message is not None:
                     last = shown(message.strip().splitlines()[-1])
+                    cause = build_cause(list(tail))
+                    if cause and "returned a non-zero code" in last:
+                        last = f"{cause} (exit code {last.rsplit(': ', 1)[-1]})"
                     raise BuildError(
-                        f"image build failed at {step or 'the first step'}: {last}", details=list(tail)
+                        f"image build failed at {step or 'the first step'}: {last}", details=list(tail)[-20:]
                     )
                 for line in shown(str(event.get("stream", ""))).splitlines():
                     if line.startswith("Step "):
-                        step = (
-                            line.split(" : ", 1)[0].replace("Step ", "step ")
-                            + f" ({line.split(' : ', 1)[-1]})"
-                        )
+                        instruction = line.split(" : ", 1)[-1]
+                        if len(instruction) > 70:
+                            instruction = instruction[:69] + "…"
+                        step = line.split(" : ", 1)[0].replace("Step ", "step ") + f" ({instruction})"
                     if line.strip():
                         tail.append(line)
                         on_line(line)
@@ -1026,6 +1058,55 @@ class _LayerProgress:
                 )
         elif status in self.DONE or status.startswith("Mounted from"):
             self.on_line(f"{layer}: {status}")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m|\[(?:0|9[0-9])m")
+#: pip's and uv's lines that say why an install failed, best first.
+_PIP_REASONS = (
+    "No matching distribution found for",
+    "ResolutionImpossible",
+    "THESE PACKAGES DO NOT MATCH THE HASHES",
+    "Could not find a version that satisfies",
+    "Cannot install",
+    "Hashes are required",
+)
+
+
+def build_cause(lines: list[str]) -> str | None:
+    """The reason a build step failed, from its output: pip's own line (with the package whose build needed it,
+    when a build dependency was missing), uv's error with its last cause, or the last line of a Python traceback;
+    None when the output says nothing that looks like one."""
+    text = [_ANSI.sub("", line).strip() for line in lines]
+    text = [line for line in text if line]
+    if "The conflict is caused by:" in text:  # pip's resolver names each side on a line of its own
+        sides = list(itertools.takewhile(_a_side, text[text.index("The conflict is caused by:") + 1 :]))
+        if sides:
+            return "conflicting requirements: " + "; ".join(sides)
+    for reason in _PIP_REASONS:
+        found = next((line for line in text if reason in line), None)
+        if found is not None:
+            found = found.removeprefix("ERROR: ").removeprefix("error: ")
+            if any("install build dependencies did not run successfully" in line for line in text):
+                building = [
+                    ln.split()[1] for ln in text if ln.startswith("Collecting ") and len(ln.split()) > 1
+                ]
+                if building:
+                    found += f" (needed to build {building[-1]})"
+            return found
+    uv_error = next(
+        (i for i, ln in enumerate(text) if ln.startswith("error: ") and "subprocess-exited" not in ln), None
+    )
+    if uv_error is not None:
+        causes = [ln.removeprefix("cause: ") for ln in text[uv_error + 1 :] if ln.startswith("cause: ")]
+        first = text[uv_error].removeprefix("error: ")
+        return f"{first}: {causes[-1]}" if causes else first
+    exception = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|NotFound)\b.*:")
+    found = next((line for line in reversed(text) if exception.match(line)), None)
+    return found
+
+
+def _a_side(line: str) -> bool:
+    return line.startswith("The user requested") or " depends on " in line
 
 
 def _last_meaningful(lines: list[str]) -> str:

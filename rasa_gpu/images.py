@@ -9,19 +9,21 @@ import re
 import shlex
 import tarfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Template
 from typing import Any, Protocol
 
-from . import __version__, templates
+from . import __version__, locks, templates
 from .base_image import SUITE_PYTHON, default_name
-from .compat import CudaWheels, RasaRelease
-from .errors import PullError, SettingsError, VersionError
+from .compat import CudaWheels, RasaRelease, accepts_python
+from .errors import BuildError, PullError, SettingsError, VersionError
 from .redact import redact
 from .settings import check_image_name, check_registry
 
 IMAGE_REPO = "rasa-gpu/rasa"
+#: Where a new image waits for its checks: no image under its own name has not trained (images.checked_build).
+CANDIDATE_REPO = "rasa-gpu/candidate"
 BOT_IMAGE_REPO = "rasa-gpu/bot"
 #: Prints Rasa Pro's nlu extra from its metadata, in the build (docker/rasa-gpu-pro-nlu.py).
 PRO_NLU_SCRIPT = "rasa-gpu-pro-nlu.py"
@@ -63,6 +65,11 @@ class ImageSpec:
     # Where a published copy may be pulled from instead of building (`--registry`); not part of the tag.
     registry: str | None = None
     image_name: str = DEFAULT_IMAGE_NAME
+    #: The base image was named (--base-image, RASA_GPU_BASE_IMAGE, base_image): False when it is the matrix's
+    #: default, which a registry-less base of the right Python may stand in for (settle_base). Not part of the tag.
+    base_named: bool = True
+    #: What --cuda / the cuda setting asked for ("auto" unless set): how a stand-in base gets its CUDA.
+    cuda_asked: str = "auto"
 
     def __post_init__(self) -> None:
         check_dockerfile_values(self.base_image, self.pip_index_url)
@@ -100,11 +107,17 @@ class ImageSpec:
             # LiteLLM (a Rasa Pro dependency) fetches a price list from GitHub at every start: an offline host
             # waited 10 s for that to fail.
             pro_env = "ENV LITELLM_LOCAL_MODEL_COST_MAP=True"
+        plain_install = f"python3 -m pip install {pip_index}{' '.join(packages)}{pro_nlu_install}"
+        lock_copy, rasa_install = "", plain_install
+        lock_pythons = locks.pythons(self.release)
+        if lock_pythons:
+            lock_copy = f"COPY {locks.CONTEXT_FOLDER} /tmp/rasa-gpu/{locks.CONTEXT_FOLDER}"
+            rasa_install = _locked_install(pip_index, plain_install, self.release.name, lock_pythons)
         ca_block = _ca_block(self.ca_certs)
         bot_stage = ""
         if self.extra_requirements and with_bot_stage:
             bot_stage = _Tmpl(templates.read_text("docker", "Dockerfile.bot.tmpl")).substitute(
-                pip_index=pip_index
+                pip_index=pip_index, lock_folder=locks.CONTEXT_FOLDER
             )
         text = _Tmpl(templates.read_text("docker", "Dockerfile.tmpl")).substitute(
             tool_version=__version__,
@@ -117,9 +130,9 @@ class ImageSpec:
             ca_block=ca_block,
             pip_index=pip_index,
             pip_version=PIP_VERSION,
-            rasa_packages=" ".join(packages),
             pro_nlu_copy=pro_nlu_copy,
-            pro_nlu_install=pro_nlu_install,
+            lock_copy=lock_copy,
+            rasa_install=rasa_install,
             pro_env=pro_env,
             bot_stage=bot_stage,
         )
@@ -140,6 +153,7 @@ class ImageSpec:
             "rasa-gpu-entry.py": templates.read_bytes("docker", "rasa-gpu-entry.py"),
         }
         files.update(_ca_files(self.ca_certs))
+        files.update(locks.context_files(self.release))
         if self.release.pro:
             files[PRO_NLU_SCRIPT] = templates.read_bytes("docker", PRO_NLU_SCRIPT)
         if self.extra_requirements:
@@ -159,7 +173,7 @@ class ImageSpec:
         files = {**self.context_files(), "Dockerfile": self._render(with_bot_stage=False).encode()}
         names = [
             n for n in ("Dockerfile", "rasa-gpu-entry.py", "rasa-gpu-ca.pem", PRO_NLU_SCRIPT) if n in files
-        ]
+        ] + sorted(n for n in files if n.startswith(f"{locks.CONTEXT_FOLDER}/"))
         kind = "gpu" if self.wants_gpu else "cpu"
         return (
             f"{IMAGE_REPO}:{self.release.version}-tf{self.release.tensorflow}-{kind}-{_digest(names, files)}"
@@ -291,10 +305,7 @@ class NotebookImageSpec:
 
 def default_actions_base(release: RasaRelease) -> str:
     """python:3.X-slim with the newest Python (3.8 to 3.10) that the Rasa release accepts."""
-    from packaging.specifiers import SpecifierSet
-
-    allowed = SpecifierSet(release.python)
-    newest = next((v for v in ("3.10", "3.9", "3.8", "3.7") if allowed.contains(f"{v}.0")), "3.8")
+    newest = next((v for v in ("3.10", "3.9", "3.8", "3.7") if accepts_python(release.python, v)), "3.8")
     return f"python:{newest}-slim"
 
 
@@ -412,6 +423,32 @@ def _index_note(url: str | None) -> str:
 # ---- shared pieces -------------------------------------------------------------------------------------------------
 
 
+def _locked_install(pip_index: str, plain_install: str, rasa_name: str, pythons: list[str]) -> str:
+    """The RUN that installs the locked set of the base image's Python with hashes required (uv, itself pinned
+    with hashes into a folder of its own, installs it in parallel and is removed after), or, for a Python without a lock, the plain install
+    that lets pip resolve today's versions, saying so."""
+    folder = f"/tmp/rasa-gpu/{locks.CONTEXT_FOLDER}"
+    uv = (
+        f"UV_SYSTEM_CERTS=1 UV_NO_CACHE=1 /tmp/rasa-gpu/uv/bin/uv pip install {pip_index}--python python3 --system "
+        '--break-system-packages --no-deps --require-hashes -r "$lock"'
+    )
+    return (
+        'py="$(python3 -c \'import sys; print("%d.%d" % sys.version_info[:2])\')" \\\n'
+        f' && lock="{folder}/py$py.txt" \\\n'
+        ' && if [ -f "$lock" ]; then \\\n'
+        f'      echo "rasa-gpu: installing the locked set of {rasa_name} for Python $py (hashes required)" \\\n'
+        f"      && python3 -m pip install {pip_index}--require-hashes --no-deps --target /tmp/rasa-gpu/uv "
+        f"-r {folder}/{locks.INSTALLER} \\\n"
+        f"      && {uv} \\\n"
+        "      && rm -rf /tmp/rasa-gpu/uv; \\\n"
+        "    else \\\n"
+        f'      echo "rasa-gpu: no locked set of {rasa_name} for Python $py (locked: {", ".join(pythons)}): pip '
+        "resolves today's versions, not reproducible\" \\\n"
+        f"      && {plain_install}; \\\n"
+        "    fi"
+    )
+
+
 def _cuda_block(wheels: CudaWheels | None, pip_index: str) -> str:
     """NVIDIA's CUDA and cuDNN wheels, before Rasa: a Rasa or bot change reuses this layer (gigabytes). --no-deps:
     the pins are the whole set (cuDNN's own dependency on cuBLAS is unpinned). Their lib/ folders go into the
@@ -494,6 +531,8 @@ class ImageResult:
     gpu_ready: bool = False
     #: Why not, when it was built to use one (the check's problems), or where its CUDA comes from.
     cuda_note: str = ""
+    #: The spec the image was found or built for: the one asked for, or the same on a stand-in base (settle_base).
+    spec: ImageSpec | None = None
 
 
 class ImageEngine(Protocol):
@@ -524,13 +563,96 @@ class ImageEngine(Protocol):
 
     def cuda_check(self, ref: str, script: str, libraries: list[str]) -> dict[str, Any]: ...
 
+    def run_check(
+        self, ref: str, script: str, args: list[str], environment: dict[str, str] | None = None
+    ) -> tuple[dict[str, Any] | None, str]: ...
+
+    def can_pull(self, ref: str) -> bool: ...
+
+    def python_bases(self) -> list[tuple[str, str]]: ...
+
+
+def cuda_for(asked: str, release: RasaRelease, base_image: str, variant: str, has_wheels: bool) -> str:
+    """Where an image's CUDA comes from ("base", "wheels" or "none") for what --cuda asked. auto: none for the CPU
+    variant; the base image's own when it is TensorFlow's GPU image (it has CUDA); else NVIDIA's wheels when they
+    serve this TensorFlow (a registry-less base, python:3.X-slim, a corporate base), else whatever the base has (the
+    check after the build tells)."""
+    if asked != "auto":
+        return asked
+    if variant == "cpu":
+        return "none"
+    if base_image == release.gpu_base_image or not has_wheels:
+        return "base"
+    return "wheels"
+
+
+def stand_ins(spec: ImageSpec) -> list[ImageSpec]:
+    """The specs a registry-less base under its default name (rasa-gpu/base:<suite>, a Python the release accepts)
+    would give, when the base was not named: what settle_base may pick, known without an engine."""
+    if spec.base_named:
+        return []
+    names = [
+        default_name(suite)
+        for suite, python in SUITE_PYTHON.items()
+        if accepts_python(spec.release.python, python)
+    ]
+    return [_on_base(spec, name) for name in names]
+
+
+def _on_base(spec: ImageSpec, base_image: str) -> ImageSpec:
+    cuda = cuda_for(spec.cuda_asked, spec.release, base_image, spec.variant, spec.cuda_wheels is not None)
+    return replace(spec, base_image=base_image, cuda=cuda)
+
+
+def settle_base(engine: ImageEngine, spec: ImageSpec, on_line: Callable[[str], None]) -> ImageSpec:
+    """The spec to build: as asked, unless its base is the matrix's default and this engine neither has it nor can
+    pull it while a registry-less base (`rasa-gpu base-image`, found by its Python label) of a Python the release
+    accepts is here; then the same spec on that base (the newest such Python), said in one line."""
+    if spec.base_named or engine.image_id(spec.base_image) is not None:
+        return spec
+    # Under its default name (rasa-gpu/base:<suite>, newest Python first) it is found with cheap lookups; under
+    # another name, by its label.
+    named = [other.base_image for other in reversed(stand_ins(spec))]
+    found = next((name for name in named if engine.image_id(name) is not None), None)
+    if found is None:
+        from packaging.version import Version
+
+        fitting = [
+            (Version(py), name)
+            for name, py in engine.python_bases()
+            if accepts_python(spec.release.python, py)
+        ]
+        found = max(fitting)[1] if fitting else None
+    if found is None:
+        return spec
+    stand_in = _on_base(spec, found)
+    # An image already built on the stand-in is used as it is, silently: asking a registry (docker-py) or printing
+    # (rich) would cost every cache hit; `doctor` says which base it is on.
+    if any(engine.image_id(name) is not None for name in (stand_in.tag(), cpu_twin(stand_in.tag()))):
+        return stand_in
+    if engine.can_pull(spec.base_image):
+        return spec
+    on_line(
+        f"{spec.base_image} is not here and cannot be pulled: using the registry-less base {found} that "
+        "`rasa-gpu base-image` made"
+    )
+    return stand_in
+
 
 def ensure_image(
     engine: ImageEngine, spec: ImageSpec, on_line: Callable[[str], None], *, rebuild: bool = False
 ) -> ImageResult:
     """Find the training image by its tag, else pull its published copy when a registry is set, else build it (the
     Rasa stage first, so other bots can share it). Each image built to use a GPU is checked right after its build
-    and keeps its gpu name only if it passes; otherwise it is named as its cpu_twin."""
+    and keeps its gpu name only if it passes; otherwise it is named as its cpu_twin. The matrix's base image may
+    have a registry-less stand-in (settle_base): the result's spec says which base it is built on."""
+    spec = settle_base(engine, spec, on_line)
+    return replace(_ensure_image(engine, spec, on_line, rebuild=rebuild), spec=spec)
+
+
+def _ensure_image(
+    engine: ImageEngine, spec: ImageSpec, on_line: Callable[[str], None], *, rebuild: bool
+) -> ImageResult:
     tag = spec.tag()
     if not rebuild:
         found = _find(engine, spec, tag)
@@ -549,13 +671,18 @@ def ensure_image(
     stage = None if rebuild else _find(engine, spec, rasa_tag)
     if stage is None:
         image_id = engine.build(
-            context, tag=rasa_tag, target="rasa", labels=labels, on_line=on_line, secret_args=secret_args
+            context,
+            tag=candidate(rasa_tag),
+            target="rasa",
+            labels=labels,
+            on_line=on_line,
+            secret_args=secret_args,
         )
         stage = checked_build(engine, spec, rasa_tag, image_id, on_line)
     if tag == rasa_tag:
         return stage
     image_id = engine.build(
-        context, tag=tag, target="bot", labels=labels, on_line=on_line, secret_args=secret_args
+        context, tag=candidate(tag), target="bot", labels=labels, on_line=on_line, secret_args=secret_args
     )
     return checked_build(engine, spec, tag, image_id, on_line)
 
@@ -575,20 +702,73 @@ def _find(engine: ImageEngine, spec: ImageSpec, tag: str) -> ImageResult | None:
     return None
 
 
+def candidate(tag: str) -> str:
+    """The name a new image is built under until it has passed its checks: rasa-gpu/candidate:<repo>-<name>."""
+    repo, _, name = tag.rpartition(":")
+    return f"{CANDIDATE_REPO}:{repo.rpartition('/')[2]}-{name}"
+
+
 def checked_build(
     engine: ImageEngine, spec: ImageSpec, tag: str, image_id: str, on_line: Callable[[str], None]
 ) -> ImageResult:
-    """A freshly built image, checked when it was built to use a GPU, and renamed to its cpu twin if it cannot."""
-    if not spec.wants_gpu:
-        return ImageResult(tag=tag, image_id=image_id, built=True, cuda_note="CPU-only: built without CUDA")
-    ready, note = check_cuda(engine, spec, tag)
-    on_line(f"CUDA check of {tag}: {note}")
-    if ready:
-        return ImageResult(tag=tag, image_id=image_id, built=True, gpu_ready=True, cuda_note=note)
-    twin = cpu_twin(tag)
-    engine.tag(tag, twin)
-    engine.remove_image(tag)  # only the name: the image stays, as the twin
-    return ImageResult(tag=twin, image_id=image_id, built=True, gpu_ready=False, cuda_note=note)
+    """A freshly built image (under its candidate name) gets its own name only after a tiny bot trained in it and
+    its model loaded (else a BuildError naming the cause, and no name but the removed candidate's); one built to
+    use a GPU keeps the gpu name only if it passes the CUDA check, else it is named as its cpu twin."""
+    built = candidate(tag)
+    try:
+        on_line(
+            f"training a tiny bot in the new image before it is tagged: {smoke_check(engine, spec, built)}"
+        )
+        if not spec.wants_gpu:
+            ready, note, name = False, "CPU-only: built without CUDA", tag
+        else:
+            ready, note = check_cuda(engine, spec, built)
+            on_line(f"CUDA check of {tag}: {note}")
+            name = tag if ready else cpu_twin(tag)
+        engine.tag(built, name)
+    finally:
+        engine.remove_image(built)  # only the name: the image stays under its own one, or goes
+    return ImageResult(tag=name, image_id=image_id, built=True, gpu_ready=ready, cuda_note=note)
+
+
+def smoke_check(engine: ImageEngine, spec: ImageSpec, ref: str) -> str:
+    """Train docker/rasa-gpu-smoke.py's tiny bot in the image on the CPU and load its model: a phrase that says how
+    it went, or a BuildError with the exception and, where the traceback tells, the package that raised it."""
+    script = templates.read_text("docker", "rasa-gpu-smoke.py")
+    report, last = engine.run_check(ref, script, [], {"CUDA_VISIBLE_DEVICES": ""})
+    if report is None:
+        raise BuildError(
+            f"the new image of {spec.release.name} did not train a tiny bot: {last}; nothing was tagged"
+        )
+    seconds = f"{float(report.get('seconds', 0)):.0f} s"
+    if not report.get("ok"):
+        package = str(report.get("package") or "")
+        where = f" (raised in {package})" if package else ""
+        raise BuildError(
+            f"the new image of {spec.release.name} did not train a tiny bot: {report.get('error')}{where}; nothing "
+            f"was tagged. {_lock_advice(spec, bot_stage=ref == candidate(spec.tag()) != candidate(spec.rasa_tag()))}"
+        )
+    if report.get("licensed") is False:
+        return f"{report.get('note')} ({seconds})"
+    return f"trained and loaded in {seconds}"
+
+
+def _lock_advice(spec: ImageSpec, *, bot_stage: bool) -> str:
+    release = spec.release
+    if bot_stage:
+        return (
+            "The bot's own requirements break it (the Rasa stage alone trained): pin the package the line names "
+            "to a version that works with its Rasa"
+        )
+    if locks.pythons(release):
+        return (
+            f"Its locked set breaks it: pin the package in tools/data/lock_fixes.toml and regenerate with "
+            f"`python tools/gen_locks.py {release.version}`"
+        )
+    return (
+        f"{release.name} has no locked set, so pip installed today's versions: lock it with "
+        f"`python tools/gen_locks.py {release.version}` (a fix in tools/data/lock_fixes.toml where needed)"
+    )
 
 
 def check_cuda(engine: ImageEngine, spec: ImageSpec, tag: str) -> tuple[bool, str]:
@@ -611,10 +791,8 @@ def check_base_python(engine: ImageEngine, spec: ImageSpec) -> None:
     """Before a build: a VersionError when the base image's Python is outside the Rasa release's range (pip would
     fail only minutes into the build). The matrix's TensorFlow images are asked too: a TensorFlow image has one
     Python, and a Rasa Pro release may need another (TensorFlow 2.19's image has 3.11, Rasa Pro 3.13 wants 3.12)."""
-    from packaging.specifiers import SpecifierSet
-
     python = engine.image_python(spec.base_image)
-    if python is None or SpecifierSet(spec.release.python).contains(f"{python}.0"):
+    if python is None or accepts_python(spec.release.python, python):
         return
     raise VersionError(python_mismatch(spec, python))
 
@@ -622,17 +800,16 @@ def check_base_python(engine: ImageEngine, spec: ImageSpec) -> None:
 def python_mismatch(spec: ImageSpec, python: str) -> str:
     """One line: what does not fit, and the base images that would."""
     release = spec.release
-    from packaging.specifiers import SpecifierSet
-
-    allowed = SpecifierSet(release.python)
     default = release.gpu_base_image if spec.variant == "gpu" else release.cpu_base_image
     ways = [
         f"`sudo rasa-gpu base-image --suite {suite}` (Python {version}, no registry needed), "
         f"then --base-image {default_name(suite)}"
         for suite, version in SUITE_PYTHON.items()
-        if allowed.contains(f"{version}.0")
+        if accepts_python(release.python, version)
     ]
-    slim = next((f"3.{minor}" for minor in range(8, 15) if allowed.contains(f"3.{minor}.0")), None)
+    slim = next(
+        (f"3.{minor}" for minor in range(8, 15) if accepts_python(release.python, f"3.{minor}")), None
+    )
     if slim:
         ways.append(f"--base-image python:{slim}-slim (CUDA then comes from PyPI: --cuda wheels)")
     if default != spec.base_image:

@@ -17,6 +17,7 @@ from .images import (
     ImageSpec,
     check_image_reference,
     check_index_url,
+    cuda_for,
     default_actions_base,
     read_ca_certs,
 )
@@ -86,10 +87,8 @@ def resolve(bot: str, cli_values: Mapping[str, Any], variant: str) -> Resolved:
 def cuda_source(
     settings: Settings, release: RasaRelease, base_image: str, variant: str, has_wheels: bool
 ) -> str:
-    """Where the image's CUDA comes from ("base", "wheels" or "none"). auto: none for the CPU variant; the base
-    image's own when it is TensorFlow's GPU image (it has CUDA); else NVIDIA's wheels when they serve this
-    TensorFlow (a registry-less base, python:3.X-slim, a corporate base), else whatever the base has (the check
-    after the build tells)."""
+    """Where the image's CUDA comes from ("base", "wheels" or "none"): images.cuda_for what the settings ask, after
+    refusing wheels that NVIDIA does not publish for this TensorFlow."""
     asked = settings.cuda or "auto"
     if asked == "wheels" and not has_wheels:
         raise SettingsError(
@@ -97,13 +96,7 @@ def cuda_source(
             f"(built with CUDA {release.cuda}, cuDNN {release.cudnn}); use its GPU base image "
             f"{release.gpu_base_image} (--cuda base) or train on the CPU (--cuda none)"
         )
-    if asked != "auto":
-        return asked
-    if variant == "cpu":
-        return "none"
-    if base_image == release.gpu_base_image or not has_wheels:
-        return "base"
-    return "wheels"
+    return cuda_for(asked, release, base_image, variant, has_wheels)
 
 
 def image_spec(project: BotProject, settings: Settings, variant: str) -> tuple[ImageSpec, str]:
@@ -132,6 +125,8 @@ def image_spec(project: BotProject, settings: Settings, variant: str) -> tuple[I
         extra_requirements=tuple(extra_requirements(project.root)),
         registry=settings.registry,
         image_name=settings.image_name or DEFAULT_IMAGE_NAME,
+        base_named=bool(settings.base_image),
+        cuda_asked=settings.cuda or "auto",
     )
     return spec, why
 

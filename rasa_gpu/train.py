@@ -43,7 +43,7 @@ from .finetune import (
     shape_of,
     why_not,
 )
-from .images import ImageSpec
+from .images import ImageSpec, stand_ins
 from .project import BotProject
 from .runners import BOT_MOUNT, Runner, Workspace
 
@@ -156,7 +156,12 @@ def _train_locked(
         stale = _remove_stale_folders(project)
         inputs = project.inputs_digest()
         fingerprint = _fingerprint(inputs, spec, options)
-        if not options.force and (previous := _unchanged_model(project, fingerprint)) is not None:
+        # Known without an engine: the model of a training on a registry-less base standing in for the matrix's.
+        stand_in_prints = [_fingerprint(inputs, other, options) for other in stand_ins(spec)]
+        if (
+            not options.force
+            and (previous := _unchanged_model(project, [fingerprint, *stand_in_prints])) is not None
+        ):
             _report_leftovers(0, stale, on_event)  # the engine's leftovers wait for the next training
             return TrainResult(  # decided before the engine is even contacted
                 model=previous["model_path"],
@@ -190,6 +195,9 @@ def _train_locked(
                 engine, spec, lambda line: on_event(BuildOutput(line)), rebuild=options.rebuild
             )
             record.image_id = image.image_id
+            if image.spec is not None and image.spec != spec:  # built on a stand-in base (settle_base)
+                spec = image.spec
+                fingerprint, record.image = _fingerprint(inputs, spec, options), spec.tag()
             gpu, warning = gpu_rules.for_image(
                 options.gpu, image.tag, image.gpu_ready, image.cuda_note, "train"
             )
@@ -495,10 +503,11 @@ def _read_state(project: BotProject) -> dict[str, Any]:
     return state if isinstance(state, dict) else {}
 
 
-def _unchanged_model(project: BotProject, fingerprint: str) -> dict[str, Any] | None:
-    """The previous training's record if nothing that affects training changed and its model is still the newest."""
+def _unchanged_model(project: BotProject, fingerprints: list[str]) -> dict[str, Any] | None:
+    """The previous training's record if nothing that affects training changed (its fingerprint is one of these)
+    and its model is still the newest."""
     state = _read_state(project)
-    if not state or state.get("fingerprint") != fingerprint:
+    if not state or state.get("fingerprint") not in fingerprints:
         return None
     model = project.root / state.get("model", "")
     if not model.is_file() or project.newest_model() != model:

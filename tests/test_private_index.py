@@ -97,14 +97,43 @@ class PrivateIndex:
     ca: bytes  # the server's self-signed certificate (--ca-cert)
     #: (path, whether it came with the right login) of every request.
     requests: list[tuple[str, bool]] = field(default_factory=list)
+    digests: dict[str, str] = field(default_factory=dict)  # project -> sha256 of its wheel
 
 
-def _wheel(folder: Path, name: str, version: str, code: str) -> Path:
-    """A pure-Python wheel of one module, written as a zip (no build backend, no network)."""
+#: The stand-in Rasa's API, enough for the tiny bot that every new image trains before it is tagged: a "model"
+#: file written where Rasa would write it, and an agent that loads it.
+STAND_IN_API = {
+    "rasa/api.py": (
+        "import os\n"
+        "class Result:\n    code = 0\n    model = None\n"
+        "def train(domain, config, training_files, output, **kwargs):\n"
+        "    os.makedirs(output, exist_ok=True)\n"
+        "    result = Result()\n"
+        "    result.model = os.path.join(output, 'stand-in.tar.gz')\n"
+        "    open(result.model, 'w').write('stand-in model')\n"
+        "    return result\n"
+    ),
+    "rasa/core/__init__.py": "",
+    "rasa/core/agent.py": (
+        "class Agent:\n"
+        "    @classmethod\n"
+        "    def load(cls, path):\n"
+        "        assert open(path).read() == 'stand-in model'\n"
+        "        return cls()\n"
+        "    async def parse_message(self, text):\n"
+        "        return {'intent': {'name': 'greet'}}\n"
+    ),
+}
+
+
+def _wheel(folder: Path, name: str, version: str, code: str, modules: dict[str, str] | None = None) -> Path:
+    """A pure-Python wheel of one package (and any further modules of it), written as a zip (no build backend, no
+    network)."""
     module = name.replace("-", "_")
     dist_info = f"{module}-{version}.dist-info"
     files = {
         f"{module}/__init__.py": code,
+        **(modules or {}),
         f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
         f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: rasa-gpu-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
@@ -136,21 +165,21 @@ def private_index(docker_client, tmp_path) -> Iterator[PrivateIndex]:
     host = _bridge_gateway(docker_client)
     folder = tmp_path / "index"
     folder.mkdir()
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=rasa-gpu-test"]
-        + [
-            "-addext",
-            f"subjectAltName=IP:{host}",
-            "-keyout",
-            str(folder / "key.pem"),
-            "-out",
-            str(folder / "cert.pem"),
-        ],
-        check=True,
-        capture_output=True,
-    )
+
+    # A CA (the --ca-cert a company hands out) and the index's certificate signed by it: uv, like browsers, refuses
+    # a CA certificate used as the server's own.
+    def openssl_run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=folder)
+
+    openssl_run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=rasa-gpu-test CA",
+                "-keyout", "ca-key.pem", "-out", "cert.pem")  # fmt: skip
+    openssl_run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=rasa-gpu-test", "-keyout", "key.pem",
+                "-out", "server.csr")  # fmt: skip
+    (folder / "server.ext").write_text(f"subjectAltName=IP:{host}\nbasicConstraints=CA:FALSE\n")
+    openssl_run("x509", "-req", "-in", "server.csr", "-CA", "cert.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+                "-days", "1", "-extfile", "server.ext", "-out", "server.pem")  # fmt: skip
     wheels = [
-        _wheel(folder, "rasa", STAND_IN, f"__version__ = {STAND_IN!r}\n"),
+        _wheel(folder, "rasa", STAND_IN, f"__version__ = {STAND_IN!r}\n", STAND_IN_API),
         _wheel(folder, "tensorflow", STAND_IN, f"__version__ = {STAND_IN!r}\n"),
         _wheel(folder, PROBE, "1.0", f"SAYS = {PROBE_SAYS!r}\n"),
     ]
@@ -158,6 +187,7 @@ def private_index(docker_client, tmp_path) -> Iterator[PrivateIndex]:
     password = f"s3cr3t-PASS-{secrets.token_hex(6)}"
     expected = "Basic " + base64.b64encode(f"{USER}:{password}".encode()).decode()
     index = PrivateIndex(url="", password=password, ca=(folder / "cert.pem").read_bytes())
+    index.digests = {name: hashlib.sha256(w.read_bytes()).hexdigest() for name, w in by_project.items()}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
@@ -203,7 +233,7 @@ def private_index(docker_client, tmp_path) -> Iterator[PrivateIndex]:
             f"cannot listen on the Docker bridge's address {host} ({exc}): the engine is not on this machine"
         )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    context.load_cert_chain(folder / "server.pem", folder / "key.pem")
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -231,9 +261,11 @@ def _history(ref: str) -> str:
 
 
 @pytest.mark.docker
+@pytest.mark.parametrize("locked", [True, False], ids=["locked-set-uv", "no-lock-pip"])
 def test_an_index_login_reaches_pip_and_stays_out_of_every_layer_history_and_line(
-    docker_client, private_index, tmp_path
+    docker_client, private_index, tmp_path, monkeypatch, locked
 ):
+    from rasa_gpu import locks
     from rasa_gpu.engine import Engine
 
     if shutil.which("docker") is None:
@@ -247,6 +279,17 @@ def test_an_index_login_reaches_pip_and_stays_out_of_every_layer_history_and_lin
         tensorflow_text=None,
         python=">=3.7",
     )
+    if (
+        locked
+    ):  # the stand-in's locked set: its two wheels with their hashes, installed by uv through the login
+        lock = "".join(
+            f"{name}=={STAND_IN} \\\n    --hash=sha256:{private_index.digests[name]}\n"
+            for name in ("rasa", "tensorflow")
+        )
+        real = locks.release_locks
+        monkeypatch.setattr(
+            locks, "release_locks", lambda r: {"3.9": lock.encode()} if r.version == STAND_IN else real(r)
+        )
     spec = ImageSpec(
         release=release,
         base_image=_base_image(docker_client),
@@ -271,6 +314,8 @@ def test_an_index_login_reaches_pip_and_stays_out_of_every_layer_history_and_lin
             p.startswith("/files/rasagpu_private_probe-1.0") for p in served
         )
         assert any(p.startswith(f"/files/rasa-{STAND_IN}") for p in served), private_index.requests
+        assert any("installing the locked set" in line for line in lines) is locked, lines
+        assert any("training a tiny bot in the new image before it is tagged: trained" in ln for ln in lines)
         # ... and the bot's package is in the image.
         says = docker_client.containers.run(
             spec.tag(),

@@ -9,7 +9,7 @@ from conftest import EXAMPLE_BOT, run_cli
 from rasa_gpu.compat import load_matrix
 from rasa_gpu.engine import _LayerProgress, _registry_problem, _split_ref
 from rasa_gpu.errors import PullError, PushError, SettingsError
-from rasa_gpu.images import ImageSpec, ensure_image
+from rasa_gpu.images import ImageSpec, candidate, ensure_image
 from rasa_gpu.push import DEFAULT_IMAGE_NAME, published_ref, push_image
 from rasa_gpu.settings import Settings, check_image_name, check_registry, load_settings
 
@@ -161,6 +161,10 @@ class FakeEngine:
     def image_python(self, ref):
         return None  # no label and no probe: the check lets the build go on
 
+    def run_check(self, ref, script, args, environment=None):
+        self.calls.append(("smoke", ref))
+        return {"ok": True, "seconds": 12.0}, ""
+
     def cuda_check(self, ref, script, libraries):
         self.calls.append(("cuda_check", ref))
         return {"ready": True, "cuda": "11.8", "cudnn": "8", "loaded": libraries, "problems": []}
@@ -187,7 +191,14 @@ def test_not_in_the_registry_or_registry_refusing_falls_back_to_building():
     s = spec(registry="localhost:5000")
     engine, lines = FakeEngine(present={s.base_image}), []
     assert ensure_image(engine, s, lines.append).built is True
-    assert engine.calls[-2:] == [("build", "rasa"), ("cuda_check", s.tag())]
+    built = candidate(s.tag())
+    assert engine.calls[-5:] == [
+        ("build", "rasa"),
+        ("smoke", built),
+        ("cuda_check", built),
+        ("tag", built, s.tag()),
+        ("remove", built),
+    ]
     assert any("is not in the registry" in line for line in lines)
 
     engine, lines = FakeEngine(present={s.base_image}, pull_error="registry refused (not logged in)"), []
@@ -199,13 +210,13 @@ def test_without_a_registry_or_with_rebuild_nothing_is_pulled():
     s = spec()
     engine = FakeEngine(present={s.base_image})
     assert ensure_image(engine, s, print).built is True
-    assert [c[0] for c in engine.calls] == ["build", "cuda_check"]
+    assert [c[0] for c in engine.calls] == ["build", "smoke", "cuda_check", "tag", "remove"]
     local = spec(registry="localhost:5000")
     engine = FakeEngine(present={local.tag()}, published={published_ref(local, "localhost:5000")})
     assert ensure_image(engine, local, print).built is False and engine.calls == []  # found locally first
     engine = FakeEngine(present={local.base_image}, published={published_ref(local, "localhost:5000")})
     assert ensure_image(engine, local, print, rebuild=True).built is True
-    assert [c[0] for c in engine.calls] == ["build", "cuda_check"]
+    assert [c[0] for c in engine.calls] == ["build", "smoke", "cuda_check", "tag", "remove"]
 
 
 # ---- push ------------------------------------------------------------------------------------------------------------
@@ -232,7 +243,16 @@ def test_push_builds_a_missing_image_and_a_failed_push_leaves_no_name_behind():
     with pytest.raises(PushError):
         push_image(engine, s, "localhost:5000", "rasa-gpu", print)
     ref = published_ref(s, "localhost:5000")
-    assert [c[0] for c in engine.calls] == ["build", "cuda_check", "tag", "push", "remove"]
+    assert [c[0] for c in engine.calls] == [
+        "build",
+        "smoke",
+        "cuda_check",
+        "tag",
+        "remove",
+        "tag",
+        "push",
+        "remove",
+    ]
     assert ref not in engine.present and s.tag() in engine.present
 
 

@@ -8,13 +8,14 @@ import yaml
 from rasa_gpu import progress
 from rasa_gpu.compat import load_matrix
 from rasa_gpu.engine import ContainerSpec
-from rasa_gpu.errors import SettingsError
+from rasa_gpu.errors import BuildError, SettingsError
 from rasa_gpu.gpu import GpuRequest, is_missing_gpu_driver, parse_devices_line, parse_gpu_request
 from rasa_gpu.images import (
     INDEX_LOGIN_ARG,
     ActionsImageSpec,
     ImageSpec,
     NotebookImageSpec,
+    candidate,
     cpu_twin,
     ensure_image,
 )
@@ -202,9 +203,10 @@ def test_redact_masks_url_logins_and_known_secrets():
 class CountingEngine:
     """Stands in for the engine only to count calls; the real build is tested in test_docker_train.py."""
 
-    def __init__(self, present, *, cuda_problem=None):
-        self.present, self.builds, self.checked = set(present), [], []
+    def __init__(self, present, *, cuda_problem=None, smoke=None):
+        self.present, self.builds, self.checked, self.smoked = set(present), [], [], []
         self.cuda_problem = cuda_problem
+        self.smoke = smoke or {"ok": True, "seconds": 12.0}
         self.secret_args = []
 
     def image_id(self, ref):
@@ -233,7 +235,12 @@ class CountingEngine:
             "problems": problems,
         }
 
+    def run_check(self, ref, script, args, environment=None):
+        self.smoked.append(ref)
+        return self.smoke, ""
+
     def tag(self, image, ref):
+        assert image in self.present
         self.present.add(ref)
 
     def remove_image(self, ref):
@@ -259,10 +266,11 @@ def test_an_image_that_fails_the_cuda_check_is_named_cpu_and_found_as_such():
     engine = CountingEngine({s.base_image}, cuda_problem="libcudnn.so.8 does not load")
     built = ensure_image(engine, s, print)
     assert (built.gpu_ready, built.tag) == (False, cpu_twin(s.tag())) and "libcudnn.so.8" in built.cuda_note
-    assert s.tag() not in engine.present and engine.checked == [s.tag()]
+    assert s.tag() not in engine.present and engine.checked == [candidate(s.tag())]
     again = ensure_image(engine, s, print)  # found under the twin's name: no second build, no second check
     assert (again.built, again.gpu_ready, again.tag) == (False, False, cpu_twin(s.tag()))
-    assert engine.builds == ["rasa"] and engine.checked == [s.tag()]
+    assert engine.builds == ["rasa"] and engine.checked == [candidate(s.tag())]
+    assert candidate(s.tag()) not in engine.present
 
 
 def test_an_image_that_passes_the_cuda_check_keeps_its_gpu_name():
@@ -278,6 +286,33 @@ def test_a_cpu_image_is_named_cpu_and_not_checked():
     assert "-cpu-" in s.tag()
     engine = CountingEngine({s.base_image})
     assert ensure_image(engine, s, print).gpu_ready is False and engine.checked == []
+    assert engine.smoked == [candidate(s.tag())] and s.tag() in engine.present  # trained before it was named
+
+
+def test_an_image_whose_tiny_bot_does_not_train_gets_no_name_and_the_line_names_the_package():
+    s = spec(cuda="none")
+    broken = {
+        "ok": False,
+        "error": "ImportError: cannot import name 'CLOSED' from 'websockets.connection'",
+        "package": "sanic 21.12.2",
+        "seconds": 9.0,
+    }
+    engine, lines = CountingEngine({s.base_image}, smoke=broken), []
+    with pytest.raises(BuildError) as caught:
+        ensure_image(engine, s, lines.append)
+    message = caught.value.message
+    assert "did not train a tiny bot: ImportError: cannot import name 'CLOSED'" in message
+    assert "(raised in sanic 21.12.2)" in message and "nothing was tagged" in message
+    assert "tools/gen_locks.py 3.6.21" in message  # how to fix the lock
+    assert engine.present == {s.base_image}  # neither its name nor the candidate's
+
+
+def test_a_bot_stage_that_breaks_rasa_is_blamed_on_the_bots_requirements():
+    s = spec(cuda="none", extra_requirements=("websockets==15.0",))
+    engine = CountingEngine({s.base_image, s.rasa_tag()}, smoke={"ok": False, "error": "ImportError: x"})
+    with pytest.raises(BuildError, match="The bot's own requirements break it"):
+        ensure_image(engine, s, print)
+    assert s.tag() not in engine.present and engine.builds == ["bot"]
 
 
 def test_gpu_requests():

@@ -4,6 +4,7 @@
 Run from the repository root (needs network access to pypi.org and files.pythonhosted.org)::
 
     python tools/gen_compat.py [--out rasa_gpu/data/compat.json] [--cache-dir DIR] [--jobs N]
+    python tools/gen_compat.py --locks [VERSION ...]   # the locked sets per release: see tools/gen_locks.py
 
 Only the standard library and ``packaging`` are used (``pip install packaging``).
 The output is deterministic: running the script twice gives byte-identical JSON
@@ -1411,6 +1412,12 @@ def generate(out: Path, cache_dir: Path, jobs: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--locks"]:  # the locked sets per release: tools/gen_locks.py, which reads compat.json
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import gen_locks
+
+        return gen_locks.main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output JSON (default: %(default)s)")
     parser.add_argument(

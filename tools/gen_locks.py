@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Generate rasa_gpu/data/locks/: per Rasa release and Python, the exact versions (with hashes) its image installs.
+
+Run from the repository root (needs pypi.org and uv, `pip install uv`)::
+
+    python tools/gen_locks.py [VERSION ...] [--python 3.9] [--margin-days 30] [--jobs 2]
+    python tools/gen_compat.py --locks [VERSION ...]       # the same
+
+Without versions: the newest patch of every Rasa Open Source minor from 3.1 and of every Rasa Pro minor. Without
+--python: each Python of rasa-gpu's registry-less bases (bullseye 3.9, bookworm 3.11) that the release accepts, else
+the newest Python it accepts (for a python:3.X-slim base).
+
+How a set is chosen: ``uv pip compile`` of the release's own pins from compat.json (rasa or rasa-pro[nlu] ==
+version, tensorflow, tensorflow-text) plus the fixes of tools/data/lock_fixes.toml that name the release, resolved
+for Linux x86_64 (manylinux 2.31, the oldest glibc of the bases) as PyPI stood on the day after the newest of those
+pins was uploaded plus --margin-days (``--exclude-newer``): the versions a user installing the release then got,
+not today's. Every file's sha256 is kept (``--generate-hashes``), so the build installs with hashes required.
+
+The output of one input is the same on every run: PyPI keeps its files, and ``--exclude-newer`` hides whatever
+came later (a yank after the date can still change it; the diff shows it). A lock counts once an image built from
+it has trained: every build trains a tiny bot before it is tagged (rasa_gpu/images.py), and
+tools/matrix_check.py trains example_bot on each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomllib
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+REPO = Path(__file__).resolve().parent.parent
+COMPAT_JSON = REPO / "rasa_gpu" / "data" / "compat.json"
+LOCKS = REPO / "rasa_gpu" / "data" / "locks"
+FIXES = REPO / "tools" / "data" / "lock_fixes.toml"
+INDEX = "https://pypi.org/simple"
+#: The Pythons of rasa-gpu's registry-less bases (rasa_gpu.base_image.SUITE_PYTHON, bullseye and bookworm).
+BASE_PYTHONS = ("3.9", "3.11")
+#: Their exact Pythons (a release may want >=3.9.2, which 3.9 alone, read as 3.9.0, is not).
+BASE_PATCHES = {"3.9": "3.9.2", "3.11": "3.11.2"}
+#: For a release that no registry-less base holds (Rasa Pro 3.14-3.19 want 3.12): the python:3.X-slim bases.
+SLIM_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12")
+PLATFORM = "x86_64-manylinux_2_31"  # bullseye's glibc; Ubuntu 20.04 (TensorFlow's images) has 2.31 too
+OLDEST_OPEN_SOURCE = Version("3.1")  # 3.0 and 2.x need Python < 3.9: no registry-less base holds them
+
+
+@dataclass(frozen=True)
+class Target:
+    package: str  # rasa | rasa-pro
+    version: str
+    tensorflow: str
+    tensorflow_text: str | None
+    python: str
+
+    @property
+    def path(self) -> Path:
+        return LOCKS / lock_name(self.package, self.version, self.python)
+
+    def requirements(self) -> list[str]:
+        rasa = "rasa-pro[nlu]" if self.package == "rasa-pro" else "rasa"
+        pins = [f"{rasa}=={self.version}", f"tensorflow=={self.tensorflow}"]
+        if self.tensorflow_text:
+            pins.append(f"tensorflow-text=={self.tensorflow_text}")
+        return pins
+
+
+def lock_name(package: str, version: str, python: str) -> str:
+    """rasa-3.6.21-py3.9.txt: the file name rasa_gpu.locks reads."""
+    return f"{package}-{version}-py{python}.txt"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def load_rows() -> dict[tuple[str, str], dict]:
+    raw = json.loads(COMPAT_JSON.read_text(encoding="utf-8"))
+    rows = {("rasa", v): row for v, row in raw["releases"].items()}
+    rows.update({("rasa-pro", v): row for v, row in raw.get("pro_releases", {}).items()})
+    return rows
+
+
+def newest_patches(rows: dict[tuple[str, str], dict]) -> list[tuple[str, str]]:
+    newest: dict[tuple[str, int, int], Version] = {}
+    for package, version in rows:
+        v = Version(version)
+        if package == "rasa" and v < OLDEST_OPEN_SOURCE:
+            continue
+        key = (package, v.major, v.minor)
+        newest[key] = max(newest.get(key, v), v)
+    return sorted(((key[0], str(v)) for key, v in newest.items()), key=lambda t: (t[0], Version(t[1])))
+
+
+def targets(
+    rows: dict[tuple[str, str], dict], wanted: list[tuple[str, str]], pythons: list[str] | None
+) -> list[Target]:
+    found = []
+    for package, version in wanted:
+        row = rows[(package, version)]
+        fitting = [p for p in pythons or BASE_PYTHONS if accepts_python(row["python"], p)]
+        if (
+            not fitting and not pythons
+        ):  # no registry-less base holds it: the newest Python for python:3.X-slim
+            fitting = [p for p in reversed(SLIM_PYTHONS) if accepts_python(row["python"], p)][:1]
+        for python in fitting:
+            found.append(Target(package, version, row["tensorflow"], row.get("tensorflow_text"), python))
+    return found
+
+
+def accepts_python(python_range: str, python: str) -> bool:
+    """Some patch of Python X.Y is admitted (rasa_gpu.compat.accepts_python)."""
+    allowed = SpecifierSet(python_range)
+    return any(allowed.contains(f"{python}.{patch}") for patch in (0, 99))
+
+
+def load_fixes(path: Path = FIXES) -> list[dict]:
+    return tomllib.loads(path.read_text(encoding="utf-8")).get("fix", [])
+
+
+def fixes_for(fixes: list[dict], package: str, version: str) -> list[dict]:
+    """The fixes whose `releases` requirement names this release."""
+    chosen = []
+    for fix in fixes:
+        req = Requirement(fix["releases"])
+        if req.name == package and req.specifier.contains(version, prereleases=True):
+            chosen.append(fix)
+    return chosen
+
+
+_UPLOADS: dict[str, dict[str, dt.datetime]] = {}
+
+
+def upload_dates(project: str) -> dict[str, dt.datetime]:
+    """The first upload time of each version of a project (PEP 691 JSON with PEP 700's upload-time)."""
+    if project not in _UPLOADS:
+        request = urllib.request.Request(
+            f"{INDEX}/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            files = json.load(answer)["files"]
+        dates: dict[str, dt.datetime] = {}
+        for file in files:
+            version = file_version(project, file["filename"])
+            stamp = file.get("upload-time")
+            if version is None or not stamp:
+                continue
+            when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            dates[version] = min(dates.get(version, when), when)
+        _UPLOADS[project] = dates
+    return _UPLOADS[project]
+
+
+def file_version(project: str, filename: str) -> str | None:
+    stem = project.replace("-", "_")
+    for prefix in (f"{stem}-", f"{project}-"):
+        if filename.lower().startswith(prefix.lower()):
+            rest = filename[len(prefix) :]
+            version = rest.split("-", 1)[0] if filename.endswith(".whl") else rest.rsplit(".tar", 1)[0]
+            return version.removesuffix(".zip")
+    return None
+
+
+def cutoff(target: Target, margin_days: int) -> dt.date:
+    """The day after the newest of the release's pins appeared, plus the margin."""
+    pins = [(target.package, target.version), ("tensorflow", target.tensorflow)]
+    if target.tensorflow_text:
+        pins.append(("tensorflow-text", target.tensorflow_text))
+    newest = max(upload_dates(project)[version] for project, version in pins)
+    return newest.date() + dt.timedelta(days=1 + margin_days)
+
+
+def uv_command() -> list[str]:
+    found = shutil.which("uv")
+    return [found] if found else [sys.executable, "-m", "uv"]
+
+
+def compile_lock(target: Target, margin_days: int, fixes: list[dict]) -> str:
+    date = cutoff(target, margin_days)
+    applied = fixes_for(fixes, target.package, target.version)
+    extra = [r for fix in applied for r in fix["require"]]
+    with tempfile.TemporaryDirectory(prefix="rasa-gpu-lock-") as tmp:
+        inputs = Path(tmp) / "requirements.in"
+        inputs.write_text("\n".join(target.requirements() + extra) + "\n", encoding="utf-8")
+        command = uv_command() + [
+            "pip",
+            "compile",
+            str(inputs),
+            "--python-version",
+            BASE_PATCHES.get(target.python, target.python),
+            "--python-platform",
+            PLATFORM,
+            "--exclude-newer",
+            date.isoformat(),
+            "--index-url",
+            INDEX,
+            "--generate-hashes",
+            "--no-header",
+            "--no-annotate",
+            "--no-config",
+            "--quiet",
+        ]
+        env = {**os.environ, "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(Path(tmp) / "cache"))}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        reason = next((ln.strip() for ln in done.stderr.splitlines() if ln.strip()), "no output")
+        raise RuntimeError(f"{target.package} {target.version} (Python {target.python}): {reason}")
+    header = [
+        f"# {target.package} {target.version} for Python {target.python} on Linux x86_64: generated by "
+        "tools/gen_locks.py, do not edit",
+        f"# inputs: {' '.join(target.requirements() + extra)}",
+        f"# resolved as of {date.isoformat()} (uv pip compile --exclude-newer), hashes required",
+    ]
+    for fix in applied:
+        header.append(f"# fix ({fix['releases']}: {', '.join(fix['require'])}): {fix['why']}")
+    return "\n".join(header) + "\n" + done.stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("versions", nargs="*", help="releases (3.6.21; Rasa Pro's by their number, 3.21.0)")
+    parser.add_argument("--python", action="append", help="X.Y (repeatable; default: the bases' Pythons)")
+    parser.add_argument("--margin-days", type=int, default=30)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args(argv)
+    rows = load_rows()
+    by_version = {version: (package, version) for package, version in rows}
+    unknown = [v for v in args.versions if v not in by_version]
+    if unknown:
+        parser.error(f"not in compat.json: {', '.join(unknown)}")
+    wanted = [by_version[v] for v in args.versions] or newest_patches(rows)
+    fixes = load_fixes()
+    LOCKS.mkdir(parents=True, exist_ok=True)
+    failed = 0
+
+    def one(target: Target) -> None:
+        nonlocal failed
+        try:
+            text = compile_lock(target, args.margin_days, fixes)
+        except (RuntimeError, KeyError, OSError) as exc:
+            failed += 1
+            log(f"FAILED {exc}")
+            return
+        target.path.write_text(text, encoding="utf-8")
+        pins = sum(1 for line in text.splitlines() if "==" in line and not line.startswith("#"))
+        log(f"{target.path.relative_to(REPO)}: {pins} packages")
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        list(pool.map(one, targets(rows, wanted, args.python)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
