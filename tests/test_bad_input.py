@@ -129,6 +129,17 @@ def test_build_failure_shows_the_failing_step(bot, built_image, docker_client):
 
 
 @pytest.mark.docker
+def test_a_bot_requirement_against_the_locked_set_names_both_sides(bot, built_image, docker_client):
+    (bot / "requirements.txt").write_text("numpy==1.26.4\n")  # Rasa 3.6.21's locked set has numpy 1.23.5
+    result = run_cli("build", str(bot))
+    line = assert_one_line_error(result, 1, "image build failed at step")
+    assert (
+        "conflicting requirements: The user requested numpy==1.26.4; The user requested (constraint) numpy=="
+        in line
+    )
+
+
+@pytest.mark.docker
 def test_training_failure_shows_rasa_error_and_keeps_models(trained_bot, tmp_path, docker_client):
     bot = copy_bot(trained_bot[0], tmp_path / "bot")
     before = {p: p.read_bytes() for p in models(bot)}
