@@ -25,6 +25,7 @@ root (`rasa-gpu base-image` runs debootstrap). The bookworm base is made when a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +58,7 @@ class Row:
     training: str = "-"
     result: str = ""
     ok: bool = False
+    build_output: str = ""  # the build's stderr (the CUDA check's line)
 
     def cells(self) -> list[str]:
         return [self.release, self.tensorflow, self.size, self.build, self.training, self.result]
@@ -155,23 +158,45 @@ def warm_retraining(bot: Path, args: list[str], timeout: float = 900) -> str | N
             proc.kill()
 
 
-def open_source_row(release: RasaRelease, work: Path, keep: bool) -> Row:
-    row = Row(release.name, release.tensorflow)
-    suite, base = BASES["3.9"]
+@contextlib.contextmanager
+def built(
+    release: RasaRelease, row: Row, work: Path, keep: bool, cuda: str
+) -> Iterator[tuple[Path, list[str], str] | None]:
+    """The base made if needed, example_bot copied and its image built (row.build, row.size set): (bot, args, tag),
+    or None with row.result saying what failed. The image is removed afterwards unless keep."""
+    found = base_for(release)
+    if found is None:
+        row.result = f"no registry-less base has a Python in {release.python} (bullseye 3.9, bookworm 3.11)"
+        yield None
+        return
+    suite, base = found
     if (problem := ensure_base(suite, base)) is not None:
         row.result = problem
-        return row
-    bot = Path(shutil.copytree(REPO / "example_bot", work / f"bot-{release.version}", ignore=_no_outputs))
-    args = image_args(release, base, "none")
-    tag = ""
+        yield None
+        return
+    bot = Path(shutil.copytree(REPO / "example_bot", work / f"{cuda}-{release.version}", ignore=_no_outputs))
+    args = image_args(release, base, cuda)
+    code, out, err, seconds = rasa_gpu("build", str(bot), *args)
+    row.build, row.build_output = f"{seconds:.0f} s", err
+    if code != 0:
+        row.result = f"build: {error_line(err)}"
+        yield None
+        return
+    tag = built_tag(out)
+    row.size = size_of(tag)
     try:
-        code, out, err, seconds = rasa_gpu("build", str(bot), *args)
-        row.build = f"{seconds:.0f} s"
-        if code != 0:
-            row.result = f"build: {error_line(err)}"
+        yield bot, args, tag
+    finally:
+        if not keep:
+            docker("image", "rm", "-f", tag)
+
+
+def open_source_row(release: RasaRelease, work: Path, keep: bool) -> Row:
+    row = Row(release.name, release.tensorflow)
+    with built(release, row, work, keep, "none") as ready:
+        if ready is None:
             return row
-        tag = built_tag(out)
-        row.size = size_of(tag)
+        bot, args, _ = ready
         code, out, err, seconds = rasa_gpu("train", str(bot), *args, "--gpu", "off", *EPOCHS)
         row.training = f"{seconds:.0f} s"
         if code != 0:
@@ -189,33 +214,15 @@ def open_source_row(release: RasaRelease, work: Path, keep: bool) -> Row:
             row.result = f"warm retraining: {problem}"
             return row
         row.ok, row.result = True, "trains, fine-tunes, retrains warm"
-        return row
-    finally:
-        if tag and not keep:
-            docker("image", "rm", "-f", tag)
+    return row
 
 
 def pro_row(release: RasaRelease, work: Path, keep: bool) -> Row:
     row = Row(release.name, release.tensorflow)
-    found = base_for(release)
-    if found is None:
-        row.result = f"no registry-less base has a Python in {release.python} (bullseye 3.9, bookworm 3.11)"
-        return row
-    suite, base = found
-    if (problem := ensure_base(suite, base)) is not None:
-        row.result = problem
-        return row
-    bot = Path(shutil.copytree(REPO / "example_bot", work / f"bot-{release.version}", ignore=_no_outputs))
-    args = image_args(release, base, "none")
-    tag = ""
-    try:
-        code, out, err, seconds = rasa_gpu("build", str(bot), *args)
-        row.build = f"{seconds:.0f} s"
-        if code != 0:
-            row.result = f"build: {error_line(err)}"
+    with built(release, row, work, keep, "none") as ready:
+        if ready is None:
             return row
-        tag = built_tag(out)
-        row.size = size_of(tag)
+        bot, args, _ = ready
         dummy = {"RASA_PRO_LICENSE": "matrix-check-dummy-license"}
         code, out, err, seconds = rasa_gpu("train", str(bot), *args, "--gpu", "off", *EPOCHS, env=dummy)
         row.training = f"{seconds:.0f} s"
@@ -224,40 +231,20 @@ def pro_row(release: RasaRelease, work: Path, keep: bool) -> Row:
             row.ok, row.result = True, f"builds; Rasa refuses the dummy license: {line[:110]}"
         else:
             row.result = f"train with a dummy license: {line if code else 'it trained (no license check?)'}"
-        return row
-    finally:
-        if tag and not keep:
-            docker("image", "rm", "-f", tag)
+    return row
 
 
 def cuda_row(release: RasaRelease, work: Path, keep: bool) -> Row:
     row = Row(f"{release.name} GPU (CUDA {release.cuda})", release.tensorflow)
-    found = base_for(release)
-    if found is None:
-        row.result = f"no registry-less base has a Python in {release.python}"
-        return row
-    suite, base = found
-    if (problem := ensure_base(suite, base)) is not None:
-        row.result = problem
-        return row
-    bot = Path(shutil.copytree(REPO / "example_bot", work / f"gpu-{release.version}", ignore=_no_outputs))
-    tag = ""
-    try:
-        code, out, err, seconds = rasa_gpu("build", str(bot), *image_args(release, base, "wheels"))
-        row.build = f"{seconds:.0f} s"
-        if code != 0:
-            row.result = f"build: {error_line(err)}"
+    with built(release, row, work, keep, "wheels") as ready:
+        if ready is None:
             return row
-        tag = built_tag(out)
-        row.size = size_of(tag)
-        said = [line for line in err.splitlines() if "CUDA check of" in line]
+        _, _, tag = ready
+        said = [line for line in row.build_output.splitlines() if "CUDA check of" in line]
         note = said[-1].split(": ", 1)[-1] if said else "(no CUDA check line)"
         row.ok = "-gpu-" in tag  # only a passed check leaves the gpu name on it
         row.result = f"CUDA check: {note}"
-        return row
-    finally:
-        if tag and not keep:
-            docker("image", "rm", "-f", tag)
+    return row
 
 
 def _no_outputs(folder: str, names: list[str]) -> list[str]:
