@@ -1,8 +1,16 @@
-"""A registry-less Python base image, built from a Debian mirror with debootstrap and `docker import`.
+"""A registry-less Python base image, built from a Debian (or Ubuntu) mirror with debootstrap and `docker import`.
 
 For air-gapped GPU hosts (and machines where no container registry answers): the rest of rasa-gpu then uses it
 through --base-image or `base_image` in rasa-gpu.toml. Each suite has its own image, `rasa-gpu/base:<suite>`:
-bullseye ships Python 3.9 (Rasa 3.1 and later), buster Python 3.7 (Rasa 2.x and 3.0, which need Python < 3.9).
+bullseye ships Python 3.9 (Rasa 3.1 and later), buster Python 3.7 (Rasa 2.x and 3.0, which need Python < 3.9),
+bookworm Python 3.11 (the newest Rasa Pro), and Ubuntu's noble Python 3.12, the only Python that Rasa Pro 3.14 to
+3.19 accept, which no Debian release ships.
+
+noble comes from http://archive.ubuntu.com/ubuntu (main and universe, where python3-pip is), checked against
+Ubuntu's archive keys: the host's ubuntu-archive-keyring.gpg where it has one, else the keyring Ubuntu publishes
+at archive.ubuntu.com/ubuntu/project/, taken only when its sha256 is the one pinned here (it holds the 2018
+archive key F6EC B376 2474 EDA9 D21B 7022 8719 20D1 991B C93C). A debootstrap too old to know noble runs it with
+its script for every Ubuntu release since gutsy.
 The image carries the label io.rasa-gpu.python=<X.Y>, so a build checks the Rasa release against it before it starts.
 
 buster has left deb.debian.org (http://deb.debian.org/debian/dists/buster/Release answers 404), so `--suite buster`
@@ -13,10 +21,12 @@ host's current Debian keys plus its removed ones, where debian-archive-keyring k
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,9 +38,16 @@ if TYPE_CHECKING:  # docker-py loads when an image is built, not when the CLI's 
 
 DEFAULT_SUITE = "bullseye"
 IMAGE_REPO = "rasa-gpu/base"
-SUITE_PYTHON = {"buster": "3.7", "bullseye": "3.9", "bookworm": "3.11"}
+SUITE_PYTHON = {"buster": "3.7", "bullseye": "3.9", "bookworm": "3.11", "noble": "3.12"}
 #: Suites that have left deb.debian.org, and where debootstrap finds them instead.
 ARCHIVED_SUITES = {"buster": "http://archive.debian.org/debian"}
+#: Ubuntu's suites: fetched from Ubuntu's archive, with its keys and its universe component.
+UBUNTU_SUITES = {"noble"}
+UBUNTU_MIRROR = "http://archive.ubuntu.com/ubuntu"
+UBUNTU_KEYRING = "ubuntu-archive-keyring.gpg"
+UBUNTU_KEYRING_URL = f"{UBUNTU_MIRROR}/project/{UBUNTU_KEYRING}"
+UBUNTU_KEYRING_SHA256 = "80a36b0a6de2f69f49d2df75ef473ccde121e9e190b9ea01d20a4f63778d5c31"
+DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
 KEYRINGS = Path("/usr/share/keyrings")
 #: debian-archive-keyring moves the keys of releases it no longer supports here; archived suites need them.
 ARCHIVE_KEYRINGS = ("debian-archive-keyring.gpg", "debian-archive-removed-keys.gpg")
@@ -48,18 +65,52 @@ DEFAULT_NAME = default_name(DEFAULT_SUITE)
 
 def default_mirror(suite: str) -> str | None:
     """The mirror a suite is fetched from without --mirror: None (debootstrap's own, deb.debian.org) for the suites
-    Debian still carries, archive.debian.org for the ones that have left it."""
-    return ARCHIVED_SUITES.get(suite)
+    Debian still carries, archive.debian.org for the ones that have left it, Ubuntu's archive for Ubuntu's."""
+    return UBUNTU_MIRROR if suite in UBUNTU_SUITES else ARCHIVED_SUITES.get(suite)
 
 
 def debootstrap_command(
-    suite: str, rootfs: Path, mirror: str | None, keyring: Path | None = None
+    suite: str,
+    rootfs: Path,
+    mirror: str | None,
+    keyring: Path | None = None,
+    scripts: Path = DEBOOTSTRAP_SCRIPTS,
 ) -> list[str]:
     command = ["debootstrap", "--variant=minbase", f"--include={PACKAGES}"]
+    if suite in UBUNTU_SUITES:
+        command.append("--components=main,universe")
     if keyring is not None:
         command.append(f"--keyring={keyring}")
     command += [suite, str(rootfs)]
-    return command + [mirror] if mirror else command
+    if not mirror:
+        return command
+    command.append(mirror)
+    if suite in UBUNTU_SUITES and not (scripts / suite).exists():
+        command.append(str(scripts / "gutsy"))  # every Ubuntu release's script links to it
+    return command
+
+
+def ubuntu_keyring(folder: Path, keyrings: Path = KEYRINGS, url: str = UBUNTU_KEYRING_URL) -> Path:
+    """Ubuntu's archive keys: the host's keyring, else the one Ubuntu publishes, written into folder only when its
+    sha256 is the pinned one."""
+    if (keyrings / UBUNTU_KEYRING).is_file():
+        return keyrings / UBUNTU_KEYRING
+    try:
+        with urllib.request.urlopen(url, timeout=60) as answer:
+            data = answer.read(1 << 20)
+    except OSError as exc:
+        raise RasaGpuError(
+            f"cannot fetch Ubuntu's archive keys from {url} ({exc}); install ubuntu-keyring on this host "
+            f"(it provides {keyrings / UBUNTU_KEYRING}) and run it again"
+        ) from exc
+    if hashlib.sha256(data).hexdigest() != UBUNTU_KEYRING_SHA256:
+        raise RasaGpuError(
+            f"the Ubuntu keyring at {url} is not the one rasa-gpu knows (sha256 differs): not trusting it; install "
+            f"ubuntu-keyring on this host (it provides {keyrings / UBUNTU_KEYRING}) and run it again"
+        )
+    path = folder / UBUNTU_KEYRING
+    path.write_bytes(data)
+    return path
 
 
 def archive_keyring(suite: str, folder: Path, keyrings: Path = KEYRINGS) -> Path | None:
@@ -85,7 +136,7 @@ def build_base_image(
 ) -> str:
     """Build the base image (named rasa-gpu/base:<suite> unless name is given) and return its id."""
     if suite not in SUITE_PYTHON:
-        raise RasaGpuError(f"unknown Debian suite '{suite}'; use one of {', '.join(SUITE_PYTHON)}")
+        raise RasaGpuError(f"unknown suite '{suite}'; use one of {', '.join(SUITE_PYTHON)}")
     if shutil.which("debootstrap") is None:
         raise RasaGpuError("debootstrap is not installed; on Debian/Ubuntu: sudo apt-get install debootstrap")
     if os.geteuid() != 0:
@@ -94,9 +145,11 @@ def build_base_image(
     mirror = mirror or default_mirror(suite)
     with tempfile.TemporaryDirectory(prefix="rasa-gpu-base-") as tmp:
         rootfs = Path(tmp) / "rootfs"
+        ubuntu = suite in UBUNTU_SUITES
         if mirror:
-            on_line(f"fetching Debian {suite} from {mirror}")
-        _run(debootstrap_command(suite, rootfs, mirror, archive_keyring(suite, Path(tmp))), on_line)
+            on_line(f"fetching {'Ubuntu' if ubuntu else 'Debian'} {suite} from {mirror}")
+        keyring = ubuntu_keyring(Path(tmp)) if ubuntu else archive_keyring(suite, Path(tmp))
+        _run(debootstrap_command(suite, rootfs, mirror, keyring), on_line)
         if HOST_CA_BUNDLE.is_file():
             # The image trusts what this host trusts, so pip works behind a TLS-intercepting proxy too.
             shutil.copyfile(HOST_CA_BUNDLE, rootfs / "etc/ssl/certs/ca-certificates.crt")

@@ -41,12 +41,63 @@ def test_each_suite_has_its_own_default_name():
         "rasa-gpu/base:buster",
         "rasa-gpu/base:bullseye",
         "rasa-gpu/base:bookworm",
+        "rasa-gpu/base:noble",
     }
 
 
 def test_buster_comes_from_the_debian_archive_the_others_from_debootstraps_default():
     assert default_mirror("buster") == "http://archive.debian.org/debian"
     assert default_mirror("bullseye") is None and default_mirror("bookworm") is None
+    assert default_mirror("noble") == "http://archive.ubuntu.com/ubuntu"
+
+
+def test_noble_takes_ubuntus_universe_and_an_old_debootstrap_takes_the_ubuntu_script(tmp_path):
+    rootfs = Path("/tmp/rootfs")
+    old = debootstrap_command("noble", rootfs, default_mirror("noble"), Path("/k/u.gpg"), scripts=tmp_path)
+    assert "--components=main,universe" in old and "--keyring=/k/u.gpg" in old
+    assert old[-4:] == ["noble", "/tmp/rootfs", "http://archive.ubuntu.com/ubuntu", str(tmp_path / "gutsy")]
+    (tmp_path / "gutsy").write_text("# debootstrap's Ubuntu script\n")
+    (tmp_path / "noble").symlink_to("gutsy")
+    new = debootstrap_command("noble", rootfs, default_mirror("noble"), None, scripts=tmp_path)
+    assert new[-3:] == ["noble", "/tmp/rootfs", "http://archive.ubuntu.com/ubuntu"]
+    assert "--components=main,universe" not in debootstrap_command("bookworm", rootfs, None)
+
+
+def _serve(tmp_path, body: bytes) -> tuple[str, object]:
+    import http.server
+    import threading
+
+    (tmp_path / "www").mkdir(exist_ok=True)
+    (tmp_path / "www" / "keys.gpg").write_bytes(body)
+    handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"), **kw)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}/keys.gpg", server
+
+
+def test_ubuntus_keyring_is_the_hosts_else_the_published_one_only_with_the_pinned_sha256(
+    tmp_path, monkeypatch
+):
+    import hashlib
+
+    keys = tmp_path / "keyrings"
+    keys.mkdir()
+    url, server = _serve(tmp_path, b"ubuntu keys")
+    try:
+        monkeypatch.setattr(base_image, "UBUNTU_KEYRING_SHA256", hashlib.sha256(b"ubuntu keys").hexdigest())
+        fetched = base_image.ubuntu_keyring(tmp_path, keys, url)
+        assert fetched.parent == tmp_path and fetched.read_bytes() == b"ubuntu keys"
+        monkeypatch.setattr(base_image, "UBUNTU_KEYRING_SHA256", hashlib.sha256(b"other keys").hexdigest())
+        fetched.unlink()
+        with pytest.raises(base_image.RasaGpuError, match="not the one rasa-gpu knows"):
+            base_image.ubuntu_keyring(tmp_path, keys, url)
+        assert not fetched.exists()  # an unknown keyring is never written where debootstrap would read it
+        (keys / "ubuntu-archive-keyring.gpg").write_bytes(b"host keys")
+        assert base_image.ubuntu_keyring(tmp_path, keys, url) == keys / "ubuntu-archive-keyring.gpg"
+    finally:
+        server.shutdown()
+    with pytest.raises(base_image.RasaGpuError, match="install ubuntu-keyring"):
+        base_image.ubuntu_keyring(tmp_path, tmp_path / "none", url)
 
 
 def test_debootstrap_command_with_and_without_mirror_and_keyring():
@@ -75,6 +126,7 @@ def test_archived_suites_get_the_current_and_removed_keys_in_one_keyring(tmp_pat
 def test_the_image_is_labelled_with_its_python():
     assert "LABEL io.rasa-gpu.python=3.7" in image_changes("buster")
     assert "LABEL io.rasa-gpu.python=3.9" in image_changes("bullseye")
+    assert "LABEL io.rasa-gpu.python=3.12" in image_changes("noble")
 
 
 def test_suite_picks_the_image_name_unless_name_is_given(monkeypatch):

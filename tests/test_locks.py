@@ -185,6 +185,8 @@ def test_the_generator_picks_the_bases_pythons_fixes_and_a_date_after_the_releas
     fixes = tool.load_fixes()
     assert [f["require"] for f in tool.fixes_for(fixes, "rasa", "3.4.18")] == [["numpy<1.24"]]
     assert tool.fixes_for(fixes, "rasa", "3.5.17") == [] and tool.fixes_for(fixes, "rasa-pro", "3.4.0") == []
+    assert [f["exclude"] for f in tool.fixes_for(fixes, "rasa-pro", "3.21.0")] == [["mitie"]]
+    assert tool.fixes_for(fixes, "rasa-pro", "3.13.25") == []
     assert tool.file_version("tensorflow-text", "tensorflow_text-2.12.0-cp39-cp39-manylinux.whl") == "2.12.0"
     assert tool.file_version("rasa", "rasa-3.6.21.tar.gz") == "3.6.21"
     day = dt.datetime(2025, 1, 14, 10, tzinfo=dt.timezone.utc)
@@ -257,3 +259,33 @@ def test_the_bot_stage_holds_the_whole_locked_set_fixed():
     assert (
         "-c /tmp/rasa-gpu/bot-constraints.txt" in bot_stage.split(">> /tmp/rasa-gpu/bot-constraints.txt")[1]
     )
+
+
+def test_a_lock_fix_of_the_wrong_shape_is_named(tmp_path):
+    tool = _load_tool()
+    bad = tmp_path / "lock_fixes.toml"
+    bad.write_text('[[fix]]\nreleases = "rasa>=3.4"\nrequire = "numpy<1.24"\nwhy = "x"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="fix 1: 'require' must be a list of strings"):
+        tool.load_fixes(bad)
+    bad.write_text('[[fix]]\nreleases = "rasa>=3.4"\nwhy = "x"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="needs 'require' or 'exclude'"):
+        tool.load_fixes(bad)
+
+
+def test_every_shipped_lock_says_the_fixes_the_generator_applies_to_it():
+    """The locks in rasa_gpu/data/locks are the generator's output: a lock whose release a fix names carries that
+    fix's header line and lacks the packages it excludes (so a lock edited by hand, or not regenerated after a fix
+    was added, fails here)."""
+    tool = _load_tool()
+    fixes = tool.load_fixes()
+    checked = 0
+    for lock in sorted(tool.LOCKS.glob("rasa*-py*.txt")):
+        head = lock.read_text(encoding="utf-8").splitlines()[0]
+        package, version = head.removeprefix("# ").split()[:2]
+        text = lock.read_text(encoding="utf-8")
+        for fix in tool.fixes_for(fixes, package, version):
+            assert f"# fix ({fix['releases']}:" in text, lock.name
+            for name in fix.get("exclude", []):
+                assert not re.search(rf"^{re.escape(name)}==", text, re.MULTILINE), (lock.name, name)
+            checked += 1
+    assert checked >= 9  # Rasa 3.4 and the eight Pro releases 3.14-3.21

@@ -47,11 +47,11 @@ COMPAT_JSON = REPO / "rasa_gpu" / "data" / "compat.json"
 LOCKS = REPO / "rasa_gpu" / "data" / "locks"
 FIXES = REPO / "tools" / "data" / "lock_fixes.toml"
 INDEX = "https://pypi.org/simple"
-#: The Pythons of rasa-gpu's registry-less bases (rasa_gpu.base_image.SUITE_PYTHON, bullseye and bookworm).
-BASE_PYTHONS = ("3.9", "3.11")
+#: The Pythons of rasa-gpu's registry-less bases (rasa_gpu.base_image.SUITE_PYTHON: bullseye, bookworm, noble).
+BASE_PYTHONS = ("3.9", "3.11", "3.12")
 #: Their exact Pythons (a release may want >=3.9.2, which 3.9 alone, read as 3.9.0, is not).
-BASE_PATCHES = {"3.9": "3.9.2", "3.11": "3.11.2"}
-#: For a release that no registry-less base holds (Rasa Pro 3.14-3.19 want 3.12): the python:3.X-slim bases.
+BASE_PATCHES = {"3.9": "3.9.2", "3.11": "3.11.2", "3.12": "3.12.3"}
+#: For a release that no registry-less base holds: the python:3.X-slim bases.
 SLIM_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12")
 PLATFORM = "x86_64-manylinux_2_31"  # bullseye's glibc; Ubuntu 20.04 (TensorFlow's images) has 2.31 too
 OLDEST_OPEN_SOURCE = Version("3.1")  # 3.0 and 2.x need Python < 3.9: no registry-less base holds them
@@ -127,7 +127,24 @@ def accepts_python(python_range: str, python: str) -> bool:
 
 
 def load_fixes(path: Path = FIXES) -> list[dict]:
-    return tomllib.loads(path.read_text(encoding="utf-8")).get("fix", [])
+    """The [[fix]] tables, each checked: `releases` and `why` strings, `require` and `exclude` lists of strings,
+    at least one of them (a ValueError names the fix and the key otherwise)."""
+    fixes = tomllib.loads(path.read_text(encoding="utf-8")).get("fix", [])
+    for number, fix in enumerate(fixes, 1):
+        where = f"{path.name}: fix {number}"
+        for key in ("releases", "why"):
+            if not isinstance(fix.get(key), str):
+                raise ValueError(f"{where}: '{key}' must be a string")
+        for key in ("require", "exclude"):
+            value = fix.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise ValueError(f"{where}: '{key}' must be a list of strings")
+        if not fix.get("require") and not fix.get("exclude"):
+            raise ValueError(f"{where}: it needs 'require' or 'exclude'")
+        unknown = set(fix) - {"releases", "why", "require", "exclude"}
+        if unknown:
+            raise ValueError(f"{where}: unknown key {', '.join(sorted(unknown))}")
+    return fixes
 
 
 def fixes_for(fixes: list[dict], package: str, version: str) -> list[dict]:
@@ -190,7 +207,8 @@ def uv_command() -> list[str]:
 def compile_lock(target: Target, margin_days: int, fixes: list[dict]) -> str:
     date = cutoff(target, margin_days)
     applied = fixes_for(fixes, target.package, target.version)
-    extra = [r for fix in applied for r in fix["require"]]
+    extra = [r for fix in applied for r in fix.get("require", [])]
+    left_out = [name for fix in applied for name in fix.get("exclude", [])]
     with tempfile.TemporaryDirectory(prefix="rasa-gpu-lock-") as tmp:
         inputs = Path(tmp) / "requirements.in"
         inputs.write_text("\n".join(target.requirements() + extra) + "\n", encoding="utf-8")
@@ -211,6 +229,7 @@ def compile_lock(target: Target, margin_days: int, fixes: list[dict]) -> str:
             "--no-annotate",
             "--no-config",
             "--quiet",
+            *(arg for name in left_out for arg in ("--no-emit-package", name)),
         ]
         env = {**os.environ, "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(Path(tmp) / "cache"))}
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
@@ -224,7 +243,8 @@ def compile_lock(target: Target, margin_days: int, fixes: list[dict]) -> str:
         f"# resolved as of {date.isoformat()} (uv pip compile --exclude-newer), hashes required",
     ]
     for fix in applied:
-        header.append(f"# fix ({fix['releases']}: {', '.join(fix['require'])}): {fix['why']}")
+        changes = [*fix.get("require", []), *(f"without {name}" for name in fix.get("exclude", []))]
+        header.append(f"# fix ({fix['releases']}: {', '.join(changes)}): {fix['why']}")
     return "\n".join(header) + "\n" + done.stdout
 
 

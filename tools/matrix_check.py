@@ -10,7 +10,7 @@ image's entry script adjusts Rasa's internals (eager DIET, kept policies, packin
 every release or be switched off for it, never crash.
 
 Rasa Pro (the newest patch of 3.8 to 3.21, on the registry-less base of the Python it needs: bullseye 3.9, else
-bookworm 3.11): build the image, then train with a dummy license: the row passes when Rasa's own license check
+bookworm 3.11, else Ubuntu noble 3.12, the only Python of 3.14 to 3.19): build the image, then train with a dummy license: the row passes when Rasa's own license check
 refuses it (everything up to it works).
 
 CUDA lines (--no-cuda-lines skips): the GPU image of the newest release of each CUDA line the matrix uses (11.8:
@@ -18,8 +18,9 @@ Rasa 3.6.21, TensorFlow 2.12; 12.5: the newest Rasa Pro, TensorFlow 2.21) is bui
 and must pass the CUDA check (every library but the driver's libcuda loads).
 
 Prints one table row per release (release, TensorFlow, image size, build, training, result) and a summary; exits 1
-if a row failed. Each image is removed after its row unless --keep. Needs a Docker engine and, for the bases,
-root (`rasa-gpu base-image` runs debootstrap). The bookworm base is made when a row needs it.
+if a row failed. Each image is removed after its row unless --keep; an image that was there before the row is
+found, not built (its build shows "cached"), and left in place. Needs a Docker engine and, for the bases,
+root (`rasa-gpu base-image` runs debootstrap). The bookworm and noble bases are made when a row needs them.
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ from packaging.version import Version  # noqa: E402
 
 from rasa_gpu.compat import OPEN_SOURCE, PRO, RasaRelease, accepts_python, load_matrix  # noqa: E402
 
-BASES = {"3.9": ("bullseye", "rasa-gpu/base:bullseye"), "3.11": ("bookworm", "rasa-gpu/base:bookworm")}
+BASES = {
+    "3.9": ("bullseye", "rasa-gpu/base:bullseye"),
+    "3.11": ("bookworm", "rasa-gpu/base:bookworm"),
+    "3.12": ("noble", "rasa-gpu/base:noble"),
+}
 EPOCHS = ["--set", "DIETClassifier.epochs=2", "--set", "TEDPolicy.epochs=2"]
 ONE_MORE = "      - hello there, matrix\n"
 
@@ -166,7 +171,7 @@ def built(
     or None with row.result saying what failed. The image is removed afterwards unless keep."""
     found = base_for(release)
     if found is None:
-        row.result = f"no registry-less base has a Python in {release.python} (bullseye 3.9, bookworm 3.11)"
+        row.result = f"no registry-less base has a Python in {release.python} (bullseye 3.9, bookworm 3.11, noble 3.12)"
         yield None
         return
     suite, base = found
@@ -176,6 +181,7 @@ def built(
         return
     bot = Path(shutil.copytree(REPO / "example_bot", work / f"{cuda}-{release.version}", ignore=_no_outputs))
     args = image_args(release, base, cuda)
+    there_before = set(docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").split())
     code, out, err, seconds = rasa_gpu("build", str(bot), *args)
     row.build, row.build_output = f"{seconds:.0f} s", err
     if code != 0:
@@ -184,10 +190,13 @@ def built(
         return
     tag = built_tag(out)
     row.size = size_of(tag)
+    cached = tag in there_before  # someone's image (a CI run's, say): found, not built, and left in place
+    if cached:
+        row.build = "cached"
     try:
         yield bot, args, tag
     finally:
-        if not keep:
+        if not keep and not cached:
             docker("image", "rm", "-f", tag)
 
 

@@ -65,7 +65,8 @@ def build(
     type=LazyChoice("rasa_gpu.base_image", "SUITE_PYTHON", sort=True),
     default=Deferred("rasa_gpu.base_image", "DEFAULT_SUITE"),
     show_default=True,
-    help="Debian release: bullseye has Python 3.9 (Rasa 3.1 and later), buster Python 3.7 (Rasa 2.x, 3.0).",
+    help="Debian or Ubuntu release: bullseye has Python 3.9 (Rasa 3.1 and later), buster Python 3.7 (Rasa 2.x, "
+    "3.0), bookworm Python 3.11 (the newest Rasa Pro), noble (Ubuntu 24.04) Python 3.12 (Rasa Pro 3.14-3.19).",
 )
 @click.option(
     "--name",
@@ -77,7 +78,8 @@ def build(
     "--mirror",
     metavar="URL",
     cls=DeferredHelp,
-    help="Debian mirror (default: debootstrap's; for buster {}, as it left deb.debian.org).",
+    help="Debian or Ubuntu mirror (default: debootstrap's; for buster {}, as it left deb.debian.org; for noble "
+    "Ubuntu's archive).",
     help_values=(Deferred("rasa_gpu.base_image", "default_mirror", "buster"),),
 )
 @click.option(
@@ -86,13 +88,14 @@ def build(
     help="Do nothing if the image exists or the default GPU base image can be pulled.",
 )
 def base_image_cmd(suite: str, name: str | None, mirror: str | None, if_needed: bool) -> None:
-    """Build a Python base image from a Debian mirror (debootstrap + docker import), for hosts where no container
-    registry answers. Use it with --base-image or `base_image` in rasa-gpu.toml.
+    """Build a Python base image from a Debian or Ubuntu mirror (debootstrap + docker import), for hosts where no
+    container registry answers. Use it with --base-image or `base_image` in rasa-gpu.toml.
 
     \b
     Examples:
       sudo rasa-gpu base-image && rasa-gpu train example_bot --base-image rasa-gpu/base:bullseye
       sudo rasa-gpu base-image --suite buster    # rasa-gpu/base:buster, Python 3.7, for Rasa 2.x
+      sudo rasa-gpu base-image --suite noble     # rasa-gpu/base:noble, Python 3.12, for Rasa Pro 3.14-3.19
     """
     from ..base_image import build_base_image, default_name
     from ..compat import load_matrix
