@@ -1,7 +1,21 @@
 #!/usr/bin/env bash
 # The test command: lint, types, and every test against a real Docker engine (a missing engine fails).
-# Extra arguments go to pytest (e.g. -k train -x).
+# Extra arguments go to pytest (e.g. -k train -x). `--fast` first: the tier that needs no engine.
 set -euo pipefail
+if [ "${1:-}" = --fast ]; then
+  # The fast tier: lint, types and every test that needs no engine (no Docker, Slurm or SSH started), about two
+  # minutes on 2 cores. The tests it leaves out are marked docker (tests/conftest.py marks each one whose fixtures
+  # reach an engine).
+  shift
+  cd "$(dirname "$0")/.."
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/python -m pip install -q --disable-pip-version-check ".[test]"
+  export PATH="$PWD/.venv/bin:$PATH"
+  ruff check rasa_gpu tests tools benchmarks
+  ruff format --check rasa_gpu tests tools benchmarks
+  mypy
+  exec python -m pytest -p no:cacheprovider -m "not docker" "$@"
+fi
 . "$(dirname "$0")/setup.sh" test
 bash scripts/compose.sh  # docker compose (v2) and docker-compose (v1): the services tests use both
 bash scripts/registry.sh  # docker-registry and htpasswd: the push tests start a registry with a login

@@ -361,3 +361,14 @@ def intent_of(docker_client, image: str, bot: Path, model: Path, text: str) -> s
             return str(json.load(resp)["intent"]["name"])
     finally:
         container.remove(force=True)
+
+
+# ---- tiers ------------------------------------------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that reaches an engine through a fixture (docker_client and all that build on it) is marked docker,
+    so `pytest -m "not docker"` (scripts/test.sh --fast) is the tier that needs no engine."""
+    for item in items:
+        if "docker_client" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.docker)

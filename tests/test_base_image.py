@@ -96,6 +96,7 @@ def test_ubuntus_keyring_is_the_hosts_else_the_published_one_only_with_the_pinne
         assert base_image.ubuntu_keyring(tmp_path, keys, url) == keys / "ubuntu-archive-keyring.gpg"
     finally:
         server.shutdown()
+        server.server_close()  # nothing listens there now: the fetch is refused at once
     with pytest.raises(base_image.RasaGpuError, match="install ubuntu-keyring"):
         base_image.ubuntu_keyring(tmp_path, tmp_path / "none", url)
 
