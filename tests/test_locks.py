@@ -268,7 +268,7 @@ def test_a_lock_fix_of_the_wrong_shape_is_named(tmp_path):
     with pytest.raises(ValueError, match="fix 1: 'require' must be a list of strings"):
         tool.load_fixes(bad)
     bad.write_text('[[fix]]\nreleases = "rasa>=3.4"\nwhy = "x"\n', encoding="utf-8")
-    with pytest.raises(ValueError, match="needs 'require' or 'exclude'"):
+    with pytest.raises(ValueError, match="needs one of 'require', 'exclude', 'only_binary'"):
         tool.load_fixes(bad)
 
 

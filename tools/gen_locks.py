@@ -126,22 +126,26 @@ def accepts_python(python_range: str, python: str) -> bool:
     return any(allowed.contains(f"{python}.{patch}") for patch in (0, 99))
 
 
+#: What a fix may change in a lock's inputs: requirements added, packages left out, packages taken from wheels only.
+CHANGES = ("require", "exclude", "only_binary")
+
+
 def load_fixes(path: Path = FIXES) -> list[dict]:
-    """The [[fix]] tables, each checked: `releases` and `why` strings, `require` and `exclude` lists of strings,
-    at least one of them (a ValueError names the fix and the key otherwise)."""
+    """The [[fix]] tables, each checked: `releases` and `why` strings, `require`, `exclude` and `only_binary` lists
+    of strings, at least one of them (a ValueError names the fix and the key otherwise)."""
     fixes = tomllib.loads(path.read_text(encoding="utf-8")).get("fix", [])
     for number, fix in enumerate(fixes, 1):
         where = f"{path.name}: fix {number}"
         for key in ("releases", "why"):
             if not isinstance(fix.get(key), str):
                 raise ValueError(f"{where}: '{key}' must be a string")
-        for key in ("require", "exclude"):
+        for key in CHANGES:
             value = fix.get(key, [])
             if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
                 raise ValueError(f"{where}: '{key}' must be a list of strings")
-        if not fix.get("require") and not fix.get("exclude"):
-            raise ValueError(f"{where}: it needs 'require' or 'exclude'")
-        unknown = set(fix) - {"releases", "why", "require", "exclude"}
+        if not any(fix.get(key) for key in CHANGES):
+            raise ValueError(f"{where}: it needs one of {', '.join(repr(key) for key in CHANGES)}")
+        unknown = set(fix) - {"releases", "why", *CHANGES}
         if unknown:
             raise ValueError(f"{where}: unknown key {', '.join(sorted(unknown))}")
     return fixes
@@ -209,6 +213,7 @@ def compile_lock(target: Target, margin_days: int, fixes: list[dict]) -> str:
     applied = fixes_for(fixes, target.package, target.version)
     extra = [r for fix in applied for r in fix.get("require", [])]
     left_out = [name for fix in applied for name in fix.get("exclude", [])]
+    wheels_only = [name for fix in applied for name in fix.get("only_binary", [])]
     with tempfile.TemporaryDirectory(prefix="rasa-gpu-lock-") as tmp:
         inputs = Path(tmp) / "requirements.in"
         inputs.write_text("\n".join(target.requirements() + extra) + "\n", encoding="utf-8")
@@ -230,6 +235,7 @@ def compile_lock(target: Target, margin_days: int, fixes: list[dict]) -> str:
             "--no-config",
             "--quiet",
             *(arg for name in left_out for arg in ("--no-emit-package", name)),
+            *(arg for name in wheels_only for arg in ("--only-binary", name)),
         ]
         env = {**os.environ, "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(Path(tmp) / "cache"))}
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
@@ -243,7 +249,11 @@ def compile_lock(target: Target, margin_days: int, fixes: list[dict]) -> str:
         f"# resolved as of {date.isoformat()} (uv pip compile --exclude-newer), hashes required",
     ]
     for fix in applied:
-        changes = [*fix.get("require", []), *(f"without {name}" for name in fix.get("exclude", []))]
+        changes = [
+            *fix.get("require", []),
+            *(f"without {name}" for name in fix.get("exclude", [])),
+            *(f"{name} from a wheel" for name in fix.get("only_binary", [])),
+        ]
         header.append(f"# fix ({fix['releases']}: {', '.join(changes)}): {fix['why']}")
     return "\n".join(header) + "\n" + done.stdout
 
