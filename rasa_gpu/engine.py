@@ -202,11 +202,16 @@ class RunningContainer:
 
     def output(self, tty: bool = False) -> Iterator[bytes]:
         """stdout and stderr as they come, until the container exits (one raw stream with a TTY)."""
+        for _stream, data in self.frames(tty):
+            yield data
+
+    def frames(self, tty: bool = False) -> Iterator[tuple[int, bytes]]:
+        """(stream, bytes) as they come, 1 for stdout and 2 for stderr, until the container exits: to split into
+        lines per stream (progress.split_stream_lines), as the two interleave mid-line."""
         from docker.utils.socket import frames_iter
 
         try:
-            for _stream, data in frames_iter(self._socket, tty=tty):
-                yield data
+            yield from frames_iter(self._socket, tty=tty)
         except (OSError, docker.errors.NotFound):
             return
 

@@ -26,6 +26,9 @@ _EXCEPTION = re.compile(
 #: the plain sentence it prints next, before it exits, is what it tells a user.
 _LOGGED_ERROR = re.compile(r"\[(?:error|critical)\s*\]\s+(\S+)\s*(.*)$")
 _LOGGED = re.compile(r"\[(?:debug|info|warning|error|critical)\s*\]")
+#: A line of Python's warnings module (`/path/x.py:12: DeprecationWarning: ...`) and a timestamped log line.
+_WARNING = re.compile(r"\.py:\d+: \w*Warning\b")
+_TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
 _DIRECT_CAUSE = "The above exception was the direct cause of the following exception"
 #: Output that means the disk (or a quota) ran full, wherever in Rasa it happened.
 _DISK_FULL = ("No space left on device", "[Errno 28]", "Disk quota exceeded", "database or disk is full")
@@ -64,23 +67,60 @@ class LogLine:
 ProgressEvent = Union[ComponentStarted, ComponentFinished, ComponentRestored, EpochProgress, LogLine]
 
 
-def split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Lines from a byte stream, splitting on \\n and on tqdm's \\r."""
-    pending = b""
-    for chunk in chunks:
-        pending += chunk
-        parts = re.split(rb"\r\n|\r|\n", pending)
-        pending = parts.pop()
+class _Lines:
+    """One stream's bytes into lines, splitting on \\n and on tqdm's \\r."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> Iterator[str]:
+        self.pending += chunk
+        parts = re.split(rb"\r\n|\r|\n", self.pending)
+        self.pending = parts.pop()
         for part in parts:
             if part.strip():
                 yield part.decode("utf-8", errors="replace").rstrip()
         # tqdm writes a whole bar per write and ends it with the next \r, which may come much later (DIET's first
         # epoch takes half a minute): pass a complete-looking bar on now instead of holding it back.
-        if _TQDM.search(pending.decode("utf-8", errors="replace")) and pending.rstrip().endswith(b"]"):
-            yield pending.decode("utf-8", errors="replace").rstrip()
-            pending = b""
-    if pending.strip():
-        yield pending.decode("utf-8", errors="replace").rstrip()
+        if _TQDM.search(self.pending.decode("utf-8", errors="replace")) and self.pending.rstrip().endswith(
+            b"]"
+        ):
+            yield self.pending.decode("utf-8", errors="replace").rstrip()
+            self.pending = b""
+
+    def rest(self) -> Iterator[str]:
+        if self.pending.strip():
+            yield self.pending.decode("utf-8", errors="replace").rstrip()
+        self.pending = b""
+
+
+def split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Lines from one byte stream, splitting on \\n and on tqdm's \\r."""
+    lines = _Lines()
+    for chunk in chunks:
+        yield from lines.feed(chunk)
+    yield from lines.rest()
+
+
+def split_stream_lines(frames: Iterable[tuple[int, bytes]]) -> Iterator[str]:
+    """Lines from a container's stdout and stderr frames ((stream, bytes), as the engine multiplexes them): each
+    stream is split on its own, so a line that stderr writes in two parts around a stdout write stays whole."""
+    streams: dict[int, _Lines] = {}
+    for stream, chunk in frames:
+        yield from streams.setdefault(stream, _Lines()).feed(chunk)
+    for lines in streams.values():
+        yield from lines.rest()
+
+
+def _told(line: str) -> bool:
+    """Whether a line of output reads as a sentence told to a user: not indented (a warning's source line, a
+    traceback's), not a Python warning, not a logged or timestamped line."""
+    plain = line.strip()
+    return (
+        bool(plain)
+        and not line[:1].isspace()
+        and not (_WARNING.search(plain) or _LOGGED.search(plain) or _TIMESTAMPED.match(plain))
+    )
 
 
 class ProgressParser:
@@ -125,10 +165,19 @@ class ProgressParser:
             return self._root_exception or self._last_exception
         return self._logged_error()
 
+    @property
+    def last_words(self) -> str | None:
+        """The last line of output when it reads as a sentence told to a user (what `raise SystemExit("...")` or
+        Rasa's print_error prints before exiting 1, as Rasa Pro 3.8 does for a license it refuses): not a Python
+        warning, its source line or a logged line. For a failure without an exception line."""
+        if not self.tail or not _told(self.tail[-1]):
+            return None
+        return self.tail[-1].strip()[:300]
+
     def _logged_error(self) -> str | None:
         """Rasa Pro's last logged error, with the sentence it printed next to it. The two go to stdout and stderr,
         which reach us in either order: the line after the error, or the one before when the error came last."""
-        lines = [line.strip() for line in self.tail]
+        lines = list(self.tail)
         found = [i for i, line in enumerate(lines) if _LOGGED_ERROR.search(line)]
         if not found:
             return None
@@ -136,9 +185,11 @@ class ProgressParser:
         m = _LOGGED_ERROR.search(lines[i])
         assert m is not None
         error = f"{m.group(1)} {m.group(2)}".strip()
-        j = i + 1 if i + 1 < len(lines) else i - 1
-        told = lines[j] if 0 <= j < len(lines) and lines[j] and not _LOGGED.search(lines[j]) else None
-        return f"{told} ({error})" if told else error
+        # The nearest sentence after it, else before it: warnings (and their source lines) may come between.
+        after = [line for line in lines[i + 1 :] if _told(line)]
+        before = [line for line in lines[:i] if _told(line)][-1:] if not after else []
+        told = (after or before)[:1]
+        return f"{told[0].strip()} ({error})" if told else error
 
     def error_lines(self, count: int = 12) -> list[str]:
         """The last lines of output other than progress bars, without colour codes: where Rasa explains a failure."""

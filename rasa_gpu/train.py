@@ -550,7 +550,9 @@ def _run_training(
 
         with gpu_rules.started(engine, build, gpu, "train", on_event) as (running, granted):
             on_event(TrainingStarted(image=image, gpu=gpu.describe() if granted else "none"))
-            return _follow(progress.split_lines(running.output()), running.wait, gpu, granted, on_event)
+            return _follow(
+                progress.split_stream_lines(running.frames()), running.wait, gpu, granted, on_event
+            )
     except KeyboardInterrupt:  # any container is stopped and removed by now (engine.running, _run_warm)
         if running is None and warm is None:
             raise Interrupted(
@@ -699,7 +701,8 @@ def _follow(
                 exit_code=code,
                 details=tail,
             )
-        cause = f": {parser.cause}" if parser.cause else ""
+        said = parser.cause or (parser.last_words if code == 1 else None)
+        cause = f": {said}" if said else ""
         raise TrainingFailed(
             f"rasa train failed inside the container{cause} (exit code {code})", exit_code=code, details=tail
         )

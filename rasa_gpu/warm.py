@@ -88,7 +88,7 @@ class WarmTrainer:
                 gpu,
                 granted,
             )
-            self._lines = progress.split_lines(running.output())
+            self._lines = progress.split_stream_lines(running.frames())
         assert self._running is not None and self._lines is not None
         running, lines = self._running, self._lines
         request = {"args": args, "env": environment}

@@ -430,3 +430,55 @@ def test_a_tqdm_bar_is_passed_on_without_waiting_for_the_next_update():
     lines = progress.split_lines(chunks())
     assert "Starting to train" in next(lines)
     assert next(lines).startswith("Epochs:   0%")
+
+
+def test_stdout_and_stderr_are_split_into_lines_each_on_its_own():
+    """Seen with Rasa Pro 3.13: a warning on stderr written in two parts around a stdout write came out as one
+    spliced line, and the cause line began with the warning's source line."""
+    frames = [
+        (2, b"/x/licensing.py:295: FutureWarning: RASA_PRO_LICENSE is deprecated\n  raise_deprecation_"),
+        (
+            1,
+            b"2026-12-03 12:30:01 [error    ] license.validation.error error=LicenseEncodingException('no JWT')\n",
+        ),
+        (
+            2,
+            b"warning(\nFailed to validate Rasa license which was read from environment variable RASA_PRO_LICENSE.",
+        ),
+    ]
+    lines = list(progress.split_stream_lines(frames))
+    assert "  raise_deprecation_warning(" in lines
+    assert (
+        lines[-1]
+        == "Failed to validate Rasa license which was read from environment variable RASA_PRO_LICENSE."
+    )
+    parser = progress.ProgressParser()
+    for line in lines:
+        parser.feed(line)
+    assert parser.cause == (
+        "Failed to validate Rasa license which was read from environment variable RASA_PRO_LICENSE. "
+        "(license.validation.error error=LicenseEncodingException('no JWT'))"
+    )
+
+
+def test_the_last_sentence_is_the_cause_only_when_it_reads_as_one():
+    said = progress.ProgressParser()
+    for line in [
+        "/usr/lib/python3/dist-packages/google/rpc/__init__.py:20: DeprecationWarning: Deprecated call",
+        "  pkg_resources.declare_namespace(__name__)",
+        "Failed to validate Rasa Pro license which was read from environmental variable `RASA_PRO_LICENSE`.",
+    ]:
+        said.feed(line)
+    assert said.cause is None  # no exception line, no logged error (Rasa Pro 3.8 raises SystemExit with it)
+    assert said.last_words == (
+        "Failed to validate Rasa Pro license which was read from environmental variable `RASA_PRO_LICENSE`."
+    )
+    for last in [
+        "/x/y.py:3: UserWarning: something",
+        "  warnings.warn(message)",
+        "2026-12-03 12:30:01 INFO     rasa.engine.training.hooks  - Starting to train component 'TEDPolicy'.",
+        "2026-12-03 12:30:01 [info     ] model.loaded",
+    ]:
+        other = progress.ProgressParser()
+        other.feed(last)
+        assert other.last_words is None, last
