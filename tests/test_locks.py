@@ -289,3 +289,21 @@ def test_every_shipped_lock_says_the_fixes_the_generator_applies_to_it():
                 assert not re.search(rf"^{re.escape(name)}==", text, re.MULTILINE), (lock.name, name)
             checked += 1
     assert checked >= 9  # Rasa 3.4 and the eight Pro releases 3.14-3.21
+
+
+def test_the_generator_tells_which_pins_have_no_wheel_for_the_bases():
+    tool = _load_tool()
+    files = [
+        "blis-1.2.1.tar.gz",
+        "blis-1.2.1-cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "blis-1.2.0-cp39-cp39-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "blis-1.2.1-cp39-cp39-musllinux_1_2_x86_64.whl",
+        "blis-1.2.1-cp39-cp39-manylinux_2_34_x86_64.whl",  # newer glibc than the bases' 2.31
+    ]
+    assert not tool.has_wheel(files, "1.2.1", "3.9")
+    assert tool.has_wheel(files, "1.2.0", "3.9") and tool.has_wheel(files, "1.2.1", "3.10")
+    assert tool.has_wheel(["six-1.17.0-py2.py3-none-any.whl"], "1.17.0", "3.9")
+    assert tool.has_wheel(["orjson-3.10.0-cp38-abi3-manylinux_2_28_x86_64.whl"], "3.10.0", "3.11")
+    tool._FILES.update({"blis": files, "six": ["six-1.17.0-py2.py3-none-any.whl"]})
+    lock = "# header\nblis==1.2.1 \\\n    --hash=sha256:00\nsix==1.17.0 \\\n    --hash=sha256:11\n"
+    assert tool.built_from_source(lock, "3.9") == ["blis==1.2.1"]

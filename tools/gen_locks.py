@@ -40,6 +40,8 @@ from pathlib import Path
 import tomllib
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 REPO = Path(__file__).resolve().parent.parent
@@ -162,6 +164,57 @@ def fixes_for(fixes: list[dict], package: str, version: str) -> list[dict]:
 
 
 _UPLOADS: dict[str, dict[str, dt.datetime]] = {}
+_FILES: dict[str, list[str]] = {}
+
+
+def supported_tags(python: str) -> set[Tag]:
+    """The wheel tags a CPython X.Y on the bases' platform (manylinux 2.31, x86_64) installs."""
+    major, minor = (int(part) for part in python.split(".")[:2])
+    glibc = int(PLATFORM.rsplit("_", 1)[1])
+    platforms = [f"manylinux_2_{m}_x86_64" for m in range(glibc, 4, -1)]
+    platforms += ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"]
+    found = set(cpython_tags((major, minor), abis=[f"cp{major}{minor}"], platforms=platforms))
+    return found | set(compatible_tags((major, minor), interpreter=f"cp{major}{minor}", platforms=platforms))
+
+
+def has_wheel(filenames: list[str], version: str, python: str) -> bool:
+    """Whether one of a project's files is a wheel of this version that the Python installs on the bases."""
+    wanted = supported_tags(python)
+    for name in filenames:
+        if not name.endswith(".whl"):
+            continue
+        try:
+            _, file_version_, _, file_tags = parse_wheel_filename(name)
+        except InvalidWheelFilename:
+            continue
+        if file_version_ == Version(version) and file_tags & wanted:
+            return True
+    return False
+
+
+def project_files(project: str) -> list[str]:
+    if project not in _FILES:
+        request = urllib.request.Request(
+            f"{INDEX}/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            _FILES[project] = [file["filename"] for file in json.load(answer)["files"]]
+    return _FILES[project]
+
+
+def built_from_source(lock_text: str, python: str) -> list[str]:
+    """The lock's pins that the image has to build from an sdist: no wheel of that version for the Python on the
+    bases' platform. Harmless for pure Python; anything with C code fails on the bases, which have no compiler
+    (blis, spaCy and mitie did): such a package goes into `only_binary` or `exclude` of lock_fixes.toml."""
+    pins = [
+        line.split(" ")[0] for line in lock_text.splitlines() if "==" in line and not line.startswith("#")
+    ]
+    found = []
+    for pin in pins:
+        name, _, version = pin.partition("==")
+        if not has_wheel(project_files(canonicalize_name(name)), version, python):
+            found.append(pin)
+    return found
 
 
 def upload_dates(project: str) -> dict[str, dt.datetime]:
@@ -286,6 +339,16 @@ def main(argv: list[str] | None = None) -> int:
         target.path.write_text(text, encoding="utf-8")
         pins = sum(1 for line in text.splitlines() if "==" in line and not line.startswith("#"))
         log(f"{target.path.relative_to(REPO)}: {pins} packages")
+        try:
+            sources = built_from_source(text, target.python)
+        except OSError as exc:
+            log(f"  (could not ask the index which packages have wheels: {exc})")
+            return
+        if sources:
+            log(
+                f"  built from source in the image (no wheel for Python {target.python}, {PLATFORM}): "
+                f"{', '.join(sources)}; one with C code needs `only_binary` or `exclude` in lock_fixes.toml"
+            )
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         list(pool.map(one, targets(rows, wanted, args.python)))
