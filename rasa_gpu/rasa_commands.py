@@ -103,9 +103,11 @@ def run(
     on_event: EventSink,
     on_output: Callable[[bytes], None],
     pump: Callable[[RunningContainer], None] | None = None,
+    on_frame: Callable[[int, bytes], None] | None = None,
 ) -> int:
     """Run `rasa ARGS`; its output goes to on_output as it comes (with a terminal, `pump` moves the keyboard's bytes
-    in and the screen's out instead). Returns Rasa's exit code."""
+    in and the screen's out instead), and each piece to on_frame with its stream (1 stdout, 2 stderr) for a caller
+    that reads Rasa's words. Returns Rasa's exit code."""
     engine = runner.local_engine(LOCAL_ONLY)
     network, args = with_services(project, engine, args)
     if network:
@@ -128,8 +130,10 @@ def run(
         if options.terminal and pump is not None:
             pump(running)
         else:
-            for chunk in running.output():
+            for stream, chunk in running.frames():
                 on_output(chunk)
+                if on_frame is not None:
+                    on_frame(stream, chunk)
         return running.wait()
 
 
@@ -193,22 +197,28 @@ def run_tests(
         args = rasa_test_args(project, options, model, f"{BOT_MOUNT}/{project.relative(fresh)}")
         record.model_path = project.relative(model) if model is not None else None
         record.rasa_args = args[1:]
-        output: list[bytes] = []
+        output: list[tuple[int, bytes]] = []
 
         inside = f"{BOT_MOUNT}/{project.relative(fresh)}".encode()
         shown = f"{BOT_MOUNT}/{RESULTS}".encode()
 
-        def keep(chunk: bytes) -> None:
-            output.append(chunk)
+        def show(chunk: bytes) -> None:
             on_output(
                 chunk.replace(inside, shown)
             )  # Rasa names the run's folder; the reports end in results/
 
-        code = run(project, image, args, rasa_options, runner, on_event, keep)
+        code = run(
+            project,
+            image,
+            args,
+            rasa_options,
+            runner,
+            on_event,
+            show,
+            on_frame=lambda stream, chunk: output.append((stream, chunk)),
+        )
         if code != 0:
-            raise TrainingFailed(
-                f"rasa test failed inside the container: {_cause(b''.join(output))}", exit_code=code
-            )
+            raise TrainingFailed(f"rasa test failed inside the container: {_cause(output)}", exit_code=code)
         figures = evaluation.read_results(fresh)
         results = project.make_owned_dirs(project.root / RESULTS)
         for path in sorted(fresh.rglob("*")):
@@ -225,12 +235,13 @@ def run_tests(
         claim.release()
 
 
-def _cause(output: bytes) -> str:
-    """Rasa's own words for the failure (as for a training): its exception line, else the last line it printed."""
-    from .progress import ProgressParser, split_lines
+def _cause(frames: list[tuple[int, bytes]]) -> str:
+    """Rasa's own words for the failure (as for a training): its exception line, else the last line it printed
+    (stdout and stderr split into lines each on its own)."""
+    from .progress import ProgressParser, split_stream_lines
 
     parser = ProgressParser()
-    lines = [line for line in split_lines([output]) if not isinstance(parser.feed(line), type(None))]
+    lines = [line for line in split_stream_lines(frames) if not isinstance(parser.feed(line), type(None))]
     if parser.cause:
         return parser.cause
     return (list(parser.tail) or lines or ["no output"])[-1][:300]

@@ -482,3 +482,14 @@ def test_the_last_sentence_is_the_cause_only_when_it_reads_as_one():
         other = progress.ProgressParser()
         other.feed(last)
         assert other.last_words is None, last
+
+
+def test_rasa_tests_cause_reads_each_stream_on_its_own():
+    from rasa_gpu.rasa_commands import _cause
+
+    frames = [
+        (2, b'Traceback (most recent call last):\n  File "x.py", line 1\nValueErr'),
+        (1, b"2026-12-03 13:00:00 INFO     rasa.cli.test  - Running NLU tests\n"),
+        (2, b"or: no NLU test data in /bot/tests\n"),
+    ]
+    assert _cause(frames) == "ValueError: no NLU test data in /bot/tests"
