@@ -304,6 +304,8 @@ def test_the_generator_tells_which_pins_have_no_wheel_for_the_bases():
     assert tool.has_wheel(files, "1.2.0", "3.9") and tool.has_wheel(files, "1.2.1", "3.10")
     assert tool.has_wheel(["six-1.17.0-py2.py3-none-any.whl"], "1.17.0", "3.9")
     assert tool.has_wheel(["orjson-3.10.0-cp38-abi3-manylinux_2_28_x86_64.whl"], "3.10.0", "3.11")
-    tool._FILES.update({"blis": files, "six": ["six-1.17.0-py2.py3-none-any.whl"]})
+    tool._FILES.update(
+        {"blis": [{"filename": f} for f in files], "six": [{"filename": "six-1.17.0-py2.py3-none-any.whl"}]}
+    )
     lock = "# header\nblis==1.2.1 \\\n    --hash=sha256:00\nsix==1.17.0 \\\n    --hash=sha256:11\n"
     assert tool.built_from_source(lock, "3.9") == ["blis==1.2.1"]

@@ -164,7 +164,7 @@ def fixes_for(fixes: list[dict], package: str, version: str) -> list[dict]:
 
 
 _UPLOADS: dict[str, dict[str, dt.datetime]] = {}
-_FILES: dict[str, list[str]] = {}
+_FILES: dict[str, list[dict]] = {}
 
 
 def supported_tags(python: str) -> set[Tag]:
@@ -192,13 +192,14 @@ def has_wheel(filenames: list[str], version: str, python: str) -> bool:
     return False
 
 
-def project_files(project: str) -> list[str]:
+def index_files(project: str) -> list[dict]:
+    """A project's files on the index (PEP 691 JSON: filename, hashes, PEP 700's upload-time), asked once."""
     if project not in _FILES:
         request = urllib.request.Request(
             f"{INDEX}/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
         )
         with urllib.request.urlopen(request, timeout=60) as answer:
-            _FILES[project] = [file["filename"] for file in json.load(answer)["files"]]
+            _FILES[project] = json.load(answer)["files"]
     return _FILES[project]
 
 
@@ -209,24 +210,21 @@ def built_from_source(lock_text: str, python: str) -> list[str]:
     pins = [
         line.split(" ")[0] for line in lock_text.splitlines() if "==" in line and not line.startswith("#")
     ]
-    found = []
-    for pin in pins:
-        name, _, version = pin.partition("==")
-        if not has_wheel(project_files(canonicalize_name(name)), version, python):
-            found.append(pin)
-    return found
+    projects = {pin: canonicalize_name(pin.partition("==")[0]) for pin in pins}
+    with ThreadPoolExecutor(max_workers=8) as pool:  # one index request per project, side by side
+        list(pool.map(index_files, set(projects.values())))
+    return [
+        pin
+        for pin, project in projects.items()
+        if not has_wheel([f["filename"] for f in index_files(project)], pin.partition("==")[2], python)
+    ]
 
 
 def upload_dates(project: str) -> dict[str, dt.datetime]:
     """The first upload time of each version of a project (PEP 691 JSON with PEP 700's upload-time)."""
     if project not in _UPLOADS:
-        request = urllib.request.Request(
-            f"{INDEX}/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            files = json.load(answer)["files"]
         dates: dict[str, dt.datetime] = {}
-        for file in files:
+        for file in index_files(project):
             version = file_version(project, file["filename"])
             stamp = file.get("upload-time")
             if version is None or not stamp:

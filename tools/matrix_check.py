@@ -10,8 +10,8 @@ image's entry script adjusts Rasa's internals (eager DIET, kept policies, packin
 every release or be switched off for it, never crash.
 
 Rasa Pro (the newest patch of 3.8 to 3.21, on the registry-less base of the Python it needs: bullseye 3.9, else
-bookworm 3.11, else Ubuntu noble 3.12, the only Python of 3.14 to 3.19): build the image, then train with a dummy license: the row passes when Rasa's own license check
-refuses it (everything up to it works).
+bookworm 3.11, else Ubuntu noble 3.12, the only Python of 3.14 to 3.19): build the image, then train with a dummy
+license: the row passes when Rasa's own license check refuses it (everything up to it works).
 
 CUDA lines (--no-cuda-lines skips): the GPU image of the newest release of each CUDA line the matrix uses (11.8:
 Rasa 3.6.21, TensorFlow 2.12; 12.5: the newest Rasa Pro, TensorFlow 2.21) is built from its lock with NVIDIA's wheels
@@ -43,13 +43,11 @@ sys.path.insert(0, str(REPO))
 
 from packaging.version import Version  # noqa: E402
 
+from rasa_gpu.base_image import SUITE_PYTHON, default_name  # noqa: E402
 from rasa_gpu.compat import OPEN_SOURCE, PRO, RasaRelease, accepts_python, load_matrix  # noqa: E402
 
-BASES = {
-    "3.9": ("bullseye", "rasa-gpu/base:bullseye"),
-    "3.11": ("bookworm", "rasa-gpu/base:bookworm"),
-    "3.12": ("noble", "rasa-gpu/base:noble"),
-}
+#: Python -> (suite, image) of the registry-less bases, oldest Python first (base-image's own table).
+BASES = {python: (suite, default_name(suite)) for suite, python in SUITE_PYTHON.items()}
 EPOCHS = ["--set", "DIETClassifier.epochs=2", "--set", "TEDPolicy.epochs=2"]
 ONE_MORE = "      - hello there, matrix\n"
 
@@ -171,7 +169,8 @@ def built(
     or None with row.result saying what failed. The image is removed afterwards unless keep."""
     found = base_for(release)
     if found is None:
-        row.result = f"no registry-less base has a Python in {release.python} (bullseye 3.9, bookworm 3.11, noble 3.12)"
+        bases = ", ".join(f"{suite} {python}" for python, (suite, _) in BASES.items())
+        row.result = f"no registry-less base has a Python in {release.python} ({bases})"
         yield None
         return
     suite, base = found
