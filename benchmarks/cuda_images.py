@@ -54,11 +54,12 @@ def cold_build(engine: Engine, spec: ImageSpec, cold: bool) -> tuple[float, str,
     if cpu_twin(tag) != tag:  # an older failed check's name would be found first
         engine.remove_image(cpu_twin(tag))
     started = time.monotonic()
+    built = candidate(tag, "bench")
     image_id = engine.build(
-        spec.context_tar(), tag=candidate(tag), target="rasa", labels=labels, on_line=quiet, nocache=cold
+        spec.context_tar(), tag=built, target="rasa", labels=labels, on_line=quiet, nocache=cold
     )
     seconds = time.monotonic() - started
-    result = checked_build(engine, spec, tag, image_id, quiet)
+    result = checked_build(engine, spec, tag, image_id, quiet, built)
     return seconds, result.tag, result.gpu_ready, result.cuda_note
 
 

@@ -54,12 +54,13 @@ def main() -> int:
     if not locks.pythons(release):
         print(f"{release.name} has no locked set: nothing to compare", file=sys.stderr)
         return 2
-    real = locks.release_locks
+    real, real_cuda = locks.release_locks, locks.cuda_lock
     locks.release_locks = lambda r: {}  # type: ignore[assignment]  # the old way: no lock in the Dockerfile
+    locks.cuda_lock = lambda tf: None  # type: ignore[assignment]  # and the CUDA wheels pinned for pip
     try:
         old_seconds, old_tag = cold_build(engine, spec)
     finally:
-        locks.release_locks = real  # type: ignore[assignment]
+        locks.release_locks, locks.cuda_lock = real, real_cuda  # type: ignore[assignment]
     new_seconds, new_tag = cold_build(engine, spec)
     started = time.monotonic()
     said = smoke_check(engine, spec, new_tag)

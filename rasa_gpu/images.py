@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import secrets
 import shlex
 import tarfile
 from collections.abc import Callable, Sequence
@@ -125,7 +126,11 @@ class ImageSpec:
             rasa_name=self.release.name,
             tensorflow=self.release.tensorflow,
             cuda_line=self.cuda_line(),
-            cuda_block=_cuda_block(self.cuda_wheels, pip_index) if self.cuda == "wheels" else "",
+            cuda_block=(
+                _cuda_block(self.cuda_wheels, pip_index, locked=bool(self._cuda_files()))
+                if self.cuda == "wheels"
+                else ""
+            ),
             base_image=self.base_image,
             ca_block=ca_block,
             pip_index=pip_index,
@@ -147,12 +152,19 @@ class ImageSpec:
             return "no CUDA: a CPU-only image"
         return f"CUDA from the base image (TensorFlow was built with CUDA {self.release.cuda}, cuDNN {self.release.cudnn})"
 
+    def _cuda_files(self) -> dict[str, bytes]:
+        """The CUDA wheels' lock and its installer, for an image that gets CUDA from them (else none)."""
+        if self.cuda != "wheels" or self.cuda_wheels is None:
+            return {}
+        return locks.cuda_context_files(self.cuda_wheels.tensorflow)
+
     def context_files(self) -> dict[str, bytes]:
         files = {
             "Dockerfile": self.dockerfile().encode(),
             "rasa-gpu-entry.py": templates.read_bytes("docker", "rasa-gpu-entry.py"),
         }
         files.update(_ca_files(self.ca_certs))
+        files.update(self._cuda_files())
         files.update(locks.context_files(self.release))
         if self.release.pro:
             files[PRO_NLU_SCRIPT] = templates.read_bytes("docker", PRO_NLU_SCRIPT)
@@ -173,7 +185,7 @@ class ImageSpec:
         files = {**self.context_files(), "Dockerfile": self._render(with_bot_stage=False).encode()}
         names = [
             n for n in ("Dockerfile", "rasa-gpu-entry.py", "rasa-gpu-ca.pem", PRO_NLU_SCRIPT) if n in files
-        ] + sorted(n for n in files if n.startswith(f"{locks.CONTEXT_FOLDER}/"))
+        ] + sorted(n for n in files if n.startswith((f"{locks.CONTEXT_FOLDER}/", f"{locks.CUDA_FOLDER}/")))
         kind = "gpu" if self.wants_gpu else "cpu"
         return (
             f"{IMAGE_REPO}:{self.release.version}-tf{self.release.tensorflow}-{kind}-{_digest(names, files)}"
@@ -423,24 +435,30 @@ def _index_note(url: str | None) -> str:
 # ---- shared pieces -------------------------------------------------------------------------------------------------
 
 
-def _locked_install(pip_index: str, plain_install: str, rasa_name: str, pythons: list[str]) -> str:
-    """The RUN that installs the locked set of the base image's Python with hashes required (uv, itself pinned
-    with hashes into a folder of its own, installs it in parallel and is removed after), or, for a Python without a lock, the plain install
-    that lets pip resolve today's versions, saying so."""
-    folder = f"/tmp/rasa-gpu/{locks.CONTEXT_FOLDER}"
-    uv = (
-        f"UV_SYSTEM_CERTS=1 UV_NO_CACHE=1 /tmp/rasa-gpu/uv/bin/uv pip install {pip_index}--python python3 --system "
-        '--break-system-packages --no-deps --require-hashes -r "$lock"'
+def _uv_install(pip_index: str, installer: str, lock: str, indent: str = "      ") -> str:
+    """Shell lines that install a lock with hashes required: uv (itself pinned with hashes into a folder of its
+    own) downloads and unpacks in parallel, compiles the bytecode (a container runs as the bot's owner and cannot
+    write it, so each start would compile Rasa's modules again), and is removed after."""
+    return f" \\\n{indent}&& ".join(
+        (
+            f"python3 -m pip install {pip_index}--require-hashes --no-deps --target /tmp/rasa-gpu/uv -r {installer}",
+            f"UV_SYSTEM_CERTS=1 UV_NO_CACHE=1 /tmp/rasa-gpu/uv/bin/uv pip install {pip_index}--python python3 "
+            f'--system --break-system-packages --no-deps --require-hashes --compile-bytecode -r "{lock}"',
+            "rm -rf /tmp/rasa-gpu/uv",
+        )
     )
+
+
+def _locked_install(pip_index: str, plain_install: str, rasa_name: str, pythons: list[str]) -> str:
+    """The RUN that installs the locked set of the base image's Python (see _uv_install), or, for a Python without
+    a lock, the plain install that lets pip resolve today's versions, saying so."""
+    folder = f"/tmp/rasa-gpu/{locks.CONTEXT_FOLDER}"
     return (
         'py="$(python3 -c \'import sys; print("%d.%d" % sys.version_info[:2])\')" \\\n'
         f' && lock="{folder}/py$py.txt" \\\n'
         ' && if [ -f "$lock" ]; then \\\n'
         f'      echo "rasa-gpu: installing the locked set of {rasa_name} for Python $py (hashes required)" \\\n'
-        f"      && python3 -m pip install {pip_index}--require-hashes --no-deps --target /tmp/rasa-gpu/uv "
-        f"-r {folder}/{locks.INSTALLER} \\\n"
-        f"      && {uv} \\\n"
-        "      && rm -rf /tmp/rasa-gpu/uv; \\\n"
+        f"      && {_uv_install(pip_index, f'{folder}/{locks.INSTALLER}', '$lock')}; \\\n"
         "    else \\\n"
         f'      echo "rasa-gpu: no locked set of {rasa_name} for Python $py (locked: {", ".join(pythons)}): pip '
         "resolves today's versions, not reproducible\" \\\n"
@@ -449,19 +467,28 @@ def _locked_install(pip_index: str, plain_install: str, rasa_name: str, pythons:
     )
 
 
-def _cuda_block(wheels: CudaWheels | None, pip_index: str) -> str:
-    """NVIDIA's CUDA and cuDNN wheels, before Rasa: a Rasa or bot change reuses this layer (gigabytes). --no-deps:
+def _cuda_block(wheels: CudaWheels | None, pip_index: str, locked: bool) -> str:
+    """NVIDIA's CUDA and cuDNN wheels, before Rasa: a Rasa or bot change reuses this layer (gigabytes). From their
+    lock (locks.cuda_lock: hashes required, installed by uv) where one is shipped, else pinned for pip. --no-deps:
     the pins are the whole set (cuDNN's own dependency on cuBLAS is unpinned). Their lib/ folders go into the
     dynamic linker's cache, where TensorFlow's dlopen finds them."""
     assert wheels is not None
-    pins = " ".join(f'"{r}"' for r in wheels.requirements())
+    folder = f"/tmp/rasa-gpu/{locks.CUDA_FOLDER}"
+    if locked:
+        copy = f"COPY {locks.CUDA_FOLDER} {folder}\n"
+        lock = f"{folder}/{locks.CUDA_LOCK}"
+        install = f"{_uv_install(pip_index, f'{folder}/{locks.INSTALLER}', lock, indent=' ')} \\\n && rm -rf {folder}"
+    else:
+        copy = ""
+        pins = " ".join(f'"{r}"' for r in wheels.requirements())
+        install = f"python3 -m pip install {pip_index}--no-deps {pins}"
     find_libs = (
         "import glob, os, nvidia; "
         "print(chr(10).join(sorted(d for p in nvidia.__path__ for d in glob.glob(os.path.join(p, '*', 'lib')))))"
     )
     return (
         f"# CUDA {wheels.cuda} and cuDNN {wheels.cudnn} for TensorFlow {wheels.tensorflow}: {wheels.source}\n"
-        f"RUN python3 -m pip install {pip_index}--no-deps {pins} \\\n"
+        f"{copy}RUN {install} \\\n"
         f' && python3 -c "{find_libs}" > /etc/ld.so.conf.d/rasa-gpu-cuda.conf \\\n'
         " && ldconfig"
     )
@@ -667,24 +694,21 @@ def _ensure_image(
     check_base_python(engine, spec)
     labels = {"io.rasa-gpu.rasa": spec.release.version, "io.rasa-gpu.tensorflow": spec.release.tensorflow}
     context, secret_args = spec.context_tar(), spec.secret_args()
-    rasa_tag = spec.rasa_tag()
+    rasa_tag, build_id = spec.rasa_tag(), secrets.token_hex(4)
     stage = None if rebuild else _find(engine, spec, rasa_tag)
     if stage is None:
+        built = candidate(rasa_tag, build_id)
         image_id = engine.build(
-            context,
-            tag=candidate(rasa_tag),
-            target="rasa",
-            labels=labels,
-            on_line=on_line,
-            secret_args=secret_args,
+            context, tag=built, target="rasa", labels=labels, on_line=on_line, secret_args=secret_args
         )
-        stage = checked_build(engine, spec, rasa_tag, image_id, on_line)
+        stage = checked_build(engine, spec, rasa_tag, image_id, on_line, built)
     if tag == rasa_tag:
         return stage
+    built = candidate(tag, build_id)
     image_id = engine.build(
-        context, tag=candidate(tag), target="bot", labels=labels, on_line=on_line, secret_args=secret_args
+        context, tag=built, target="bot", labels=labels, on_line=on_line, secret_args=secret_args
     )
-    return checked_build(engine, spec, tag, image_id, on_line)
+    return checked_build(engine, spec, tag, image_id, on_line, built)
 
 
 def _find(engine: ImageEngine, spec: ImageSpec, tag: str) -> ImageResult | None:
@@ -702,22 +726,29 @@ def _find(engine: ImageEngine, spec: ImageSpec, tag: str) -> ImageResult | None:
     return None
 
 
-def candidate(tag: str) -> str:
-    """The name a new image is built under until it has passed its checks: rasa-gpu/candidate:<repo>-<name>."""
+def candidate(tag: str, build_id: str = "") -> str:
+    """The name a new image is built under until it has passed its checks: rasa-gpu/candidate:<repo>-<name>-<build>.
+    The build's own id keeps two builds of one tag at once (two users, two terminals) off each other's candidate."""
     repo, _, name = tag.rpartition(":")
-    return f"{CANDIDATE_REPO}:{repo.rpartition('/')[2]}-{name}"
+    return f"{CANDIDATE_REPO}:{repo.rpartition('/')[2]}-{name}" + (f"-{build_id}" if build_id else "")
 
 
 def checked_build(
-    engine: ImageEngine, spec: ImageSpec, tag: str, image_id: str, on_line: Callable[[str], None]
+    engine: ImageEngine,
+    spec: ImageSpec,
+    tag: str,
+    image_id: str,
+    on_line: Callable[[str], None],
+    built: str,
 ) -> ImageResult:
-    """A freshly built image (under its candidate name) gets its own name only after a tiny bot trained in it and
-    its model loaded (else a BuildError naming the cause, and no name but the removed candidate's); one built to
-    use a GPU keeps the gpu name only if it passes the CUDA check, else it is named as its cpu twin."""
-    built = candidate(tag)
+    """A freshly built image (under its candidate name `built`) gets its own name only after a tiny bot trained in
+    it and its model loaded (else a BuildError naming the cause, and no name but the removed candidate's); one built
+    to use a GPU keeps the gpu name only if it passes the CUDA check, else it is named as its cpu twin."""
+    bot_stage = tag != spec.rasa_tag()
     try:
         on_line(
-            f"training a tiny bot in the new image before it is tagged: {smoke_check(engine, spec, built)}"
+            "training a tiny bot in the new image before it is tagged: "
+            f"{smoke_check(engine, spec, built, bot_stage=bot_stage)}"
         )
         if not spec.wants_gpu:
             ready, note, name = False, "CPU-only: built without CUDA", tag
@@ -731,7 +762,7 @@ def checked_build(
     return ImageResult(tag=name, image_id=image_id, built=True, gpu_ready=ready, cuda_note=note)
 
 
-def smoke_check(engine: ImageEngine, spec: ImageSpec, ref: str) -> str:
+def smoke_check(engine: ImageEngine, spec: ImageSpec, ref: str, *, bot_stage: bool = False) -> str:
     """Train docker/rasa-gpu-smoke.py's tiny bot in the image on the CPU and load its model: a phrase that says how
     it went, or a BuildError with the exception and, where the traceback tells, the package that raised it."""
     script = templates.read_text("docker", "rasa-gpu-smoke.py")
@@ -746,7 +777,7 @@ def smoke_check(engine: ImageEngine, spec: ImageSpec, ref: str) -> str:
         where = f" (raised in {package})" if package else ""
         raise BuildError(
             f"the new image of {spec.release.name} did not train a tiny bot: {report.get('error')}{where}; nothing "
-            f"was tagged. {_lock_advice(spec, bot_stage=ref == candidate(spec.tag()) != candidate(spec.rasa_tag()))}"
+            f"was tagged. {_lock_advice(spec, bot_stage=bot_stage)}"
         )
     if report.get("licensed") is False:
         return f"{report.get('note')} ({seconds})"

@@ -76,9 +76,11 @@ def test_the_registry_less_image_gets_cuda_from_wheels_and_is_gpu_ready(built_im
     )
     assert found.splitlines()[-1] == "11.8 8 True", found
 
-    # The wheels come before Rasa: a Rasa (or bot) change rebuilds neither their download nor their layer.
+    # The wheels come from their lock (hashes required) and before Rasa: a Rasa (or bot) change rebuilds neither
+    # their download nor their layer.
     history = [layer["CreatedBy"] for layer in docker_client.api.history(built_image)][::-1]  # oldest first
-    cuda_layer = next(i for i, step in enumerate(history) if "nvidia-cudnn-cu11==" in step)
+    cuda_layer = next(i for i, step in enumerate(history) if "/tmp/rasa-gpu/cuda/lock.txt" in step)
+    assert "--require-hashes" in history[cuda_layer]
     rasa_layer = next(i for i, step in enumerate(history) if '"rasa==3.6.21"' in step)
     assert cuda_layer < rasa_layer
 

@@ -86,6 +86,43 @@ def test_a_build_installs_the_lock_of_its_python_with_hashes_and_the_tag_hashes_
     assert spec.tag() != before  # a changed lock is a new image
 
 
+def test_every_cuda_wheel_set_of_the_matrix_is_locked_with_its_exact_pins():
+    matrix = load_matrix()
+    assert len(matrix.cuda_wheels) >= 2  # CUDA 11.8 (TensorFlow <= 2.14) and 12.5 (2.19, 2.21)
+    for tensorflow, wheels in matrix.cuda_wheels.items():
+        lock = locks.cuda_lock(tensorflow)
+        assert lock is not None, tensorflow
+        assert _pins(lock.decode()) == dict(wheels.packages), tensorflow
+    assert sorted(p.name for p in LOCKS.glob("cuda-*.txt")) == sorted(
+        locks.cuda_lock_name(tf) for tf in matrix.cuda_wheels
+    )  # no lock of a set the matrix no longer has
+
+
+def test_an_image_gets_cuda_from_its_lock_in_a_layer_before_rasa_and_the_tag_hashes_it(monkeypatch):
+    matrix = load_matrix()
+    release = matrix.get("3.6.21")
+    spec = ImageSpec(
+        release=release,
+        base_image="rasa-gpu/base:bullseye",
+        cuda="wheels",
+        cuda_wheels=matrix.wheels_for(release.tensorflow),
+    )
+    dockerfile = spec.dockerfile()
+    cuda_at = dockerfile.index('--require-hashes --compile-bytecode -r "/tmp/rasa-gpu/cuda/lock.txt"')
+    assert cuda_at < dockerfile.index("COPY locks ")
+    assert "nvidia-cudnn-cu11==" not in dockerfile  # the pins are in the lock, with their hashes
+    files = spec.context_files()
+    assert files["cuda/lock.txt"] == locks.cuda_lock(release.tensorflow)
+    assert files["cuda/installer.txt"] == locks.installer()
+    assert "cuda/lock.txt" not in replace(spec, cuda="none").context_files()
+    before = spec.rasa_tag()
+    real = locks.cuda_lock
+    monkeypatch.setattr(locks, "cuda_lock", lambda tf: real(tf).replace(b"sha256:39fb", b"sha256:39fc"))
+    assert spec.rasa_tag() != before  # a changed CUDA lock is a new image
+    monkeypatch.setattr(locks, "cuda_lock", lambda tf: None)  # a set without a lock: pinned, for pip
+    assert '"nvidia-cudnn-cu11==8.6.0.163"' in spec.dockerfile() and "cuda/lock.txt" not in spec.dockerfile()
+
+
 def test_a_release_without_a_lock_says_pip_resolves_today():
     release = load_matrix().get("3.6.20")
     assert locks.pythons(release) == []
