@@ -707,7 +707,7 @@ class Engine:
         """Remove every container (running or not) carrying all these labels; returns how many."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         removed = 0
-        for container in self.client.containers.list(all=True, filters=filters):
+        for container in self.client.containers.list(all=True, filters=filters, ignore_removed=True):
             RunningContainer(container).remove(stop_timeout=2)
             removed += 1
         return removed
@@ -718,7 +718,7 @@ class Engine:
         this engine are left alone."""
         filters = {"label": [f"{LABEL}.bot={bot_root}", f"{LABEL}.host={socket.gethostname()}"]}
         removed = 0
-        for container in self.client.containers.list(all=True, filters=filters):
+        for container in self.client.containers.list(all=True, filters=filters, ignore_removed=True):
             role = container.labels.get(f"{LABEL}.role")
             if role in ORPHAN_ROLES and not _alive(container.labels.get(f"{LABEL}.pid", "")):
                 RunningContainer(container).remove(stop_timeout=2)
@@ -841,7 +841,7 @@ class Engine:
         """The containers compose made for a project, running or not."""
         filters = {"label": [f"com.docker.compose.project={project}"]}
         states = []
-        for container in self.client.containers.list(all=True, filters=filters):
+        for container in self.client.containers.list(all=True, filters=filters, ignore_removed=True):
             attrs = container.attrs
             state = attrs.get("State", {})
             ports = {
