@@ -5,6 +5,10 @@ RASA_GPU_BASE_IMAGE picks the base image (the registry-less one where no registr
 RASA_GPU_TEST_STUB_HOST names a second engine started with a stand-in nvidia-container-runtime-hook, and
 RASA_GPU_TEST_STUB_NETNS its own network namespace (scripts/engine.sh gpu-stub prints both).
 
+scripts/test.sh runs the tests in parallel workers (pytest-xdist, one file per worker at a time): what the whole run
+shares (the built image, the one trained example_bot, the image on the stand-in engine) is made once, by the first
+worker that needs it, under a lock in the run's folder; every other check looks only at what its own test made.
+
 Tests start from the bot's own sources (never the models, caches or history a user's training left in example_bot/),
 publish services on free ports (never the defaults a user's own services may hold), and leave no container behind:
 one that a test (or the whole run) leaves under pytest's temporary folders is removed and reported as an error.
@@ -12,6 +16,7 @@ one that a test (or the whole run) leaves under pytest's temporary folders is re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_BOT = REPO / "example_bot"
@@ -39,6 +45,7 @@ class CliResult:
     returncode: int
     stdout: str
     stderr: str
+    pid: int = 0  # the rasa-gpu process's: its containers carry it (io.rasa-gpu.pid)
 
     @property
     def output(self) -> str:
@@ -50,15 +57,14 @@ def cli_command(*args: str) -> list[str]:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> CliResult:
-    proc = subprocess.run(
-        cli_command(*args),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        cwd=REPO,
-    )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+    with start_cli(*args, env=env) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+    return CliResult(proc.returncode, stdout, stderr, proc.pid)
 
 
 def assert_one_line_error(result: CliResult, code: int | None, *needles: str) -> str:
@@ -155,9 +161,19 @@ def docker_client():
 
 
 @pytest.fixture(scope="session")
-def built_image(docker_client) -> str:
-    """Build (or find) the example bot's image through the tool itself, exactly as a user would."""
-    result = run_cli("build", str(EXAMPLE_BOT))
+def run_folder(tmp_path_factory) -> Path:
+    """This run's folder, shared by its parallel workers: the parent of a worker's own temporary folder (xdist
+    makes each worker's below the run's), or that folder itself in a run without workers."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def built_image(docker_client, run_folder) -> str:
+    """Build (or find) the example bot's image through the tool itself, exactly as a user would (one worker at a
+    time: the first builds it when it is missing, the others find it)."""
+    with FileLock(run_folder / "built_image.lock"):
+        result = run_cli("build", str(EXAMPLE_BOT))
     assert result.returncode == 0, result.output
     tag = result.stdout.split()[0]
     assert docker_client.images.get(tag)
@@ -165,10 +181,15 @@ def built_image(docker_client) -> str:
 
 
 @pytest.fixture(scope="session")
-def trained_bot(built_image, tmp_path_factory) -> tuple[Path, CliResult]:
-    """example_bot, owned by a non-root uid, trained once for real. Tests copy it (with its warm Rasa cache)."""
-    bot = copy_bot(EXAMPLE_BOT, tmp_path_factory.mktemp("trained") / "bot")
-    result = run_cli("train", str(bot))
+def trained_bot(built_image, run_folder) -> tuple[Path, CliResult]:
+    """example_bot, owned by a non-root uid, trained once for real per run: the first worker that needs it trains,
+    the others wait for it and take its result. Tests copy it (with its warm Rasa cache)."""
+    bot, record = run_folder / "trained" / "bot", run_folder / "trained.json"
+    with FileLock(run_folder / "trained.lock"):
+        if not record.exists():
+            copy_bot(EXAMPLE_BOT, bot)
+            record.write_text(json.dumps(dataclasses.asdict(run_cli("train", str(bot)))))
+    result = CliResult(**json.loads(record.read_text()))
     assert result.returncode == 0, result.output
     return bot, result
 
@@ -211,6 +232,9 @@ def user_services_on_default_ports() -> Iterator[list[int]]:
     with ExitStack() as stack:
         for port in DEFAULT_SERVICE_PORTS:
             sock = stack.enter_context(socket.socket())
+            # Held by every parallel worker that runs such a module at once (each a socket of its own); what the
+            # tests start binds without SO_REUSEPORT, so it still finds the port busy.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             try:
                 sock.bind(("127.0.0.1", port))
                 sock.listen()
@@ -234,7 +258,7 @@ def remove_containers_under(client, root: Path) -> list[str]:
     root = root.resolve()
     found = {}
     for label in ("io.rasa-gpu.bot", COMPOSE_DIR_LABEL):
-        for container in client.containers.list(all=True, filters={"label": label}):
+        for container in client.containers.list(all=True, filters={"label": label}, ignore_removed=True):
             if Path(container.labels[label]).is_relative_to(root):
                 found[container.id] = container
     removed, projects = [], set()
@@ -287,7 +311,7 @@ def _no_container_left_by_the_run(tmp_path_factory, _cleanup_client) -> Iterator
 
 
 @pytest.fixture(scope="session")
-def stub_engine(built_image) -> Iterator[str]:
+def stub_engine(built_image, run_folder) -> Iterator[str]:
     """A second engine whose dockerd has a stand-in nvidia-container-runtime-hook, with the training image loaded."""
     host = os.environ.get("RASA_GPU_TEST_STUB_HOST")
     if not host:
@@ -299,16 +323,22 @@ def stub_engine(built_image) -> Iterator[str]:
             "no stand-in GPU engine (start one with scripts/engine.sh gpu-stub and export the lines it prints)"
         )
     env = {**os.environ, "DOCKER_HOST": host}
-    if subprocess.run(["docker", "image", "inspect", built_image], env=env, capture_output=True).returncode:
+    with FileLock(run_folder / "stub_engine.lock"):
+        _load_into(built_image, env)
+    yield host
+
+
+def _load_into(image: str, env: dict[str, str]) -> None:
+    """Copy an image of this machine's engine into the engine env names, unless it has it already."""
+    if subprocess.run(["docker", "image", "inspect", image], env=env, capture_output=True).returncode:
         save = subprocess.Popen(
-            ["docker", "save", built_image],
+            ["docker", "save", image],
             stdout=subprocess.PIPE,
             env={k: v for k, v in os.environ.items() if k != "DOCKER_HOST"},
         )
         load = subprocess.run(["docker", "load"], stdin=save.stdout, env=env, capture_output=True, text=True)
         save.wait()
         assert load.returncode == 0 and save.returncode == 0, load.stderr
-    yield host
 
 
 def send_and_wait(proc: subprocess.Popen[str], sig: int, timeout: float = 30) -> tuple[int, float]:
@@ -366,9 +396,31 @@ def intent_of(docker_client, image: str, bot: Path, model: Path, text: str) -> s
 # ---- tiers ------------------------------------------------------------------------------------------------------------
 
 
+#: The files that train or build most (measured in a parallel run on 2 cores: test_day about 17 minutes, the next
+#: ones 3 to 10), longest first. They start first, so that the parallel workers finish together instead of one of
+#: them starting a long file when the others are done. A file not named here runs after them, in the usual order.
+LONG_FILES = (
+    "test_day.py",
+    "test_remote.py",
+    "test_locked_releases.py",
+    "test_watch.py",
+    "test_vscode_tasks.py",
+    "test_docker_train.py",
+    "test_push.py",
+    "test_services.py",
+    "test_layouts.py",
+    "test_benchmark.py",
+    "test_slurm.py",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test that reaches an engine through a fixture (docker_client and all that build on it) is marked docker,
-    so `pytest -m "not docker"` (scripts/test.sh --fast) is the tier that needs no engine."""
+    so `pytest -m "not docker"` (scripts/test.sh --fast) is the tier that needs no engine. The long files go first
+    (LONG_FILES; scripts/test.sh keeps this order with --no-loadscope-reorder)."""
     for item in items:
         if "docker_client" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.docker)
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    # A stable sort: the other files keep their order.
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))

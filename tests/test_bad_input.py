@@ -10,6 +10,7 @@ import time
 import pytest
 import yaml
 from conftest import (
+    COMPOSE_DIR_LABEL,
     EXAMPLE_BOT,
     assert_one_line_error,
     copy_bot,
@@ -233,7 +234,7 @@ def test_up_with_a_busy_port_names_port_and_setting(trained_bot, tmp_path, docke
         port = holder.getsockname()[1]
         result = run_cli("up", str(bot), "--rasa-port", str(port))
     assert_one_line_error(result, 1, f"port {port} on 127.0.0.1", "rasa_port", "--rasa-port")
-    assert docker_client.containers.list(all=True, filters={"label": "com.docker.compose.project"}) == []
+    assert compose_containers(docker_client, bot) == []
 
 
 @pytest.mark.docker
@@ -241,7 +242,7 @@ def test_up_with_gpu_on_and_no_nvidia_runtime(trained_bot, tmp_path, docker_clie
     bot = copy_bot(trained_bot[0], tmp_path / "bot")
     result = run_cli("up", str(bot), "--gpu", "on")
     assert_one_line_error(result, 4, "no NVIDIA runtime", "NVIDIA Container Toolkit")
-    assert docker_client.containers.list(all=True, filters={"label": "com.docker.compose.project"}) == []
+    assert compose_containers(docker_client, bot) == []
 
 
 @pytest.mark.docker
@@ -260,4 +261,9 @@ def test_up_names_the_service_that_does_not_start_and_takes_the_rest_down(
     # its last log lines are shown under the message (the service's own traceback), but no traceback of rasa-gpu
     assert "  │ ModuleNotFoundError: No module named 'no_such_module_for_rasa_gpu_tests'" in result.stderr
     assert not any(line.startswith("Traceback") for line in result.stderr.splitlines())
-    assert docker_client.containers.list(all=True, filters={"label": "com.docker.compose.project"}) == []
+    assert compose_containers(docker_client, bot) == []
+
+
+def compose_containers(client, bot):
+    """The containers compose made for this bot's services (any compose project whose folder is the bot's)."""
+    return client.containers.list(all=True, filters={"label": f"{COMPOSE_DIR_LABEL}={bot.resolve()}"})

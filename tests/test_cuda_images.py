@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from conftest import EXAMPLE_BOT, assert_one_line_error, run_cli
@@ -27,12 +28,17 @@ def _in_image(client, image: str, code: str) -> str:
     return output.decode().strip()
 
 
-def _containers_created(client, since: datetime) -> list[str]:
+def _containers_created(client, bot: Path, since: datetime) -> list[str]:
+    """Training containers for this bot that the engine created since `since` (its own event log)."""
     events = client.events(
         since=since,
         until=datetime.now(timezone.utc),
         decode=True,
-        filters={"type": "container", "event": "create", "label": "io.rasa-gpu.role=train"},
+        filters={
+            "type": "container",
+            "event": "create",
+            "label": ["io.rasa-gpu.role=train", f"io.rasa-gpu.bot={bot}"],
+        },
     )
     return [event["Actor"]["Attributes"].get("name", "?") for event in events]
 
@@ -99,7 +105,7 @@ def test_an_image_without_cuda_is_named_cpu_and_gpu_on_stops_before_a_container(
     since = datetime.now(timezone.utc)
     refused = run_cli("train", str(bot_copy), "--cuda", "base", "--gpu", "on", "--force")
     assert_one_line_error(refused, 4, "--gpu on", tag, "cannot use a GPU")
-    assert _containers_created(docker_client, since) == []
+    assert _containers_created(docker_client, bot_copy, since) == []
 
     # --cuda none: named cpu by construction, not checked; auto trains on the CPU without asking for a GPU.
     none = run_cli("build", str(bot_copy), "--cuda", "none")

@@ -106,10 +106,15 @@ def checks_of(result) -> dict[str, dict]:
     return checks
 
 
-def no_doctor_containers(client) -> bool:
-    return not client.containers.list(all=True, filters={"label": "io.rasa-gpu.role=doctor"}) and not (
-        client.containers.list(all=True, filters={"label": "io.rasa-gpu.role=probe"})
-    )
+def no_doctor_containers(client, result) -> bool:
+    """Whether the doctor run that gave `result` left none of its containers (its smoke test's and probes')."""
+    return not [
+        container
+        for role in ("doctor", "probe")
+        for container in client.containers.list(
+            all=True, filters={"label": [f"io.rasa-gpu.role={role}", f"io.rasa-gpu.pid={result.pid}"]}
+        )
+    ]
 
 
 @pytest.mark.docker
@@ -126,7 +131,7 @@ def test_doctor_on_the_plain_engine(built_image, docker_client):
     assert "NVIDIA Container Toolkit" in runtime["fix"]
     assert checks["GPU smoke test"]["status"] == "skip"
     assert {checks[n]["status"] for n in ("disk (images)", "disk (bot)", "inotify limit")} <= {"ok", "warn"}
-    assert no_doctor_containers(docker_client)
+    assert no_doctor_containers(docker_client, result)
 
     required = run_cli("doctor", str(EXAMPLE_BOT), "--gpu", "on")
     assert required.returncode == 1 and "Traceback" not in required.output
@@ -173,7 +178,7 @@ def test_doctor_on_the_engine_with_a_stand_in_nvidia_hook(stub_engine, docker_cl
     assert checks["NVIDIA runtime"]["status"] == "ok"
     assert checks["GPU smoke test"]["status"] == "fail" and checks["GPU smoke test"]["blocking"] is True
     stub_client = docker.DockerClient(base_url=stub_engine)
-    assert no_doctor_containers(stub_client)
+    assert no_doctor_containers(stub_client, result) and no_doctor_containers(stub_client, required)
 
 
 def test_doctor_without_an_engine_fails_but_still_checks_the_bot():

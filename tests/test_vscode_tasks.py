@@ -164,7 +164,8 @@ def test_watch_task_signals_begin_and_end_of_each_cycle(workspace, docker_client
         proc.send_signal(signal.SIGTERM)  # what VS Code does when a task is terminated
         proc.wait(timeout=60)
     assert proc.returncode == 130  # interrupted, as the README says
-    assert docker_client.containers.list(all=True, filters={"label": "io.rasa-gpu.role=train"}) == []
+    trainings = {"label": ["io.rasa-gpu.role=train", f"io.rasa-gpu.bot={ws / 'shop'}"]}
+    assert docker_client.containers.list(all=True, filters=trainings) == []
 
 
 def test_benchmark_task_measures_the_cpu_and_says_the_gpu_is_missing(workspace):
