@@ -353,6 +353,10 @@ SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
 
 # ---- a trained model, loaded for real ----------------------------------------------------------------------------
 
+#: How long a test waits for a Rasa server to load its model: a bound, not a speed claim. About 30 s alone on 2 cores;
+#: several times that while the parallel workers train beside it.
+RASA_SERVER_WAIT = 600
+
 
 def intent_of(docker_client, image: str, bot: Path, model: Path, text: str) -> str:
     """The intent that a Rasa server on this machine's engine gives `text` with that model."""
@@ -371,7 +375,7 @@ def intent_of(docker_client, image: str, bot: Path, model: Path, text: str) -> s
     try:
         container.reload()
         port = container.attrs["NetworkSettings"]["Ports"]["5005/tcp"][0]["HostPort"]
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + RASA_SERVER_WAIT
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as resp:

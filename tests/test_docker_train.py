@@ -14,6 +14,7 @@ import pytest
 from conftest import (
     BOT_UID,
     EXAMPLE_BOT,
+    RASA_SERVER_WAIT,
     SIGNALS,
     copy_bot,
     leftover_containers,
@@ -108,7 +109,7 @@ def test_trained_model_answers_model_parse(trained_bot, built_image, docker_clie
     try:
         container.reload()
         port = container.attrs["NetworkSettings"]["Ports"]["5005/tcp"][0]["HostPort"]
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + RASA_SERVER_WAIT
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as resp:
