@@ -574,3 +574,32 @@ def test_the_action_servers_image_takes_the_bots_rasa_sdk_pin_constraints_and_ar
     assert "-c /usr/local/share/rasa-gpu/actions-constraints.txt" in text
     assert actions.context_files()["bot-files/wheels/tiny-1.0-py3-none-any.whl"] == b"t"
     assert f'"rasa-sdk{RELEASE.rasa_sdk}"' in ActionsImageSpec(RELEASE, "rasa-gpu/base:bullseye").dockerfile()
+
+
+def test_an_index_with_a_login_in_the_file_reaches_pip_as_the_command_lines_does(tmp_path):
+    from rasa_gpu.images import INDEX_LOGIN_ARG
+    from rasa_gpu.resolve import image_spec
+
+    project = spacy_bot(tmp_path, "    model: en_core_web_sm\n", f"-i https://deploy:s3cret@pypi.corp/simple\n"
+                        f"./models-spacy/{WHEEL}\n")  # fmt: skip
+    spec, _ = image_spec(project, Settings(), "cpu")
+    assert spec.pip_index_url == "https://deploy:s3cret@pypi.corp/simple"
+    assert spec.secret_args() == {INDEX_LOGIN_ARG: "deploy:s3cret"}
+    assert spec.spacy_models == ("en_core_web_sm",)
+    assert all(b"s3cret" not in data for data in spec.context_files().values())  # no layer, no Dockerfile
+
+
+def test_the_cli_says_in_one_line_which_index_it_builds_from(tmp_path):
+    from conftest import run_cli
+
+    project = spacy_bot(
+        tmp_path, "    model: en_core_web_sm\n", f"-i https://files.corp/simple\n./models-spacy/{WHEEL}\n"
+    )
+    result = run_cli("build", str(project.root), "--print", "--pip-index-url", "https://mirror.corp/simple")
+    assert result.returncode == 0, result.output
+    assert result.stderr.splitlines() == [
+        "warning: requirements.txt:1 names the index https://files.corp/simple, but --pip-index-url names "
+        "https://mirror.corp/simple: building from https://mirror.corp/simple (the command line and the settings win "
+        "over the bot's requirements)"
+    ]
+    assert "--index-url https://mirror.corp/simple" in result.stdout
