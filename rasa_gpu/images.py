@@ -11,6 +11,7 @@ import shlex
 import tarfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from string import Template
 from typing import Any, Protocol
@@ -211,7 +212,12 @@ class ImageSpec:
             return self.rasa_tag()
         files = self.context_files()
         kind = "gpu" if self.wants_gpu else "cpu"
-        return f"{BOT_IMAGE_REPO}:{self.release.version}-{kind}-{_digest(sorted(files), files)}"
+        return f"{BOT_IMAGE_REPO}:{self.release.version}-{kind}-{_digest(sorted(files), files, self._archive_digests)}"
+
+    @cached_property
+    def _archive_digests(self) -> dict[str, bytes]:
+        """The sha256 of each archive of the bot, worked out once per spec (a spaCy model may be hundreds of MB)."""
+        return {name: hashlib.sha256(data).digest() for name, data in _bot_files(self.bot_files).items()}
 
     def context_tar(self) -> bytes:
         return _tar(self.context_files())
@@ -557,10 +563,12 @@ def _tidy(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.splitlines()).replace("\n\n\n", "\n\n").strip() + "\n"
 
 
-def _digest(names: Sequence[str], files: dict[str, bytes]) -> str:
+def _digest(names: Sequence[str], files: dict[str, bytes], known: dict[str, bytes] | None = None) -> str:
+    """A short hash of the named files (names and contents); `known` holds the sha256 of some of them already."""
     digest = hashlib.sha256()
     for name in names:
-        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+        found = (known or {}).get(name) or hashlib.sha256(files[name]).digest()
+        digest.update(name.encode() + b"\0" + found)
     return digest.hexdigest()[:12]
 
 
