@@ -48,6 +48,9 @@ ACTIONS_FILES = (
 ACTIONS_GROUP = "actions"
 #: The PyPI names of Rasa: Rasa Open Source and Rasa Pro.
 RASA_PACKAGES = ("rasa", "rasa-pro")
+#: Extras that the Rasa stage installs itself: Rasa Pro's nlu (images.py; MITIE left out on purpose, as it needs a
+#: compiler and minutes: a bot that uses it names `mitie`).
+STAGE_EXTRAS = {"rasa-pro": ("nlu",)}
 #: What pip installs from a local path.
 ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz")
 #: Where the archives a bot names go in an image's build context, and where they are in the image.
@@ -132,9 +135,10 @@ class RasaPin:
 
     def extras_line(self, package: str, version: str) -> str | None:
         """`package[extras]==version` (with the marker) for the image that has that release; None without extras."""
-        if not self.extras:
+        extras = [e for e in self.extras if e not in STAGE_EXTRAS.get(package, ())]
+        if not extras:
             return None
-        line = f"{package}[{','.join(self.extras)}]=={version}"
+        line = f"{package}[{','.join(extras)}]=={version}"
         return f"{line} ; {self.marker}" if self.marker else line
 
 
@@ -269,8 +273,8 @@ class _Reader:
             raise RequirementsError(
                 f"{where}: {written} includes a file that is already being read ({chain}); remove one of the includes"
             )
-        try:
-            text = real.read_text(encoding="utf-8")
+        try:  # utf-8-sig: a byte order mark (Windows editors) is no part of the first line
+            text = real.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as exc:
             raise RequirementsError(
                 f"{shown} is not UTF-8 text (byte {exc.object[exc.start : exc.start + 1]!r} at offset {exc.start}); "
@@ -361,7 +365,8 @@ class _Reader:
             )
         if not real.is_file():
             problem = "is not a file" if real.exists() else "does not exist"
-            raise RequirementsError(f"{prefix}{written}: {self.relative(path)} {problem}; fix the path")
+            subject = f"{where}: {written}: {self.relative(path)}" if where else self.relative(path)
+            raise RequirementsError(f"{subject} {problem}; fix the path")
         return real
 
     def _index(self, value: str, where: str) -> None:

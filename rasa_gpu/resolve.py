@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .compat import RasaRelease, load_matrix
-from .errors import SettingsError
+from .errors import RequirementsError, SettingsError
 from .images import (
     DEFAULT_IMAGE_NAME,
     ActionsImageSpec,
@@ -159,7 +159,13 @@ def image_spec(
 
 def _archives(project: BotProject, paths: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
     """The wheels and sdists that requirements name (paths in the bot, checked by requirements.read), read."""
-    return tuple((path, (project.root / path).read_bytes()) for path in paths)
+    archives = []
+    for path in paths:
+        try:
+            archives.append((path, (project.root / path).read_bytes()))
+        except OSError as exc:
+            raise RequirementsError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    return tuple(archives)
 
 
 def _index_notes(settings: Settings, requirements: BotRequirements) -> tuple[str, ...]:

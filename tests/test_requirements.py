@@ -113,6 +113,11 @@ def test_rasa_pro_extras_and_a_marker_on_rasa_are_kept(tmp_path):
         read(bot(tmp_path / "plain", {"requirements.txt": "rasa==3.6.21\n"})).training_lines("rasa", "3.6.21")
         == ()
     )
+    # Rasa Pro's nlu extra is the Rasa stage's own (without MITIE, which needs a compiler): not installed again
+    nlu = read(bot(tmp_path / "nlu", {"requirements.txt": "rasa-pro[nlu,spacy]==3.21.0\n"}))
+    assert nlu.training_lines("rasa-pro", "3.21.0") == ("rasa-pro[spacy]==3.21.0",)
+    only_nlu = read(bot(tmp_path / "pro", {"requirements.txt": "rasa-pro[nlu]\n"}))
+    assert only_nlu.training_lines("rasa-pro", "3.21.0") == ()
 
 
 def test_every_action_server_file_name_in_use_is_read(tmp_path):
@@ -449,6 +454,15 @@ def test_links_out_of_the_bot_are_refused(tmp_path):
         f"requirements.txt is a link to {outside / 'reqs.txt'}, outside the bot folder; rasa-gpu builds only from "
         "files inside the bot: copy the file into the bot instead of linking it"
     )
+
+
+def test_a_byte_order_mark_and_windows_line_ends_are_read(tmp_path):
+    root = bot(
+        tmp_path, {"requirements.txt": "\ufeffrasa[spacy]==3.6.21\r\nsix \\\r\n  ==1.16.0\r\n".encode()}
+    )
+    found = read(root)
+    assert found.rasa is not None and found.rasa.extras == ("spacy",)
+    assert found.training.lines() == ("six   ==1.16.0",)
 
 
 def test_a_file_that_is_not_utf8_is_one_line(tmp_path):
