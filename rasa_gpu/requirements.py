@@ -177,8 +177,9 @@ def read(root: Path) -> BotRequirements:
     otherwise."""
     reader = _Reader(root)
     training_file = root / TRAINING_FILE
-    pyproject = _pyproject(root)
-    if training_file.is_file() or training_file.is_symlink():
+    has_file = training_file.is_file() or training_file.is_symlink()
+    pyproject = _pyproject(root, rasa_only=has_file)  # with a requirements.txt, pyproject's Rasa line only
+    if has_file:
         reader.read_file(training_file, "training", constraint=False)
         source = TRAINING_FILE
     else:
@@ -617,9 +618,10 @@ class _Pyproject:
     actions: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _pyproject(root: Path) -> _Pyproject:
+def _pyproject(root: Path, *, rasa_only: bool = False) -> _Pyproject:
     """pyproject.toml's requirement lines, each with where it is: the main dependencies ([project] dependencies,
-    [tool.poetry.dependencies] but python) and the action server's (the `actions` extra or poetry group)."""
+    [tool.poetry.dependencies] but python; only Rasa's own with `rasa_only`) and the action server's (the `actions`
+    extra or poetry group)."""
     path = root / PYPROJECT
     if not path.is_file():
         return _Pyproject()
@@ -629,17 +631,27 @@ def _pyproject(root: Path) -> _Pyproject:
     project = _table(data, "project")
     poetry = _table(data, "tool", "poetry")
     main = _strings(project.get("dependencies"), "[project] dependencies")
+    dependencies = _table(poetry, "dependencies")
+    if rasa_only:
+        main = [(where, line) for where, line in main if _name_of(line) in RASA_PACKAGES]
+        dependencies = {name: v for name, v in dependencies.items() if canonical(name) in RASA_PACKAGES}
     actions = _strings(
         _table(project, "optional-dependencies").get(ACTIONS_GROUP),
         f"[project.optional-dependencies] {ACTIONS_GROUP}",
     )
-    main += _poetry(_table(poetry, "dependencies"), "[tool.poetry.dependencies]", root)
+    main += _poetry(dependencies, "[tool.poetry.dependencies]", root)
     actions += _poetry(
         _table(poetry, "group", ACTIONS_GROUP, "dependencies"),
         f"[tool.poetry.group.{ACTIONS_GROUP}.dependencies]",
         root,
     )
     return _Pyproject(main, actions)
+
+
+def _name_of(line: str) -> str:
+    """The canonical name a requirement line starts with ("" when it starts with none)."""
+    found = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+    return canonical(found.group(1)) if found else ""
 
 
 def _table(data: Any, *keys: str) -> dict[str, Any]:

@@ -304,6 +304,17 @@ def test_requirements_txt_lists_the_packages_and_pyproject_still_pins_rasa(tmp_p
     )
 
 
+def test_with_a_requirements_txt_pyprojects_other_dependencies_are_not_read(tmp_path):
+    pyproject = (
+        '[tool.poetry.dependencies]\nrasa = "3.5.17"\nlib = { path = "../lib", develop = true }\n'
+        '[project]\ndependencies = ["-e ../other"]\n'
+    )
+    found = read(bot(tmp_path, {"requirements.txt": "six\n", "pyproject.toml": pyproject}))
+    assert found.rasa is not None and found.rasa.specifier == "==3.5.17"
+    with pytest.raises(RequirementsError, match="'develop' is not supported"):
+        read(bot(tmp_path / "alone", {"pyproject.toml": pyproject}))
+
+
 def test_a_poetry_dependency_from_git_is_one_line(tmp_path):
     message = refused(
         tmp_path, {"pyproject.toml": '[tool.poetry.dependencies]\nlib = { git = "https://h/lib.git" }\n'}
