@@ -462,7 +462,8 @@ def _take_option(tokens: list[str], where: str, shown: str) -> tuple[str, str]:
         raise RequirementsError(f"{where}: '{shown}' is not supported in an image build; {_advice(option)}")
     if not eq:
         if not tokens:
-            raise RequirementsError(f"{where}: '{shown}' names no value after {option}")
+            what = "URL" if option in ("-i", "--index-url", "--extra-index-url") else "FILE"
+            raise RequirementsError(f"{where}: '{shown}' gives {option} no value; write {option} {what}")
         value = tokens.pop(0)
     return option, value
 

@@ -347,7 +347,9 @@ REFUSED_OPTIONS = {
     "(installed with hashes) instead",
     "--colour red": "requirements.txt:2: '--colour red' is not supported in an image build; remove it (rasa-gpu reads "
     "-r, -c, -i and --extra-index-url in a requirements file)",
-    "-r": "requirements.txt:2: '-r' names no value after -r",
+    "-r": "requirements.txt:2: '-r' gives -r no value; write -r FILE",
+    "--extra-index-url": "requirements.txt:2: '--extra-index-url' gives --extra-index-url no value; write "
+    "--extra-index-url URL",
 }
 
 
