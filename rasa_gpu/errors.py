@@ -32,6 +32,10 @@ class YamlError(RasaGpuError):
         self.path, self.line, self.column, self.problem = path, line, column, problem
 
 
+class RequirementsError(RasaGpuError):
+    """A requirements file (or pyproject's dependencies) says something an image build cannot do."""
+
+
 class VersionError(RasaGpuError):
     """The requested Rasa version is unknown or not supported."""
 

@@ -11,6 +11,7 @@ import shlex
 import tarfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from string import Template
 from typing import Any, Protocol
@@ -62,7 +63,15 @@ class ImageSpec:
     cuda_wheels: CudaWheels | None = None
     pip_index_url: str | None = None
     ca_certs: tuple[bytes, ...] = ()
+    #: The bot stage's requirement lines (requirements.BotRequirements.training_lines): none, no bot stage.
     extra_requirements: tuple[str, ...] = ()
+    #: The bot's own constraints (-c files), held with the Rasa stage's locked set.
+    extra_constraints: tuple[str, ...] = ()
+    #: The wheels and sdists the requirements name in the bot folder: (path there, content), copied into the build.
+    bot_files: tuple[tuple[str, bytes], ...] = ()
+    #: The spaCy models the bot's pipeline loads (SpacyNLP): loaded in the new image before it is tagged. Not part of
+    #: the tag: they are what the requirements install, which is.
+    spacy_models: tuple[str, ...] = ()
     # Where a published copy may be pulled from instead of building (`--registry`); not part of the tag.
     registry: str | None = None
     image_name: str = DEFAULT_IMAGE_NAME
@@ -118,7 +127,9 @@ class ImageSpec:
         bot_stage = ""
         if self.extra_requirements and with_bot_stage:
             bot_stage = _Tmpl(templates.read_text("docker", "Dockerfile.bot.tmpl")).substitute(
-                pip_index=pip_index, lock_folder=locks.CONTEXT_FOLDER
+                pip_index=pip_index,
+                lock_folder=locks.CONTEXT_FOLDER,
+                bot_files=_files_copy(self.bot_files),
             )
         text = _Tmpl(templates.read_text("docker", "Dockerfile.tmpl")).substitute(
             tool_version=__version__,
@@ -171,10 +182,12 @@ class ImageSpec:
         if self.extra_requirements:
             files["bot-requirements.txt"] = ("\n".join(self.extra_requirements) + "\n").encode()
             constraints = [
+                *self.extra_constraints,
                 f"{self.release.package}=={self.release.version}",
                 f"tensorflow=={self.release.tensorflow}",
             ]
             files["bot-constraints.txt"] = ("\n".join(constraints) + "\n").encode()
+            files.update(_bot_files(self.bot_files))
         return files
 
     # ---- tags -----------------------------------------------------------------------------------------------------
@@ -199,7 +212,12 @@ class ImageSpec:
             return self.rasa_tag()
         files = self.context_files()
         kind = "gpu" if self.wants_gpu else "cpu"
-        return f"{BOT_IMAGE_REPO}:{self.release.version}-{kind}-{_digest(sorted(files), files)}"
+        return f"{BOT_IMAGE_REPO}:{self.release.version}-{kind}-{_digest(sorted(files), files, self._archive_digests)}"
+
+    @cached_property
+    def _archive_digests(self) -> dict[str, bytes]:
+        """The sha256 of each archive of the bot, worked out once per spec (a spaCy model may be hundreds of MB)."""
+        return {name: hashlib.sha256(data).digest() for name, data in _bot_files(self.bot_files).items()}
 
     def context_tar(self) -> bytes:
         return _tar(self.context_files())
@@ -233,6 +251,12 @@ class ActionsImageSpec:
     requirements: tuple[str, ...] = ()
     pip_index_url: str | None = None
     ca_certs: tuple[bytes, ...] = ()
+    #: The bot's own constraints for these requirements (-c in its action server's files).
+    constraints: tuple[str, ...] = ()
+    #: Wheels and sdists in the bot folder that the requirements name: (path there, content).
+    files: tuple[tuple[str, bytes], ...] = ()
+    #: The bot's rasa-sdk lines (any of its requirements files): installed instead of the range Rasa asks for.
+    rasa_sdk: tuple[str, ...] = ()
     target = "actions"
 
     def __post_init__(self) -> None:
@@ -245,11 +269,18 @@ class ActionsImageSpec:
         pip_index = _pip_index(self.pip_index_url)
         extra = ""
         if self.requirements:
+            share = "/usr/local/share/rasa-gpu"
+            names = "actions-requirements.txt" + (" actions-constraints.txt" if self.constraints else "")
+            constrained = f" -c {share}/actions-constraints.txt" if self.constraints else ""
             extra = (
-                "# actions/requirements.txt\n"
-                "COPY actions-requirements.txt /usr/local/share/rasa-gpu/actions-requirements.txt\n"
-                f"RUN python3 -m pip install {pip_index}-r /usr/local/share/rasa-gpu/actions-requirements.txt"
+                "# The action server's requirements (actions/requirements-actions.txt and the like)\n"
+                f"COPY {names} {share}/\n"
+                f"{_files_copy(self.files)}\n"
+                f"RUN python3 -m pip install {pip_index}-r {share}/actions-requirements.txt{constrained}"
             )
+        rasa_sdk = f'"rasa-sdk{self.release.rasa_sdk}"'
+        if self.rasa_sdk:  # the bot's own pin, quoted for the shell (a marker holds quotes)
+            rasa_sdk = " ".join(shlex.quote(line) for line in self.rasa_sdk)
         text = _Tmpl(templates.read_text("docker", "Dockerfile.actions.tmpl")).substitute(
             tool_version=__version__,
             index_note=_index_note(self.pip_index_url),
@@ -258,7 +289,7 @@ class ActionsImageSpec:
             ca_block=_ca_block(self.ca_certs),
             pip_index=pip_index,
             pip_version=PIP_VERSION,
-            rasa_sdk=f'"rasa-sdk{self.release.rasa_sdk}"',
+            rasa_sdk=rasa_sdk,
             rasa_sdk_spec=self.release.rasa_sdk,
             requirements=extra,
         )
@@ -268,6 +299,9 @@ class ActionsImageSpec:
         files = {"Dockerfile": self.dockerfile().encode(), **_ca_files(self.ca_certs)}
         if self.requirements:
             files["actions-requirements.txt"] = ("\n".join(self.requirements) + "\n").encode()
+            if self.constraints:
+                files["actions-constraints.txt"] = ("\n".join(self.constraints) + "\n").encode()
+            files.update(_bot_files(self.files))
         return files
 
     def tag(self) -> str:
@@ -512,14 +546,29 @@ def _ca_files(certs: tuple[bytes, ...]) -> dict[str, bytes]:
     return {"rasa-gpu-ca.pem": b"\n".join(cert.strip() for cert in certs) + b"\n"}
 
 
+def _files_copy(files: tuple[tuple[str, bytes], ...]) -> str:
+    """The COPY of the bot's archives into the place their requirement lines name (nothing without any)."""
+    from .requirements import CONTEXT_FOLDER, IMAGE_FOLDER
+
+    return f"COPY {CONTEXT_FOLDER} {IMAGE_FOLDER}" if files else ""
+
+
+def _bot_files(files: tuple[tuple[str, bytes], ...]) -> dict[str, bytes]:
+    from .requirements import CONTEXT_FOLDER
+
+    return {f"{CONTEXT_FOLDER}/{name}": data for name, data in files}
+
+
 def _tidy(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.splitlines()).replace("\n\n\n", "\n\n").strip() + "\n"
 
 
-def _digest(names: Sequence[str], files: dict[str, bytes]) -> str:
+def _digest(names: Sequence[str], files: dict[str, bytes], known: dict[str, bytes] | None = None) -> str:
+    """A short hash of the named files (names and contents); `known` holds the sha256 of some of them already."""
     digest = hashlib.sha256()
     for name in names:
-        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+        found = (known or {}).get(name) or hashlib.sha256(files[name]).digest()
+        digest.update(name.encode() + b"\0" + found)
     return digest.hexdigest()[:12]
 
 
@@ -746,6 +795,8 @@ def checked_build(
     to use a GPU keeps the gpu name only if it passes the CUDA check, else it is named as its cpu twin."""
     bot_stage = tag != spec.rasa_tag()
     try:
+        if bot_stage and spec.spacy_models:
+            on_line(spacy_check(engine, spec, built))
         on_line(
             "training a tiny bot in the new image before it is tagged: "
             f"{smoke_check(engine, spec, built, bot_stage=bot_stage)}"
@@ -782,6 +833,24 @@ def smoke_check(engine: ImageEngine, spec: ImageSpec, ref: str, *, bot_stage: bo
     if report.get("licensed") is False:
         return f"{report.get('note')} ({seconds})"
     return f"trained and loaded in {seconds}"
+
+
+def spacy_check(engine: ImageEngine, spec: ImageSpec, ref: str) -> str:
+    """Load the bot's spaCy models in the new image as Rasa's SpacyNLP does (docker/rasa-gpu-spacy-check.py): a
+    phrase that says what loaded, or a BuildError naming the model and why."""
+    script = templates.read_text("docker", "rasa-gpu-spacy-check.py")
+    report, last = engine.run_check(ref, script, list(spec.spacy_models), {"CUDA_VISIBLE_DEVICES": ""})
+    if report is None or not report.get("ok"):
+        model = (report or {}).get("model") or ", ".join(spec.spacy_models)
+        error = (report or {}).get("error") or last
+        raise BuildError(
+            f"the new image of {spec.release.name} cannot load the spaCy model {model}: {error}; nothing was "
+            "tagged. Check the requirement that provides it: a model package made for the spaCy that the image "
+            f"installs ({spec.release.package}[spacy] or your spacy line)"
+        )
+    models = report.get("models") or {}
+    loaded = ", ".join(f"{name} {version}".strip() for name, version in models.items())
+    return f"spaCy {report.get('spacy')} loads {loaded} in the new image"
 
 
 def _lock_advice(spec: ImageSpec, *, bot_stage: bool) -> str:

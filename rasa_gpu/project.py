@@ -27,12 +27,6 @@ DATA_SUFFIXES = (".yml", ".yaml", ".md", ".json")
 #: The names Rasa's layout gives the config and the domain (a file, or a folder of files).
 CONFIG_NAME = "config.yml"
 DOMAIN_NAMES = ("domain.yml", "domain.yaml", "domain")
-#: Requirements of a root-level actions.py (the Rasa 2 layout), first found wins; actions/ has its own.
-ROOT_ACTIONS_REQUIREMENTS = (
-    "actions-requirements.txt",
-    "requirements-actions.txt",
-    "actions_requirements.txt",
-)
 #: config.yml keys that do not change what a model does. Rasa 3.5+ writes an `assistant_id` into a config that has
 #: none during the first training; counting it would make the next `train` retrain an unchanged bot.
 _CONFIG_KEYS_NOT_TRAINED = ("assistant_id",)
@@ -234,20 +228,6 @@ class BotProject:
         module = self.root / "actions.py"
         return module if module.is_file() else None
 
-    def actions_requirements_file(self) -> Path | None:
-        """The action server's extra packages: actions/requirements.txt, or for a root actions.py the first of
-        ROOT_ACTIONS_REQUIREMENTS that exists."""
-        actions = self.actions
-        if actions is None:
-            return None
-        candidates = (
-            [actions / "requirements.txt"]
-            if actions.is_dir()
-            else [self.root / n for n in ROOT_ACTIONS_REQUIREMENTS]
-        )
-        found = next((path for path in candidates if path.is_file()), None)
-        return self.followed(found) if found is not None else None  # read into an image: never from outside
-
     @property
     def cache_dir(self) -> Path:
         """Rasa's training cache (RASA_CACHE_DIRECTORY's default, relative to the bot)."""
@@ -310,12 +290,6 @@ class BotProject:
         the bot, or any link in .rasa-gpu/ (safefs.check)."""
         return safefs.check(self.root, path)
 
-    # ---- requirements ----------------------------------------------------------------------------------------
-
-    def requirements_file(self) -> Path | None:
-        path = self.root / "requirements.txt"
-        return self.followed(path) if path.is_file() else None  # read into an image: never from outside
-
 
 def is_training_input(relative: PurePosixPath) -> bool:
     """The one rule for what changes a trained model, by path in the bot folder: config.yml, the domain (a file, or
@@ -329,14 +303,3 @@ def is_training_input(relative: PurePosixPath) -> bool:
     if parts[0] in ("data", DOMAIN_NAMES[2]) and len(parts) > 1:
         return relative.suffix in DATA_SUFFIXES and not parts[-1].startswith(".")
     return relative.suffix == ".py" and parts != ("actions.py",)
-
-
-def read_requirements(path: Path) -> list[str]:
-    """The requirement lines of a requirements file: comments (whole-line or after " #") and blank lines dropped,
-    option lines (-r, --index-url) kept as they are for the caller to judge."""
-    lines = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if line and not line.startswith("#"):
-            lines.append(line)
-    return lines

@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from .compat import RasaRelease, load_matrix
-from .errors import SettingsError
+from .errors import RequirementsError, SettingsError
 from .images import (
     DEFAULT_IMAGE_NAME,
     ActionsImageSpec,
@@ -22,7 +23,9 @@ from .images import (
     read_ca_certs,
 )
 from .project import BotProject
-from .settings import Settings, extra_requirements, load_settings, resolve_rasa
+from .redact import redact
+from .requirements import BotRequirements
+from .settings import Settings, load_settings, resolve_rasa
 
 if TYPE_CHECKING:
     from .events import EventSink
@@ -37,6 +40,10 @@ class Resolved:
     spec: ImageSpec
     #: Why this Rasa release (the command line, the settings, the bot's requirements, or the newest).
     why: str
+    #: The bot's requirements (requirements.read), for the action server's image.
+    requirements: BotRequirements = BotRequirements()
+    #: What the user should know about these decisions (the CLI shows each as a warning).
+    notes: tuple[str, ...] = ()
 
     def actions_spec(self) -> ActionsImageSpec | None:
         """The action server's image, or None when the bot has no custom actions."""
@@ -48,14 +55,18 @@ class Resolved:
             check_image_reference(
                 self.settings.actions_base_image, self.settings.subject("actions_base_image")
             )
+        actions = self.requirements.actions
         return ActionsImageSpec(
             release=self.spec.release,
             base_image=self.settings.actions_base_image
             or self.settings.base_image
             or default_actions_base(self.spec.release),
-            requirements=services.actions_requirements(self.project),
+            requirements=self.requirements.actions_lines(),
             pip_index_url=self.spec.pip_index_url,
             ca_certs=self.spec.ca_certs,
+            constraints=actions.constraint_lines(),
+            files=_archives(self.project, actions.archives()),
+            rasa_sdk=tuple(r.line for r in self.requirements.rasa_sdk),
         )
 
     def license(self) -> License | None:
@@ -78,10 +89,13 @@ class Resolved:
 def resolve(bot: str, cli_values: Mapping[str, Any], variant: str) -> Resolved:
     """Load the bot (every YAML file parsed), merge the command line's values (None: not given) over its settings,
     and pick the image: the default base image of `variant` ("gpu" or "cpu") unless the settings name one."""
+    from . import requirements as bot_requirements
+
     project = BotProject.load(bot)
     settings = load_settings(project.root).merged(**cli_values)
-    spec, why = image_spec(project, settings, variant)
-    return Resolved(project, settings, spec, why)
+    found = bot_requirements.read(project.root)
+    spec, why = image_spec(project, settings, variant, found)
+    return Resolved(project, settings, spec, why, found, _index_notes(settings, found))
 
 
 def cuda_source(
@@ -99,10 +113,19 @@ def cuda_source(
     return cuda_for(asked, release, base_image, variant, has_wheels)
 
 
-def image_spec(project: BotProject, settings: Settings, variant: str) -> tuple[ImageSpec, str]:
-    """The training image of the bot with these settings, and why its Rasa release."""
+def image_spec(
+    project: BotProject, settings: Settings, variant: str, requirements: BotRequirements | None = None
+) -> tuple[ImageSpec, str]:
+    """The training image of the bot with these settings (and its requirements, read here unless given), and why its
+    Rasa release. A spaCy model that the pipeline loads and no requirement provides stops it here, before a build."""
+    from . import requirements as bot_requirements
+    from . import spacy_models
+
+    if requirements is None:
+        requirements = bot_requirements.read(project.root)
     matrix = load_matrix()
-    release, why = resolve_rasa(matrix, project.root, settings)
+    release, why = resolve_rasa(matrix, project.root, settings, requirements)
+    models = spacy_models.needed(project, settings.set, release, requirements)
     default_base = release.gpu_base_image if variant == "gpu" else release.cpu_base_image
     base_image = settings.base_image or default_base
     # What goes into the Dockerfile as it is, checked here to name where it was set (the spec checks it again).
@@ -118,17 +141,49 @@ def image_spec(project: BotProject, settings: Settings, variant: str) -> tuple[I
         variant=variant,
         cuda=cuda,
         cuda_wheels=wheels,
-        pip_index_url=settings.pip_index_url,
+        pip_index_url=settings.pip_index_url or requirements.index_url,
         ca_certs=read_ca_certs(
             [str(bot_settings_path(settings, "ca_certs", c, project)) for c in settings.ca_certs]
         ),
-        extra_requirements=tuple(extra_requirements(project.root)),
+        extra_requirements=requirements.training_lines(release.package, release.version),
+        extra_constraints=requirements.training.constraint_lines(),
+        bot_files=_archives(project, requirements.training.archives()),
+        spacy_models=models,
         registry=settings.registry,
         image_name=settings.image_name or DEFAULT_IMAGE_NAME,
         base_named=bool(settings.base_image),
         cuda_asked=settings.cuda or "auto",
     )
     return spec, why
+
+
+def _archives(project: BotProject, paths: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
+    """The wheels and sdists that requirements name (paths in the bot, checked by requirements.read), read."""
+    archives = []
+    for path in paths:
+        try:
+            archives.append((path, (project.root / path).read_bytes()))
+        except OSError as exc:
+            raise RequirementsError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    return tuple(archives)
+
+
+def _index_notes(settings: Settings, requirements: BotRequirements) -> tuple[str, ...]:
+    """One line when the bot's requirements name an index and the command line or the settings name another: theirs
+    is used (the command line and the settings win over what the bot's files say)."""
+    given, named = settings.pip_index_url, requirements.index_url
+    if not given or not named or _without_login(given) == _without_login(named):
+        return ()
+    return (
+        f"{requirements.index_where} names the index {redact(named)}, but {settings.subject('pip_index_url')} "
+        f"names {redact(given)}: building from {redact(given)} (the command line and the settings win over the "
+        "bot's requirements)",
+    )
+
+
+def _without_login(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl().rstrip("/")
 
 
 def bot_settings_path(settings: Settings, key: str, value: str, project: BotProject) -> Path:

@@ -34,7 +34,7 @@ from .images import (
     ensure_service_image,
 )
 from .license_key import License
-from .project import BotProject, read_requirements
+from .project import BotProject
 from .runners import Runner
 from .train import BOT_MOUNT, sweep
 
@@ -84,11 +84,6 @@ def project_name(project: BotProject) -> str:
 
 def has_actions(project: BotProject) -> bool:
     return project.actions is not None
-
-
-def actions_requirements(project: BotProject) -> tuple[str, ...]:
-    path = project.actions_requirements_file()
-    return () if path is None else tuple(read_requirements(path))
 
 
 def service_ports(settings: Any) -> tuple[str, dict[str, int]]:

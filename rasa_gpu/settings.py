@@ -1,4 +1,4 @@
-"""Project settings: ``rasa-gpu.toml`` or ``[tool.rasa-gpu]`` in the bot's pyproject.toml, and the bot's requirements.
+"""Project settings: ``rasa-gpu.toml`` or ``[tool.rasa-gpu]`` in the bot's pyproject.toml, and which Rasa release.
 
 Command-line options win over settings; settings win over what the bot's requirements say; the newest supported
 Rasa release is the last resort.
@@ -6,21 +6,17 @@ Rasa release is the last resort.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from .compat import Matrix, RasaRelease, is_exact_version
 from .errors import SettingsError, VersionError
-from .project import read_requirements
 
 if TYPE_CHECKING:
-    from packaging.requirements import Requirement
-
+    from .requirements import BotRequirements
     from .runners import Where
 
 if sys.version_info >= (3, 11):
@@ -371,110 +367,12 @@ def load_settings(root: Path) -> Settings:
 
 # ---- which Rasa --------------------------------------------------------------------------------------------------
 
-_POETRY_CARET = re.compile(r"^\^(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
-_POETRY_TILDE = re.compile(r"^~(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
 
-
-def _poetry_to_pep440(spec: str) -> str:
-    spec = spec.strip()
-    if m := _POETRY_CARET.match(spec):
-        major, minor, patch = (int(x) if x else 0 for x in m.groups())
-        upper = f"{major + 1}.0.0" if major else f"0.{minor + 1}.0"
-        return f">={major}.{minor}.{patch},<{upper}"
-    if m := _POETRY_TILDE.match(spec):
-        major, minor, patch = (int(x) if x else 0 for x in m.groups())
-        return (
-            f">={major}.{minor}.{patch},<{major}.{minor + 1}.0" if m.group(2) else f">={major},<{major + 1}"
-        )
-    if is_exact_version(spec):
-        return f"=={spec}"
-    return spec
-
-
-#: The PyPI names of Rasa: Rasa Open Source and Rasa Pro.
-RASA_PACKAGES = ("rasa", "rasa-pro")
-
-
-def rasa_requirement(root: Path) -> tuple[str, str, str] | None:
-    """The bot's own Rasa pin as (package: rasa or rasa-pro, PEP 440 specifier, where it was found), from
-    requirements.txt or pyproject.toml."""
-    req_file = root / "requirements.txt"
-    if req_file.is_file():
-        for line in read_requirements(req_file):
-            req = _parse_requirement(line)
-            if req is not None and _rasa_name(req.name) is not None:
-                return _rasa_name(req.name) or "rasa", str(req.specifier), "requirements.txt"
-    pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
-        data = read_toml(pyproject)
-        dependencies = _table(data, "project").get("dependencies")
-        for line in dependencies if isinstance(dependencies, list) else ():
-            req = _parse_requirement(line) if isinstance(line, str) else None
-            if req is not None and _rasa_name(req.name) is not None:
-                return _rasa_name(req.name) or "rasa", str(req.specifier), "pyproject.toml"
-        for name, poetry in _table(data, "tool", "poetry", "dependencies").items():
-            package = _rasa_name(name)
-            if package is None:
-                continue
-            if isinstance(poetry, dict):
-                poetry = poetry.get("version")
-            if isinstance(poetry, str):
-                return package, _poetry_to_pep440(poetry), "pyproject.toml [tool.poetry]"
-    return None
-
-
-def _rasa_name(name: str) -> str | None:
-    """rasa or rasa-pro for a requirement's name (any spelling PyPI treats as the same), else None."""
-    canonical = re.sub(r"[-_.]+", "-", name).lower()
-    return canonical if canonical in RASA_PACKAGES else None
-
-
-def extra_requirements(root: Path) -> list[str]:
-    """Lines of the bot's requirements.txt other than Rasa itself: what custom components need."""
-    req_file = root / "requirements.txt"
-    if not req_file.is_file():
-        return []
-    real = Path(os.path.realpath(req_file))  # its lines go into an image: never a file from outside the bot
-    if req_file.is_symlink() and root.resolve() not in real.parents:
-        raise SettingsError(
-            f"requirements.txt is a link to {os.readlink(req_file)}, outside the bot folder; rasa-gpu builds only "
-            "from files inside the bot: copy the file into the bot instead of linking it"
-        )
-    lines = []
-    for line in read_requirements(req_file):
-        if line.startswith("-"):
-            raise SettingsError(
-                f"requirements.txt: option lines such as '{line}' are not supported in the image build; "
-                "use plain requirement lines (and --pip-index-url for another index)"
-            )
-        req = _parse_requirement(line)
-        if req is None:
-            raise SettingsError(f"requirements.txt: cannot read the line '{line}'; use a PEP 508 requirement")
-        if req.url and "@" in urlsplit(req.url).netloc:  # the file is copied into the image as it is
-            raise SettingsError(
-                f"requirements.txt: the URL of {req.name} carries a login, which would be in the image for anyone "
-                "who pulls it; put the login in --pip-index-url (kept out of images) and name the package plainly"
-            )
-        if _rasa_name(req.name) is None and req.name.lower() not in ("rasa-sdk", "rasa_sdk", "tensorflow"):
-            lines.append(line)
-    return lines
-
-
-def _parse_requirement(line: str) -> Requirement | None:
-    """A PEP 508 requirement from a line that read_requirements gave (or one of pyproject's dependencies)."""
-    line = line.strip()
-    if not line or line.startswith(("#", "-")):
-        return None
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    try:
-        return Requirement(line)
-    except InvalidRequirement:
-        return None
-
-
-def resolve_rasa(matrix: Matrix, root: Path, settings: Settings) -> tuple[RasaRelease, str]:
-    """The Rasa release to use and a phrase saying why."""
+def resolve_rasa(
+    matrix: Matrix, root: Path, settings: Settings, requirements: BotRequirements | None = None
+) -> tuple[RasaRelease, str]:
+    """The Rasa release to use and a phrase saying why; the bot's requirements (requirements.read) when the caller
+    has them already."""
     if settings.rasa_version:
         origin = settings.origin("rasa_version")
         version = settings.rasa_version.lstrip("=")
@@ -483,9 +381,13 @@ def resolve_rasa(matrix: Matrix, root: Path, settings: Settings) -> tuple[RasaRe
                 f"{origin}: '{settings.rasa_version}' is not a version; supported: {matrix.supported_summary()}"
             )
         return matrix.get(version), f"from {origin}"
-    found = rasa_requirement(root)
-    if found is not None:
-        package, spec, where = found
+    if requirements is None:
+        from .requirements import read
+
+        requirements = read(root)
+    pin = requirements.rasa
+    if pin is not None:
+        package, spec, where = pin.package, pin.specifier, pin.where
         if not spec:
             if package == "rasa-pro" and matrix.pro_default:
                 return matrix.get(matrix.pro_default), f"newest Rasa Pro ({where} does not pin it)"

@@ -26,7 +26,8 @@ from .errors import RasaGpuError
 from .events import ActionsRestarted, Changed, EventSink, Invalid, Notice, Trained, TrainFailed, Watching
 from .gpu import GpuRequest
 from .images import ImageSpec
-from .project import ROOT_ACTIONS_REQUIREMENTS, BotProject, is_training_input
+from .project import BotProject, is_training_input
+from .requirements import ACTIONS_FILES
 from .runners import Runner
 from .train import TrainOptions, sweep, train
 from .warm import WarmTrainer
@@ -67,9 +68,7 @@ def classify(root: Path, path: str) -> str | None:
         )
     if is_training_input(relative):  # the same rule as the no-change skip's
         return "train"
-    if len(relative.parts) == 1 and (
-        relative.name == "actions.py" or relative.name in ROOT_ACTIONS_REQUIREMENTS
-    ):
+    if len(relative.parts) == 1 and (relative.name == "actions.py" or relative.name in ACTIONS_FILES):
         return "actions"  # Rasa 2's actions layout
     return None
 
@@ -249,9 +248,7 @@ def _restart_actions(
     running = {
         s.service for s in engine.project_containers(services.project_name(project)) if s.status == "running"
     }
-    changed_requirements = [
-        p for p in paths if p == "actions/requirements.txt" or p in ROOT_ACTIONS_REQUIREMENTS
-    ]
+    changed_requirements = [p for p in paths if p in ACTIONS_FILES]
     if changed_requirements:
         on_event(
             Notice(

@@ -6,7 +6,7 @@ import pytest
 
 from rasa_gpu.compat import load_matrix
 from rasa_gpu.errors import SettingsError, VersionError
-from rasa_gpu.settings import Settings, extra_requirements, load_settings, resolve_rasa
+from rasa_gpu.settings import Settings, load_settings, resolve_rasa
 
 
 def test_known_points_of_the_matrix():
@@ -79,13 +79,6 @@ def test_bad_settings_are_explained(tmp_path):
     (tmp_path / "rasa-gpu.toml").write_text('gpu = "maybe"\n')
     with pytest.raises(SettingsError, match="gpu must be one of"):
         load_settings(tmp_path)
-
-
-def test_extra_requirements_skip_rasa_itself(tmp_path):
-    bot = _bot(
-        tmp_path, **{"requirements.txt": "# comment\nrasa==3.6.21\nrasa-sdk\nnltk==3.8  # tokenizer\n"}
-    )
-    assert extra_requirements(bot) == ["nltk==3.8"]
 
 
 def test_training_inputs_skip_models_caches_actions_and_venvs(tmp_path):

@@ -279,6 +279,10 @@ def where_options() -> list[Any]:
 
 def load(bot: str, image: ImageOptions, **cli_values: Any) -> Resolved:
     """The bot, its settings with the command line on top, and its image spec with the reason for its Rasa."""
+    from ..events import Notice
     from ..resolve import resolve
 
-    return resolve(bot, {**image.settings(), **cli_values}, image.variant)
+    resolved = resolve(bot, {**image.settings(), **cli_values}, image.variant)
+    for note in resolved.notes:
+        show_notice(Notice(note, "warn"))
+    return resolved
