@@ -411,6 +411,7 @@ LONG_FILES = (
     "test_vscode_tasks.py",
     "test_docker_train.py",
     "test_push.py",
+    "test_demo_layout.py",
     "test_services.py",
     "test_layouts.py",
     "test_benchmark.py",
