@@ -146,8 +146,12 @@ def build_base_image(
     with tempfile.TemporaryDirectory(prefix="rasa-gpu-base-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         ubuntu = suite in UBUNTU_SUITES
+        system = f"{'Ubuntu' if ubuntu else 'Debian'} {suite}"
+        on_line(
+            f"building {name} ({system} with Python {SUITE_PYTHON[suite]}: debootstrap, then docker import)"
+        )
         if mirror:
-            on_line(f"fetching {'Ubuntu' if ubuntu else 'Debian'} {suite} from {mirror}")
+            on_line(f"fetching {system} from {mirror}")
         keyring = ubuntu_keyring(Path(tmp)) if ubuntu else archive_keyring(suite, Path(tmp))
         _run(debootstrap_command(suite, rootfs, mirror, keyring), on_line)
         if HOST_CA_BUNDLE.is_file():

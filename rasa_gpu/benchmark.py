@@ -16,10 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__, history, license_key, templates
+from . import __version__, build_log, history, license_key, templates
 from .engine import ContainerSpec, labels_for
 from .errors import GpuUnavailable, RasaGpuError
-from .events import BuildOutput, EventSink, Notice
+from .events import EventSink, Notice
 from .gpu import GpuRequest
 from .images import ImageSpec, ensure_image
 from .overrides import Override
@@ -214,7 +214,8 @@ def run_benchmark(
     runner: Runner, project: BotProject, spec: ImageSpec, options: BenchmarkOptions, on_event: EventSink
 ) -> BenchmarkReport:
     engine = runner.engine
-    built = ensure_image(engine, spec, lambda line: on_event(BuildOutput(line)))
+    with build_log.recording(build_log.of_bot(project), on_event) as build_line:
+        built = ensure_image(engine, spec, build_line)
     image = built.tag
     limits = Limits(cpus=options.cpus, memory=options.memory)
     devices = {name: DeviceReport(name, options.prices[name]) for name in ("cpu", "gpu")}

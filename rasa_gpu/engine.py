@@ -620,6 +620,19 @@ class Engine:
 
         tail: deque[str] = deque(maxlen=200)  # pip's reason may come long before its last line
         step = ""
+        whole = WholeLines(shown)
+
+        def emit(found: list[str]) -> None:
+            nonlocal step
+            for line in found:
+                if line.startswith("Step "):
+                    instruction = line.split(" : ", 1)[-1]
+                    if len(instruction) > 70:
+                        instruction = instruction[:69] + "…"
+                    step = line.split(" : ", 1)[0].replace("Step ", "step ") + f" ({instruction})"
+                tail.append(line)
+                on_line(line)
+
         try:
             stream = self.api.build(
                 fileobj=io.BytesIO(context),
@@ -637,6 +650,7 @@ class Engine:
             for event in stream:
                 message = _event_error(event)
                 if message is not None:
+                    emit(whole.rest())
                     last = shown(message.strip().splitlines()[-1])
                     cause = build_cause(list(tail))
                     if cause and "returned a non-zero code" in last:
@@ -644,15 +658,8 @@ class Engine:
                     raise BuildError(
                         f"image build failed at {step or 'the first step'}: {last}", details=list(tail)[-20:]
                     )
-                for line in shown(str(event.get("stream", ""))).splitlines():
-                    if line.startswith("Step "):
-                        instruction = line.split(" : ", 1)[-1]
-                        if len(instruction) > 70:
-                            instruction = instruction[:69] + "…"
-                        step = line.split(" : ", 1)[0].replace("Step ", "step ") + f" ({instruction})"
-                    if line.strip():
-                        tail.append(line)
-                        on_line(line)
+                emit(whole.feed(str(event.get("stream", ""))))
+            emit(whole.rest())
         except docker.errors.APIError as exc:
             raise BuildError(
                 f"image build failed: {shown(str(exc.explanation or exc))}", details=list(tail)
@@ -1029,6 +1036,25 @@ def _registry_problem(action: str, ref: str, message: str) -> str:
             f"/etc/docker/certs.d/{registry}/ca.crt"
         )
     return f"the {action} of {ref} failed: {reason}"
+
+
+class WholeLines:
+    """A build's stream as whole lines, each passed through `shown` (the masking of logins): Docker hands on a
+    tool's output in the pieces it was written in (uv writes one line in several), and a login split across two
+    pieces would be masked in neither."""
+
+    def __init__(self, shown: Callable[[str], str] = lambda text: text) -> None:
+        self.shown, self.pending = shown, ""
+
+    def feed(self, text: str) -> list[str]:
+        parts = re.split(r"\r\n|\r|\n", self.pending + text)
+        self.pending = parts.pop()
+        return [self.shown(part) for part in parts if part.strip()]
+
+    def rest(self) -> list[str]:
+        """What is left at the end of the stream (a last line without its newline)."""
+        rest, self.pending = self.pending, ""
+        return [self.shown(rest)] if rest.strip() else []
 
 
 class _LayerProgress:

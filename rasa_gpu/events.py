@@ -29,6 +29,62 @@ class BuildOutput:
     text: str
 
 
+# ---- image builds (build_progress reads Docker's, pip's, uv's and debootstrap's lines into these) ----------------
+
+
+@dataclass(frozen=True)
+class BuildLogOpened:
+    """A build began writing its raw lines (every BuildOutput) to this file."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class BuildStarted:
+    """An image is being built: its name, and what it is in words."""
+
+    image: str
+    what: str
+
+
+@dataclass(frozen=True)
+class BuildStage:
+    """A step worth naming started ("installing the locked set of Rasa 3.6.21"); `step` is Docker's "step 7/17"
+    where there is one."""
+
+    title: str
+    step: str = ""
+
+
+@dataclass(frozen=True)
+class BuildProgress:
+    """How the running stage is getting on, as pip, uv or debootstrap say it ("uv: 161 packages · downloading
+    tensorflow (560.2 MiB) · 12/40 downloads, 1.1 of 1.6 GB")."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class BuildStageDone:
+    title: str
+    summary: str  # "uv, 161 packages, 1.6 GB downloaded"; may be empty
+    seconds: float
+
+
+@dataclass(frozen=True)
+class BuildNote:
+    """A sentence rasa-gpu or a tool said during a build for the user to read (a check's result, a stand-in base)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class BuildFinished:
+    """The builds of this command are over (done or failed): a live status line goes."""
+
+    log: Path
+
+
 @dataclass(frozen=True)
 class TrainingStarted:
     image: str
@@ -79,6 +135,13 @@ class ActionsRestarted:
 Event = Union[
     "Notice",
     "BuildOutput",
+    "BuildLogOpened",
+    "BuildStarted",
+    "BuildStage",
+    "BuildProgress",
+    "BuildStageDone",
+    "BuildNote",
+    "BuildFinished",
     "TrainingStarted",
     "ProgressEvent",
     "Watching",

@@ -747,6 +747,7 @@ def _ensure_image(
     stage = None if rebuild else _find(engine, spec, rasa_tag)
     if stage is None:
         built = candidate(rasa_tag, build_id)
+        on_line(f"building {rasa_tag} ({spec.release.name} on {spec.base_image}, shared by every bot on it)")
         image_id = engine.build(
             context, tag=built, target="rasa", labels=labels, on_line=on_line, secret_args=secret_args
         )
@@ -754,6 +755,7 @@ def _ensure_image(
     if tag == rasa_tag:
         return stage
     built = candidate(tag, build_id)
+    on_line(f"building {tag} (the bot's requirements on the {spec.release.name} stage)")
     image_id = engine.build(
         context, tag=built, target="bot", labels=labels, on_line=on_line, secret_args=secret_args
     )
@@ -964,6 +966,7 @@ def ensure_service_image(
         return ImageResult(tag=tag, image_id=image_id, built=False)
     if engine.image_id(spec.base_image) is None:
         engine.pull(spec.base_image, on_line)
+    on_line(f"building {tag} (the {spec.target} service's image)")
     image_id = engine.build(
         spec.context_tar(),
         tag=tag,

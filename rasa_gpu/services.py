@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
-from . import __version__, license_key
+from . import __version__, build_log, license_key
 from .engine import Compose, Engine, ServiceState
 from .errors import ServicesError, SettingsError
-from .events import BuildOutput, EventSink, Notice
+from .events import EventSink, Notice
 from .gpu import GpuRequest, for_image, refused_recently, remember, without_runtime
 from .images import (
     ActionsImageSpec,
@@ -499,17 +499,17 @@ def up(
             f"`rasa-gpu train {project.root}`, then run `rasa-gpu up` again"
         )
 
-    def build_line(line: str) -> None:
-        on_event(BuildOutput(line))
-
-    built = ensure_image(engine, spec, build_line, rebuild=options.rebuild)
-    rasa_image = built.tag
-    actions_image = None
-    if actions_spec is not None:
-        actions_image = ensure_service_image(engine, actions_spec, build_line, rebuild=options.rebuild).tag
-    notebook = NotebookImageSpec(rasa_image, spec.release.version, spec.pip_index_url)
-    if "jupyter" in options.profiles:
-        ensure_service_image(engine, notebook, build_line, rebuild=options.rebuild)
+    with build_log.recording(build_log.of_bot(project), on_event) as build_line:
+        built = ensure_image(engine, spec, build_line, rebuild=options.rebuild)
+        rasa_image = built.tag
+        actions_image = None
+        if actions_spec is not None:
+            actions_image = ensure_service_image(
+                engine, actions_spec, build_line, rebuild=options.rebuild
+            ).tag
+        notebook = NotebookImageSpec(rasa_image, spec.release.version, spec.pip_index_url)
+        if "jupyter" in options.profiles:
+            ensure_service_image(engine, notebook, build_line, rebuild=options.rebuild)
     bind, ports = service_ports(settings)
     plan = ServicePlan(
         project_name=project_name(project),

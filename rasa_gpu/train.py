@@ -33,7 +33,7 @@ from .errors import (
     SettingsError,
     TrainingFailed,
 )
-from .events import BuildOutput, EventSink, Notice, TrainingStarted
+from .events import EventSink, Notice, TrainingStarted
 from .finetune import (
     EAGER_DIET_MAX_STEPS,
     Shape,
@@ -173,7 +173,7 @@ def _train_locked(
                 rasa_version=spec.release.version,
                 host=previous.get("host", ""),
             )
-        from . import history
+        from . import build_log, history
         from .images import ensure_image
 
         _report_leftovers(runner.sweep(project), stale, on_event)
@@ -191,9 +191,8 @@ def _train_locked(
             queued_seconds=options.queued_seconds,
         )
         with history.recording(project, record, lambda text: on_event(Notice(text, "warn"))):
-            image = ensure_image(
-                engine, spec, lambda line: on_event(BuildOutput(line)), rebuild=options.rebuild
-            )
+            with build_log.recording(build_log.of_bot(project), on_event) as build_line:
+                image = ensure_image(engine, spec, build_line, rebuild=options.rebuild)
             record.image_id = image.image_id
             if image.spec is not None and image.spec != spec:  # built on a stand-in base (settle_base)
                 spec = image.spec

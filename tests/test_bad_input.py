@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 from conftest import (
+    BOT_UID,
     COMPOSE_DIR_LABEL,
     EXAMPLE_BOT,
     assert_one_line_error,
@@ -121,12 +123,20 @@ def test_base_image_that_cannot_be_pulled(bot, docker_client):
 
 
 @pytest.mark.docker
-def test_build_failure_shows_the_failing_step(bot, built_image, docker_client):
+def test_build_failure_shows_the_failing_step(tmp_path, built_image, docker_client):
+    bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot")  # owned by BOT_UID
     (bot / "requirements.txt").write_text("rasa-gpu-no-such-package-anywhere==0.0.1\n")
     result = run_cli("train", str(bot))
-    line = assert_one_line_error(result, 1, "image build failed at step")
+    line = assert_one_line_error(result, 1, "image build failed at step", "; the full log: ")
     assert "pip install" in line
     assert "rasa-gpu-no-such-package-anywhere" in result.stderr  # pip's own last lines are shown
+    # The line names the log: the build's raw lines, pip's whole error among them, the bot owner's.
+    log = Path(line.rsplit("; the full log: ", 1)[1])
+    assert log.parent == bot / ".rasa-gpu" / "logs"
+    raw = log.read_text()
+    assert "Step " in raw and "No matching distribution found for rasa-gpu-no-such-package-anywhere" in raw
+    if os.geteuid() == 0:
+        assert (log.stat().st_uid, log.stat().st_gid) == (BOT_UID, BOT_UID)
 
 
 @pytest.mark.docker

@@ -54,11 +54,11 @@ def test_bot_requirements_build_a_bot_stage_on_the_shared_rasa_stage(built_image
     unique = f'platform_machine != "{uuid.uuid4().hex}"'
     # more-itertools is not in Rasa 3.6.21's locked set (a package of it at another version would be a conflict).
     (bot / "requirements.txt").write_text(f"rasa==3.6.21\nmore-itertools==10.5.0 ; {unique}\n")
-    first = run_cli("build", str(bot))
+    first = run_cli("build", str(bot), "-v")
     assert first.returncode == 0, first.output
     tag = first.stdout.split()[0]
     assert tag.startswith("rasa-gpu/bot:3.6.21-") and " built in " in first.stdout
-    assert "Step" in first.stderr  # the build streamed its output
+    assert "Step " in first.stderr and " ---> " in first.stderr  # -v: the build's raw output, as it came
     second = run_cli("build", str(bot))
     assert "found (cached, nothing built)" in second.stdout
     out = docker_client.containers.run(
@@ -68,6 +68,42 @@ def test_bot_requirements_build_a_bot_stage_on_the_shared_rasa_stage(built_image
         remove=True,
     )
     assert out.decode().split() == ["10.5.0", "3.6.21"]
+    docker_client.images.remove(tag)
+
+
+def test_a_first_training_shows_the_build_in_stages_and_keeps_its_raw_lines_in_the_bots_log(
+    built_image, tmp_path, docker_client
+):
+    """What a newcomer's first `rasa-gpu train` prints before the training (a build of an image that is not there
+    yet: a bot stage of its own, on the shared Rasa stage): a few lines, not Docker's, pip's and uv's thousand."""
+    bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot")  # owned by BOT_UID
+    unique = f'platform_machine != "{uuid.uuid4().hex}"'
+    (bot / "requirements.txt").write_text(f"rasa==3.6.21\nmore-itertools==10.5.0 ; {unique}\n")
+    epochs = ("--set", "DIETClassifier.epochs=1", "--set", "TEDPolicy.epochs=1")
+    result = run_cli("train", str(bot), "--gpu", "off", *epochs)
+    assert result.returncode == 0, result.output
+    lines = result.stderr.splitlines()
+    before = lines[: next(i for i, line in enumerate(lines) if line.startswith("training in "))]
+    print(f"lines before the training: {len(before)} (all of stderr: {len(lines)})")
+    assert len(before) <= 40, result.stderr
+    assert not [line for line in lines if line.startswith(("Step ", " ---> ", "Collecting "))], result.stderr
+    assert (
+        "(pip, 1 package, 60.0 kB downloaded)" in result.stderr
+    )  # the bot's requirement, as its stage's summary
+    assert "  ✓ checking the new image: training a tiny bot in it (trained and loaded) " in result.stderr
+    # The raw lines are all in the log that the output names, owned by the bot's owner and readable by them only.
+    [log] = (bot / ".rasa-gpu" / "logs").iterdir()
+    assert f"the build's whole output goes to {log} (-v shows it)" in lines
+    raw = log.read_text()
+    for needle in ("Step 1/", " ---> Running in ", "Successfully installed more-itertools-10.5.0"):
+        assert needle in raw
+    assert len(raw.splitlines()) > len(before)
+    info = log.lstat()
+    assert oct(info.st_mode & 0o777) == oct(0o600)
+    if os.geteuid() == 0:
+        assert {(p.stat().st_uid, p.stat().st_gid) for p in (log, log.parent)} == {(BOT_UID, BOT_UID)}
+    tag = next(line.split()[2] for line in lines if line.startswith("training in "))
+    assert tag.startswith("rasa-gpu/bot:")
     docker_client.images.remove(tag)
 
 

@@ -64,8 +64,8 @@ def test_the_oldest_open_source_minor_trains_from_its_lock(docker_client, tmp_pa
         "train", str(bot), *args, "--set", "DIETClassifier.epochs=2", "--set", "TEDPolicy.epochs=2"
     )
     assert result.returncode == 0, result.output
-    assert "installing the locked set of Rasa 3.1.7 for Python" in result.stderr  # the step (or its echo)
-    assert "training a tiny bot in the new image before it is tagged: trained and loaded" in result.stderr
+    assert "  ✓ installing the locked set of Rasa 3.1.7 (uv, " in result.stderr  # the step, as its stage
+    assert "  ✓ checking the new image: training a tiny bot in it (trained and loaded) " in result.stderr
     [model] = models(bot)
     assert "Rasa 3.1.7" in result.stdout and str(model) in result.stdout
     # The image holds exactly the lock: every pin at its version (the base's own pip and setuptools aside).

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False), help="Folder for report.md/json and chart.png."
 )
+@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output, and an image build's.")
 def benchmark_cmd(
     bot: str,
     image: ImageOptions,
@@ -72,6 +73,7 @@ def benchmark_cmd(
     gpu_instance: str,
     as_json: bool,
     out_dir: str | None,
+    verbose: bool,
 ) -> None:
     """Train BOT on the CPU and on the GPU with the same image and a fresh Rasa cache per run; report medians per
     component and in total, the speedup and the cost per training. Without a GPU only the CPU is measured and the
@@ -113,7 +115,7 @@ def benchmark_cmd(
         f"rasa-gpu benchmark of {escape(str(project.root))}: Rasa {spec.release.version} ({why}), "
         f"{repeat} run(s) per device{' after a warm-up' if warmup else ''}"
     )
-    with resolved.runner(show_notice) as runner, TrainView(verbose=False) as view:
+    with resolved.runner(show_notice) as runner, TrainView(verbose) as view:
         report = benchmark_mod.run_benchmark(runner, project, spec, options, view.handle)
         folder = benchmark_mod.write_report(runner, project, report, Path(out_dir) if out_dir else None)
     if as_json:

@@ -15,7 +15,6 @@ from ._common import (
     image_options,
     load,
     show_notice,
-    verbatim,
 )
 
 
@@ -25,10 +24,12 @@ from ._common import (
 @click.option(
     "--print", "print_only", is_flag=True, help="Print the rendered Dockerfile and tag; build nothing."
 )
+@click.option("-v", "--verbose", is_flag=True, help="Show the build's raw output (Docker, pip, uv).")
 def build(
     bot: str,
     image: ImageOptions,
     print_only: bool,
+    verbose: bool,
 ) -> None:
     """Build (or find) the training image for BOT.
 
@@ -38,8 +39,9 @@ def build(
       rasa-gpu build example_bot --print
       rasa-gpu build . --base-image rasa-gpu/base:bullseye --ca-cert corp-root.pem
     """
+    from .. import build_log
     from ..images import ensure_image
-    from . import _common
+    from .views import BuildView
 
     resolved = load(bot, image)
     spec, why = resolved.spec, resolved.why
@@ -48,10 +50,14 @@ def build(
         click.echo(spec.dockerfile(), nl=False)
         return
     started = time.monotonic()
-    with resolved.runner(show_notice) as runner:
-        result = ensure_image(
-            runner.engine, spec, lambda line: _common.err.print(verbatim(line)), rebuild=image.rebuild
-        )  # rich loads with the first line of a build: a cache hit prints none
+    # rich loads with the first line of a build: a cache hit prints none
+    logs = build_log.of_bot(resolved.project)
+    with (
+        resolved.runner(show_notice) as runner,
+        BuildView(verbose) as view,
+        build_log.recording(logs, view.handle) as on_line,
+    ):
+        result = ensure_image(runner.engine, spec, on_line, rebuild=image.rebuild)
     if result.pulled_from:
         verb = f"pulled from the registry as {result.pulled_from} (nothing built)"
     else:
@@ -87,7 +93,8 @@ def build(
     is_flag=True,
     help="Do nothing if the image exists or the default GPU base image can be pulled.",
 )
-def base_image_cmd(suite: str, name: str | None, mirror: str | None, if_needed: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Show debootstrap's raw output.")
+def base_image_cmd(suite: str, name: str | None, mirror: str | None, if_needed: bool, verbose: bool) -> None:
     """Build a Python base image from a Debian or Ubuntu mirror (debootstrap + docker import), for hosts where no
     container registry answers. Use it with --base-image or `base_image` in rasa-gpu.toml.
 
@@ -97,10 +104,13 @@ def base_image_cmd(suite: str, name: str | None, mirror: str | None, if_needed: 
       sudo rasa-gpu base-image --suite buster    # rasa-gpu/base:buster, Python 3.7, for Rasa 2.x
       sudo rasa-gpu base-image --suite noble     # rasa-gpu/base:noble, Python 3.12, for Rasa Pro 3.14-3.19
     """
+    from .. import build_log
     from ..base_image import build_base_image, default_name
+    from ..build_progress import DebootstrapParser
     from ..compat import load_matrix
     from ..engine import Engine
-    from ._common import err, out
+    from ._common import out
+    from .views import BuildView
 
     name = name or default_name(suite)
     engine = Engine.connect()
@@ -113,7 +123,13 @@ def base_image_cmd(suite: str, name: str | None, mirror: str | None, if_needed: 
             out.print(f"{default} is available; no registry-less base needed", markup=False)
             return
     started = time.monotonic()
-    build_base_image(engine, lambda line: err.print(verbatim(line)), suite=suite, name=name, mirror=mirror)
+    logs = build_log.of_user()
+    parser = DebootstrapParser()
+    with (
+        BuildView(verbose) as view,
+        build_log.recording(logs, view.handle, parser, kind="base-image") as on_line,
+    ):
+        build_base_image(engine, on_line, suite=suite, name=name, mirror=mirror)
     out.print(
         f"{name} built in {time.monotonic() - started:.0f} s; use it with --base-image {name}", markup=False
     )
@@ -132,7 +148,8 @@ def base_image_cmd(suite: str, name: str | None, mirror: str | None, if_needed: 
     help_values=(Deferred("rasa_gpu.images", "DEFAULT_IMAGE_NAME"),),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print ref, digest, image id and size as JSON.")
-def push(bot: str, image: ImageOptions, image_name: str | None, as_json: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Show the build's raw output, if it builds.")
+def push(bot: str, image: ImageOptions, image_name: str | None, as_json: bool, verbose: bool) -> None:
     """Push BOT's training image (built first if missing) to a registry as
     REGISTRY/NAME:<rasa>-tf<tf>-<gpu|cpu>-<hash>, so that teammates and CI pull it with `--registry` instead of
     building. Uses the login of `docker login REGISTRY`. Prints "REF DIGEST" on stdout.
@@ -147,11 +164,13 @@ def push(bot: str, image: ImageOptions, image_name: str | None, as_json: bool) -
 
     from rich.markup import escape
 
+    from .. import build_log
     from ..engine import Engine
     from ..errors import SettingsError
     from ..images import DEFAULT_IMAGE_NAME
     from ..push import push_image
     from ._common import err
+    from .views import BuildView
 
     resolved = load(bot, image, image_name=image_name)
     settings, spec, why = resolved.settings, resolved.spec, resolved.why
@@ -163,14 +182,18 @@ def push(bot: str, image: ImageOptions, image_name: str | None, as_json: bool) -
         f"rasa-gpu push: {escape(spec.tag())} (Rasa {spec.release.version}, {why}) to {escape(settings.registry)}"
     )
     started = time.monotonic()
-    result = push_image(
-        Engine.connect(),
-        spec,
-        settings.registry,
-        settings.image_name or DEFAULT_IMAGE_NAME,
-        lambda line: err.print(verbatim(line)),
-        rebuild=image.rebuild,
-    )
+    with (
+        BuildView(verbose) as view,
+        build_log.recording(build_log.of_bot(resolved.project), view.handle) as on_line,
+    ):
+        result = push_image(
+            Engine.connect(),
+            spec,
+            settings.registry,
+            settings.image_name or DEFAULT_IMAGE_NAME,
+            on_line,
+            rebuild=image.rebuild,
+        )
     seconds = time.monotonic() - started
     err.print(
         f"pushed the {result.size / 1e9:.2f} GB image in {seconds:.1f} s; elsewhere, "

@@ -28,17 +28,22 @@ def _split_bot(bot: str, args: Sequence[str]) -> tuple[str, list[str]]:
     return bot, rest
 
 
-def _prepare(resolved: Resolved, runner: Runner, gpu: str | None, terminal: bool) -> tuple[str, RasaOptions]:
-    """The bot's image (built once, as for a training) and the options of its container."""
+def _prepare(
+    resolved: Resolved, runner: Runner, gpu: str | None, terminal: bool, verbose: bool = False
+) -> tuple[str, RasaOptions]:
+    """The bot's image (built once, as for a training; -v: its raw output) and the options of its container."""
+    from .. import build_log, license_key
     from .. import gpu as gpu_rules
-    from .. import license_key
     from ..images import ensure_image
     from ..rasa_commands import LOCAL_ONLY, RasaOptions
-    from ._common import err, verbatim
+    from ._common import err
+    from .views import BuildView
 
     runner.local_engine(LOCAL_ONLY)  # before an image is built or a GPU asked for there
     settings = resolved.settings
-    image = ensure_image(runner.engine, resolved.spec, lambda line: err.print(verbatim(line)))
+    logs = build_log.of_bot(resolved.project)
+    with BuildView(verbose) as view, build_log.recording(logs, view.handle) as on_line:
+        image = ensure_image(runner.engine, resolved.spec, on_line)
     request = gpu_rules.parse_gpu_request(gpu or settings.gpu, settings.gpus)
     request, warning = gpu_rules.for_image(request, image.tag, image.gpu_ready, image.cuda_note, "run rasa")
     if warning:
@@ -129,7 +134,7 @@ def shell_cmd(bot: str, rasa_args: tuple[str, ...], image: ImageOptions, gpu: st
 @click.command("validate")
 @click.argument("bot", default=".", type=click.Path())
 @image_options
-@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's whole output too.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's whole output too (and an image build's).")
 def validate_cmd(bot: str, image: ImageOptions, verbose: bool) -> None:
     """Check BOT's data with `rasa data validate`: each finding as `warning|error: FILE:LINE:COL: message` (the
     VS Code task "Validate data" shows them in the Problems panel). Exits 1 when Rasa finds an error.
@@ -155,7 +160,7 @@ def validate_cmd(bot: str, image: ImageOptions, verbose: bool) -> None:
     ]
     output: list[bytes] = []
     with resolved.runner(show_notice) as runner:
-        tag, options = _prepare(resolved, runner, "off", False)
+        tag, options = _prepare(resolved, runner, "off", False, verbose)
         code = rasa_commands.run(project, tag, args, options, runner, _notice, output.append)
     text = b"".join(output).decode("utf-8", errors="replace")
     if verbose:
@@ -187,7 +192,7 @@ def validate_cmd(bot: str, image: ImageOptions, verbose: bool) -> None:
 @click.option(
     "--folds", type=click.IntRange(2), default=None, help="Folds for --cross-validation (default 5)."
 )
-@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output (and an image build's).")
 def test_cmd(
     bot: str,
     kind: str | None,
@@ -237,7 +242,7 @@ def test_cmd(
         runner.local_engine(rasa_commands.LOCAL_ONLY)  # refused before a history row is opened
         record.host = runner.machine()
         with history.recording(project, record, lambda text: err.print(f"warning: {text}", markup=False)):
-            tag, rasa_options = _prepare(resolved, runner, gpu, False)
+            tag, rasa_options = _prepare(resolved, runner, gpu, False, verbose)
             err.print(
                 f"rasa test {options.kind} of {project.name} in {tag} (-v shows Rasa's output)", markup=False
             )

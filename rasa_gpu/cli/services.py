@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     help="Rewrite {} even if you edited it.",
     help_values=(Deferred("rasa_gpu.services", "COMPOSE_FILE"),),
 )
+@click.option("-v", "--verbose", is_flag=True, help="Show an image build's raw output.")
 def up(
     bot: str,
     image: ImageOptions,
@@ -70,6 +71,7 @@ def up(
     actions_base_image: str | None,
     timeout: int,
     regenerate: bool,
+    verbose: bool,
 ) -> None:
     """Start BOT's action server and a Rasa server with its newest model (docker compose), and wait until they
     are healthy. The compose file is kept in BOT/rasa-gpu.compose.yml.
@@ -109,7 +111,7 @@ def up(
         rebuild=image.rebuild,
         license=resolved.license(),
     )
-    with TrainView(verbose=False) as view:
+    with TrainView(verbose) as view:
         result = services.up(
             runner,
             compose,

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 )
 @click.option("--force", is_flag=True, help="Train even if nothing changed since the newest model.")
 @click.option("--no-wait", is_flag=True, help="Fail instead of waiting when this bot is already training.")
-@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output, and an image build's.")
 @click.option(
     "--finetune/--no-finetune",
     default=False,

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     help="Keep TensorFlow and Rasa loaded in one training container between retrainings (it holds their memory "
     "while watch runs).",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output, and an image build's.")
 def watch(
     bot: str,
     image: ImageOptions,
