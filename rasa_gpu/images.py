@@ -91,14 +91,18 @@ class ImageSpec:
     # ---- rendering ----------------------------------------------------------------------------------------------
 
     def dockerfile(self) -> str:
-        return self._render(with_bot_stage=True)
+        """What `rasa-gpu build --print` shows: the Rasa stage's Dockerfile, then the bot stage's when the bot has
+        requirements of its own."""
+        text = self._render()
+        return f"{text}\n{self.bot_dockerfile()}" if self.extra_requirements else text
 
     @property
     def wants_gpu(self) -> bool:
         """Built to use a GPU: it is tagged gpu if the check after the build agrees, else cpu."""
         return self.cuda != "none"
 
-    def _render(self, *, with_bot_stage: bool) -> str:
+    def _render(self) -> str:
+        """The Rasa stage's Dockerfile (docker/Dockerfile.tmpl)."""
         pip_index = _pip_index(self.pip_index_url)
         packages = [
             f'"{self.release.package}=={self.release.version}"',
@@ -124,13 +128,6 @@ class ImageSpec:
             lock_copy = f"COPY {locks.CONTEXT_FOLDER} /tmp/rasa-gpu/{locks.CONTEXT_FOLDER}"
             rasa_install = _locked_install(pip_index, plain_install, self.release.name, lock_pythons)
         ca_block = _ca_block(self.ca_certs)
-        bot_stage = ""
-        if self.extra_requirements and with_bot_stage:
-            bot_stage = _Tmpl(templates.read_text("docker", "Dockerfile.bot.tmpl")).substitute(
-                pip_index=pip_index,
-                lock_folder=locks.CONTEXT_FOLDER,
-                bot_files=_files_copy(self.bot_files),
-            )
         text = _Tmpl(templates.read_text("docker", "Dockerfile.tmpl")).substitute(
             tool_version=__version__,
             index_note=_index_note(self.pip_index_url),
@@ -150,9 +147,20 @@ class ImageSpec:
             lock_copy=lock_copy,
             rasa_install=rasa_install,
             pro_env=pro_env,
-            bot_stage=bot_stage,
         )
         return _tidy(text)
+
+    def bot_dockerfile(self, rasa_stage: str | None = None) -> str:
+        """The bot stage's Dockerfile (docker/Dockerfile.bot.tmpl): FROM the Rasa stage's image, by the name it has
+        (rasa_tag, or its cpu twin when it failed the CUDA check)."""
+        return _tidy(
+            _Tmpl(templates.read_text("docker", "Dockerfile.bot.tmpl")).substitute(
+                rasa_stage=rasa_stage or self.rasa_tag(),
+                pip_index=_pip_index(self.pip_index_url),
+                lock_folder=locks.CONTEXT_FOLDER,
+                bot_files=_files_copy(self.bot_files),
+            )
+        )
 
     def cuda_line(self) -> str:
         """Where this image's CUDA comes from, in words."""
@@ -170,8 +178,9 @@ class ImageSpec:
         return locks.cuda_context_files(self.cuda_wheels.tensorflow)
 
     def context_files(self) -> dict[str, bytes]:
+        """The Rasa stage's build context."""
         files = {
-            "Dockerfile": self.dockerfile().encode(),
+            "Dockerfile": self._render().encode(),
             "rasa-gpu-entry.py": templates.read_bytes("docker", "rasa-gpu-entry.py"),
         }
         files.update(_ca_files(self.ca_certs))
@@ -179,23 +188,28 @@ class ImageSpec:
         files.update(locks.context_files(self.release))
         if self.release.pro:
             files[PRO_NLU_SCRIPT] = templates.read_bytes("docker", PRO_NLU_SCRIPT)
-        if self.extra_requirements:
-            files["bot-requirements.txt"] = ("\n".join(self.extra_requirements) + "\n").encode()
-            constraints = [
-                *self.extra_constraints,
-                f"{self.release.package}=={self.release.version}",
-                f"tensorflow=={self.release.tensorflow}",
-            ]
-            files["bot-constraints.txt"] = ("\n".join(constraints) + "\n").encode()
-            files.update(_bot_files(self.bot_files))
         return files
+
+    def bot_context_files(self, rasa_stage: str | None = None) -> dict[str, bytes]:
+        """The bot stage's build context: its Dockerfile, the bot's requirements and constraints, its archives."""
+        constraints = [
+            *self.extra_constraints,
+            f"{self.release.package}=={self.release.version}",
+            f"tensorflow=={self.release.tensorflow}",
+        ]
+        return {
+            "Dockerfile": self.bot_dockerfile(rasa_stage).encode(),
+            "bot-requirements.txt": ("\n".join(self.extra_requirements) + "\n").encode(),
+            "bot-constraints.txt": ("\n".join(constraints) + "\n").encode(),
+            **_bot_files(self.bot_files),
+        }
 
     # ---- tags -----------------------------------------------------------------------------------------------------
 
     def rasa_tag(self) -> str:
         """Tag of the shared Rasa stage: changes when anything it is built from changes."""
-        # The Rasa stage depends on its own part of the Dockerfile, the entry script and the CA file, not on the bot.
-        files = {**self.context_files(), "Dockerfile": self._render(with_bot_stage=False).encode()}
+        # The Rasa stage depends on its own Dockerfile, the entry script, the CA file and the locks, not on the bot.
+        files = self.context_files()
         names = [
             n for n in ("Dockerfile", "rasa-gpu-entry.py", "rasa-gpu-ca.pem", PRO_NLU_SCRIPT) if n in files
         ] + sorted(n for n in files if n.startswith((f"{locks.CONTEXT_FOLDER}/", f"{locks.CUDA_FOLDER}/")))
@@ -210,7 +224,7 @@ class ImageSpec:
         cpu_twin instead."""
         if not self.extra_requirements:
             return self.rasa_tag()
-        files = self.context_files()
+        files = self.bot_context_files()  # its Dockerfile names the Rasa stage's tag
         kind = "gpu" if self.wants_gpu else "cpu"
         return f"{BOT_IMAGE_REPO}:{self.release.version}-{kind}-{_digest(sorted(files), files, self._archive_digests)}"
 
@@ -221,6 +235,9 @@ class ImageSpec:
 
     def context_tar(self) -> bytes:
         return _tar(self.context_files())
+
+    def bot_context_tar(self, rasa_stage: str) -> bytes:
+        return _tar(self.bot_context_files(rasa_stage))
 
 
 def published_ref(spec: ImageSpec, registry: str, name: str = DEFAULT_IMAGE_NAME) -> str:
@@ -742,14 +759,19 @@ def _ensure_image(
         engine.pull(spec.base_image, on_line)
     check_base_python(engine, spec)
     labels = {"io.rasa-gpu.rasa": spec.release.version, "io.rasa-gpu.tensorflow": spec.release.tensorflow}
-    context, secret_args = spec.context_tar(), spec.secret_args()
+    secret_args = spec.secret_args()
     rasa_tag, build_id = spec.rasa_tag(), secrets.token_hex(4)
     stage = None if rebuild else _find(engine, spec, rasa_tag)
     if stage is None:
         built = candidate(rasa_tag, build_id)
         on_line(f"building {rasa_tag} ({spec.release.name} on {spec.base_image}, shared by every bot on it)")
         image_id = engine.build(
-            context, tag=built, target="rasa", labels=labels, on_line=on_line, secret_args=secret_args
+            spec.context_tar(),
+            tag=built,
+            target="rasa",
+            labels=labels,
+            on_line=on_line,
+            secret_args=secret_args,
         )
         stage = checked_build(engine, spec, rasa_tag, image_id, on_line, built)
     if tag == rasa_tag:
@@ -757,7 +779,12 @@ def _ensure_image(
     built = candidate(tag, build_id)
     on_line(f"building {tag} (the bot's requirements on the {spec.release.name} stage)")
     image_id = engine.build(
-        context, tag=built, target="bot", labels=labels, on_line=on_line, secret_args=secret_args
+        spec.bot_context_tar(stage.tag),
+        tag=built,
+        target="bot",
+        labels=labels,
+        on_line=on_line,
+        secret_args=secret_args,
     )
     return checked_build(engine, spec, tag, image_id, on_line, built)
 

@@ -1,6 +1,8 @@
 """Specs as data: Dockerfile, tags, container spec, overrides, GPU requests and the progress parser."""
 
+import io
 import subprocess
+import tarfile
 
 import pytest
 import yaml
@@ -37,7 +39,13 @@ def test_dockerfile_pins_rasa_and_tensorflow_and_has_two_stages():
     text = spec(extra_requirements=("nltk==3.8",)).dockerfile()
     assert "FROM tensorflow/tensorflow:2.12.0-gpu AS rasa" in text
     assert '"rasa==3.6.21" "tensorflow==2.12.0"' in text
-    assert "FROM rasa AS bot" in text
+    # The bot stage is built FROM the Rasa stage's tagged image (not its steps again from the layer cache, which a
+    # pulled or loaded image does not have), by the name that image has.
+    rasa_tag = spec().rasa_tag()
+    assert f"FROM {rasa_tag} AS bot" in text
+    with_reqs = spec(extra_requirements=("nltk==3.8",))
+    twin = cpu_twin(rasa_tag)
+    assert f"FROM {twin} AS bot" in with_reqs.bot_context_files(twin)["Dockerfile"].decode()
     assert "@" not in text.replace("io.rasa-gpu", "")  # every placeholder was filled
 
 
@@ -183,7 +191,7 @@ def test_requirement_lines_go_into_a_copied_file_never_into_the_dockerfile():
     hostile = "nltk==3.8 ; python_version >= '3' and '$(touch /PWNED)' != ''"
     s = spec(extra_requirements=(hostile,))
     assert s.dockerfile() == spec(extra_requirements=("nltk==3.8",)).dockerfile()
-    assert s.context_files()["bot-requirements.txt"] == (hostile + "\n").encode()
+    assert s.bot_context_files()["bot-requirements.txt"] == (hostile + "\n").encode()
     release = load_matrix().get("3.6.21")
     actions = ActionsImageSpec(release, "python:3.10-slim", (hostile,))
     assert actions.dockerfile() == ActionsImageSpec(release, "python:3.10-slim", ("requests",)).dockerfile()
@@ -207,7 +215,7 @@ class CountingEngine:
         self.present, self.builds, self.checked, self.smoked = set(present), [], [], []
         self.cuda_problem = cuda_problem
         self.smoke = smoke or {"ok": True, "seconds": 12.0}
-        self.secret_args = []
+        self.secret_args, self.dockerfiles = [], []
 
     def image_id(self, ref):
         return "sha256:x" if ref in self.present else None
@@ -218,6 +226,8 @@ class CountingEngine:
     def build(self, context, *, tag, target, labels, on_line, secret_args):
         self.builds.append(target)
         self.secret_args.append(secret_args)
+        with tarfile.open(fileobj=io.BytesIO(context)) as tar:
+            self.dockerfiles.append(tar.extractfile("Dockerfile").read().decode())
         self.present.add(tag)
         return "sha256:y"
 
@@ -259,6 +269,16 @@ def test_bot_stage_reuses_an_existing_rasa_stage():
     engine = CountingEngine({s.rasa_tag(), s.base_image})
     assert ensure_image(engine, s, print).built is True
     assert engine.builds == ["bot"]
+    [bot_stage] = engine.dockerfiles
+    assert f"FROM {s.rasa_tag()} AS bot" in bot_stage and "AS rasa" not in bot_stage
+
+
+def test_a_bot_stage_is_built_from_the_rasa_stage_under_the_name_its_check_gave_it():
+    s = spec(extra_requirements=("nltk==3.8",))
+    engine = CountingEngine({s.base_image}, cuda_problem="libcudnn.so.8 does not load")
+    built = ensure_image(engine, s, print)
+    assert engine.builds == ["rasa", "bot"] and built.tag == cpu_twin(s.tag())
+    assert f"FROM {cpu_twin(s.rasa_tag())} AS bot" in engine.dockerfiles[1]
 
 
 def test_an_image_that_fails_the_cuda_check_is_named_cpu_and_found_as_such():

@@ -566,7 +566,7 @@ def test_the_bot_stage_copies_the_archives_and_holds_the_bots_constraints():
     )
     bot_stage = spec.dockerfile().split('Stage "bot"')[1]
     assert "COPY bot-files /tmp/rasa-gpu/bot-files" in bot_stage
-    files = spec.context_files()
+    files = spec.bot_context_files()
     assert files[f"bot-files/models-spacy/{WHEEL}"] == b"wheel"
     assert files["bot-constraints.txt"] == b"inflection==0.4.0\nrasa==3.6.21\ntensorflow==2.12.0\n"
     # an archive's content is in the tag: a changed model is a new image, an unchanged one the same
