@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import hashlib
 import json
 import os
@@ -265,8 +266,14 @@ class BotProject:
 
     def make_language_model_cache(self) -> None:
         """Make the language models' folder before a container that mounts the bot starts: the bot owner's, no link
-        followed out of the bot (safefs), so the container (running as that owner) can write into it."""
-        self.make_owned_dirs(self.language_model_cache)
+        followed out of the bot (safefs), so the container (running as that owner) can write into it. A bot folder
+        that this process may not write into (read-only, another user's) is no error: `rasa-gpu validate` and
+        friends need no cache, and the container makes the folder itself when it can."""
+        try:
+            self.make_owned_dirs(self.language_model_cache)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
 
     def check_output_folders(self) -> None:
         """models/, .rasa/ and .rasa-gpu/ must be folders or absent, and no link rasa-gpu must not follow

@@ -464,6 +464,43 @@ def test_every_container_that_runs_rasa_shares_one_environment_with_the_language
         assert "HF_HOME" not in str(compose[service])
 
 
+def test_the_language_model_cache_follows_the_bot_folder_rules(tmp_path):
+    """Made with the rules of every folder rasa-gpu makes in a bot (no link out of it followed); a bot folder this
+    process may not write into is no error (`rasa-gpu validate` on someone else's checkout needs no cache)."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from conftest import EXAMPLE_BOT
+
+    from rasa_gpu.errors import ProjectError
+    from rasa_gpu.project import BotProject
+
+    bot = tmp_path / "bot"
+    shutil.copytree(EXAMPLE_BOT, bot)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (bot / ".rasa").mkdir()
+    (bot / ".rasa" / "huggingface").symlink_to(outside)
+    with pytest.raises(ProjectError, match=r"^.rasa/huggingface is a link to .*outside the bot folder"):
+        BotProject.load(bot).make_language_model_cache()
+    if os.geteuid() != 0:
+        pytest.skip("the part that may not write acts as another user for a moment, which needs root")
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        shutil.copytree(EXAMPLE_BOT, folder / "bot")  # root's, 0755: not writable for nobody
+        project = BotProject.load(folder / "bot")
+        os.seteuid(65534)  # the saved uid stays root's: given back below
+        try:
+            project.make_language_model_cache()
+        finally:
+            os.seteuid(0)
+        assert not (folder / "bot" / ".rasa").exists()
+    finally:
+        shutil.rmtree(folder)
+
+
 def test_a_tqdm_bar_is_passed_on_without_waiting_for_the_next_update():
     def chunks():
         yield b"x  - Starting to train component 'DIETClassifier'.\n\rEpochs:   0%|          | 0/50 [00:00<?, ?it/s]"
