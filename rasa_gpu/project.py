@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import hashlib
 import json
 import os
@@ -30,6 +31,10 @@ DOMAIN_NAMES = ("domain.yml", "domain.yaml", "domain")
 #: config.yml keys that do not change what a model does. Rasa 3.5+ writes an `assistant_id` into a config that has
 #: none during the first training; counting it would make the next `train` retrain an unchanged bot.
 _CONFIG_KEYS_NOT_TRAINED = ("assistant_id",)
+#: Hugging Face's cache (HF_HOME: the language models of LanguageModelFeaturizer), relative to the bot: beside Rasa's
+#: training cache, not in it (Rasa counts everything in its cache folder against RASA_MAX_CACHE_SIZE and would drop
+#: its own entries to make room for a language model).
+LANGUAGE_MODEL_CACHE = ".rasa/huggingface"
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -232,6 +237,23 @@ class BotProject:
     def cache_dir(self) -> Path:
         """Rasa's training cache (RASA_CACHE_DIRECTORY's default, relative to the bot)."""
         return self.root / ".rasa" / "cache"
+
+    @property
+    def language_model_cache(self) -> Path:
+        """Hugging Face's cache of the language models (LanguageModelFeaturizer): a model downloaded by one container
+        is there for every later one (runners.rasa_environment points HF_HOME at it)."""
+        return self.root / LANGUAGE_MODEL_CACHE
+
+    def make_language_model_cache(self) -> None:
+        """Make the language models' folder before a container that mounts the bot starts: the bot owner's, no link
+        followed out of the bot (safefs), so the container (running as that owner) can write into it. A bot folder
+        that this process may not write into (read-only, another user's) is no error: `rasa-gpu validate` and
+        friends need no cache, and the container makes the folder itself when it can."""
+        try:
+            self.make_owned_dirs(self.language_model_cache)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
 
     def check_output_folders(self) -> None:
         """models/, .rasa/ and .rasa-gpu/ must be folders or absent, and no link rasa-gpu must not follow

@@ -17,7 +17,7 @@ from . import gpu as gpu_rules
 from .errors import SettingsError, TrainingFailed
 from .events import EventSink, Notice
 from .project import BotProject
-from .runners import BOT_MOUNT, Runner
+from .runners import BOT_MOUNT, Runner, rasa_environment
 from .scratch import Scratch
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def rasa_container(
     from .engine import ContainerSpec, labels_for
 
     uid, gid = project.owner
-    environment = {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    environment = rasa_environment()
     if gpu.wanted:
         environment["RASA_GPU_MODE"] = gpu.mode
     environment.update(secrets)
@@ -109,6 +109,7 @@ def run(
     in and the screen's out instead), and each piece to on_frame with its stream (1 stdout, 2 stderr) for a caller
     that reads Rasa's words. Returns Rasa's exit code."""
     engine = runner.local_engine(LOCAL_ONLY)
+    project.make_language_model_cache()
     network, args = with_services(project, engine, args)
     if network:
         on_event(Notice(f"the action server of `rasa-gpu up` is reachable (network {network})"))

@@ -1,5 +1,5 @@
-"""`rasa-gpu up/down/ps/logs/restart`: the bot's action server and Rasa server (plus optional TensorBoard and
-Jupyter) as a compose project.
+"""`rasa-gpu up/down/ps/logs/restart`: the bot's action server and Rasa server (plus Duckling when the pipeline asks
+for it, and optional TensorBoard and Jupyter) as a compose project.
 
 The compose file is plain data rendered by `render_compose` and kept in the bot folder, where users can read and
 extend it. Secrets live in the bot's env file, never in the compose file or an image. Nothing here prints.
@@ -22,20 +22,21 @@ import yaml
 
 from . import __version__, build_log, license_key
 from .engine import Compose, Engine, ServiceState
-from .errors import ServicesError, SettingsError
-from .events import EventSink, Notice
+from .errors import PullError, ServicesError, SettingsError
+from .events import BuildOutput, EventSink, Notice
 from .gpu import GpuRequest, for_image, refused_recently, remember, without_runtime
 from .images import (
     ActionsImageSpec,
     ImageResult,
     ImageSpec,
     NotebookImageSpec,
+    check_image_reference,
     ensure_image,
     ensure_service_image,
 )
 from .license_key import License
 from .project import BotProject
-from .runners import Runner
+from .runners import Runner, rasa_environment
 from .train import BOT_MOUNT, sweep
 
 COMPOSE_FILE = "rasa-gpu.compose.yml"
@@ -50,8 +51,14 @@ DIGEST_PREFIX = "# rasa-gpu-digest: "
 #: Components that write TensorBoard logs when `tensorboard_log_directory` is set.
 TENSORBOARD_COMPONENTS = ("DIETClassifier", "TEDPolicy", "ResponseSelector")
 DEFAULT_PORTS = {"rasa": 5005, "actions": 5055, "tensorboard": 6006, "jupyter": 8888}
-#: The port each service listens on inside its container.
-CONTAINER_PORTS = DEFAULT_PORTS
+#: The port each service listens on inside its container (Duckling's is not published: only Rasa asks it).
+CONTAINER_PORTS = {**DEFAULT_PORTS, "duckling": 8000}
+#: The Duckling server that DucklingEntityExtractor asks (`duckling_image` in rasa-gpu.toml names another).
+DUCKLING_IMAGE = "rasa/duckling:0.2.0.2-r3"
+#: The component's names: Rasa 2+ and Rasa 1.x's.
+DUCKLING_COMPONENTS = ("DucklingEntityExtractor", "DucklingHTTPExtractor")
+#: Rasa's extractor takes its server's URL from this variable before the `url:` of config.yml.
+DUCKLING_URL_ENV = "RASA_DUCKLING_HTTP_URL"
 
 
 @dataclass(frozen=True)
@@ -71,8 +78,13 @@ class ServicePlan:
     gpu: GpuRequest | None = None  # None: no GPU reservation
     #: Rasa Pro: the compose file names RASA_PRO_LICENSE (no value); compose takes the value from its own environment.
     license: bool = False
+    #: The Duckling server's image when the pipeline has DucklingEntityExtractor and the engine has the image.
+    duckling_image: str | None = None
 
     def url(self, service: str) -> str:
+        """Where the service answers: its published port here, or (Duckling) its name on the services' network."""
+        if service not in self.ports:
+            return f"http://{service}:{CONTAINER_PORTS[service]}"
         host = "127.0.0.1" if self.bind in ("0.0.0.0", "::", "") else self.bind
         return f"http://{host}:{self.ports[service]}"
 
@@ -84,6 +96,23 @@ def project_name(project: BotProject) -> str:
 
 def has_actions(project: BotProject) -> bool:
     return project.actions is not None
+
+
+def uses_duckling(config: dict[str, Any]) -> bool:
+    """Whether the pipeline has Duckling's extractor (by its name, or a module path that ends in it)."""
+    return any(
+        isinstance(entry, dict) and str(entry.get("name", "")).rsplit(".", 1)[-1] in DUCKLING_COMPONENTS
+        for entry in (config.get("pipeline") or [])
+    )
+
+
+def duckling_image(project: BotProject, settings: Any) -> str | None:
+    """The Duckling server's image when the bot's pipeline asks a Duckling (`duckling_image` or DUCKLING_IMAGE), else
+    None. A `duckling_image` that is no image reference is a one-line SettingsError, pipeline or not."""
+    image = DUCKLING_IMAGE
+    if settings.duckling_image:
+        image = check_image_reference(settings.duckling_image, settings.subject("duckling_image"))
+    return image if uses_duckling(project.config_data()) else None
 
 
 def service_ports(settings: Any) -> tuple[str, dict[str, int]]:
@@ -112,11 +141,9 @@ def _healthcheck(url: str, start_period: str) -> dict[str, Any]:
 def render_compose(plan: ServicePlan) -> str:
     """The compose file: readable YAML with a header that says how to use and extend it."""
     published = {name: f"{plan.bind}:{plan.ports[name]}:{CONTAINER_PORTS[name]}" for name in DEFAULT_PORTS}
-    environment: dict[str, str | None] = {
-        "HOME": "/tmp",
-        "MPLCONFIGDIR": "/tmp/matplotlib",
-        "RASA_TELEMETRY_ENABLED": "false",
-    }
+    environment: dict[str, str | None] = {**rasa_environment(), "RASA_TELEMETRY_ENABLED": "false"}
+    if plan.duckling_image:  # overrides the `url:` of config.yml, which is left as the user wrote it
+        environment[DUCKLING_URL_ENV] = plan.url("duckling")
     if plan.license:  # the name only: compose passes the value on from the environment rasa-gpu runs it with
         environment[license_key.ENV] = None
     common: dict[str, Any] = {
@@ -127,7 +154,6 @@ def render_compose(plan: ServicePlan) -> str:
     gpu: dict[str, Any] = {}
     if plan.gpu is not None:
         gpu = {"deploy": {"resources": {"reservations": {"devices": plan.gpu.compose_devices()}}}}
-        environment["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
     # The image's entry script adds --auth-token from RASA_AUTH_TOKEN (the env file) inside its own process: a token
     # on a command line would be readable by every local user through `ps`.
     rasa_command = ["run", "--enable-api", "--model", "models", "--endpoints", ENDPOINTS_FILE]
@@ -137,9 +163,12 @@ def render_compose(plan: ServicePlan) -> str:
         services["actions"] = {
             "image": plan.actions_image,
             "user": plan.user,
-            # Mounted, not copied: a code change needs a restart, not a rebuild. Either layout is the module
-            # `actions` in /app, which is what rasa_sdk --actions actions imports.
-            "volumes": [f"./{plan.actions_path}:/app/{plan.actions_path}:ro"],
+            # As `rasa run actions` runs in the bot folder: an action's relative paths (sqlite:///profile.db, a
+            # cache) land in the bot, as its owner's files, and outlive the container. The code is mounted read-only
+            # on top, not copied: a change needs a restart, not a rebuild. Either layout is the module `actions` in
+            # the working folder, which is what rasa_sdk --actions actions imports.
+            "working_dir": BOT_MOUNT,
+            "volumes": [f"./:{BOT_MOUNT}", f"./{plan.actions_path}:{BOT_MOUNT}/{plan.actions_path}:ro"],
             "ports": [published["actions"]],
             "healthcheck": _healthcheck(f"'http://localhost:{CONTAINER_PORTS['actions']}/health'", "60s"),
         }
@@ -158,6 +187,10 @@ def render_compose(plan: ServicePlan) -> str:
         ),
         **gpu,
     }
+    if plan.duckling_image:
+        # Only Rasa asks it, on the services' network: no port on the host, where the user may run a Duckling of
+        # their own on 8000. The image runs as it was made; it sees nothing of the bot.
+        services["duckling"] = {"image": plan.duckling_image, "init": True}
     services["tensorboard"] = {
         "image": plan.rasa_image,
         "profiles": ["tensorboard"],
@@ -189,14 +222,21 @@ def render_compose(plan: ServicePlan) -> str:
         **gpu,
     }
     body = yaml.dump({"services": services}, Dumper=_Dumper, sort_keys=False, width=120)
+    duckling = (
+        f"#   duckling     the Duckling server of DucklingEntityExtractor ({DUCKLING_URL_ENV} points Rasa at it)\n"
+        if plan.duckling_image
+        else ""
+    )
     header = (
         f"# Services of this bot, generated by rasa-gpu {__version__}. Start them with `rasa-gpu up`, stop them\n"
         "# with `rasa-gpu down` (or by hand: "
         f"docker compose -p {plan.project_name} -f {COMPOSE_FILE} up -d).\n"
-        "#   actions      the action server (rasa-sdk); actions/ is mounted, so a code change needs only\n"
-        "#                `rasa-gpu restart . actions` (rasa-gpu watch does that for you)\n"
+        "#   actions      the action server (rasa-sdk), in the bot folder as `rasa run actions` would be; the\n"
+        "#                action code is mounted read-only, so a change needs only `rasa-gpu restart . actions`\n"
+        "#                (rasa-gpu watch does that for you)\n"
         "#   rasa         `rasa run --enable-api` on the newest model in models/; the auth token is in\n"
         f"#                {ENV_FILE}\n"
+        f"{duckling}"
         "#   tensorboard  profile: logs of trainings run with `rasa-gpu train --tensorboard`\n"
         "#   jupyter      profile: a notebook server in the Rasa image (token in the env file)\n"
         "# rasa-gpu rewrites this file when images or settings change. If you edit it, rasa-gpu keeps your version\n"
@@ -335,6 +375,8 @@ def check_ports(plan: ServicePlan, services: list[str], running: list[ServiceSta
     """A port another program holds is an error naming the port and the setting to change."""
     ours = {port for state in running for port in state.ports.values()}
     for service in services:
+        if service not in plan.ports:  # not published (Duckling)
+            continue
         port = plan.ports[service]
         if port in ours:
             continue
@@ -371,7 +413,7 @@ def wait_healthy(
                     )
             elif service not in reported:
                 reported.add(service)
-                on_event(Notice(f"{service} is healthy"))
+                on_event(Notice(f"{service} is {'healthy' if state.health else 'running'}"))
         if not pending:
             return [states[s] for s in services]
         if time.monotonic() > deadline:
@@ -490,6 +532,7 @@ def up(
     on_event: EventSink,
 ) -> UpResult:
     """Build or find the images, write the compose file, start the services and wait until they are healthy."""
+    duckling = duckling_image(project, settings)
     engine = require_local(runner)
     sweep(runner, project, on_event)
     model = project.newest_model()
@@ -511,6 +554,8 @@ def up(
         if "jupyter" in options.profiles:
             ensure_service_image(engine, notebook, build_line, rebuild=options.rebuild)
     bind, ports = service_ports(settings)
+    if duckling is not None:
+        duckling = _available_duckling(engine, duckling, on_event)
     plan = ServicePlan(
         project_name=project_name(project),
         user="{}:{}".format(*project.owner),
@@ -522,6 +567,7 @@ def up(
         ports=ports,
         gpu=_gpu_for_services(engine, built, options.gpu, on_event),
         license=options.license is not None,
+        duckling_image=duckling,
     )
     compose_file, status = write_compose(project, render_compose(plan), regenerate=options.regenerate)
     if status == "kept":
@@ -535,9 +581,11 @@ def up(
     write_runtime_files(
         project, f"http://actions:{CONTAINER_PORTS['actions']}/webhook" if actions_image else None
     )
-    started = (["actions"] if actions_image else []) + ["rasa", *options.profiles]
+    started = (["actions"] if actions_image else []) + (["duckling"] if duckling else [])
+    started += ["rasa", *options.profiles]
     if "tensorboard" in options.profiles:
         project.make_owned_dirs(project.root / TENSORBOARD_DIR)
+    project.make_language_model_cache()
     check_ports(plan, started, engine.project_containers(plan.project_name))
     on_event(
         Notice(
@@ -557,6 +605,31 @@ def up(
         down(engine, compose, project)
         raise
     return UpResult(plan=plan, services=states, model=model, compose_file=compose_file, compose_status=status)
+
+
+def _available_duckling(engine: Engine, image: str, on_event: EventSink) -> str | None:
+    """The Duckling server's image when the engine has it or pulls it; else None, and a warning that says what goes
+    missing and what to do: the other services start without it."""
+    if engine.image_id(image) is not None:
+        return image
+    reason = "no registry answers for it"
+    if engine.can_pull(image):
+        try:
+            if engine.pull_published(image, lambda line: on_event(BuildOutput(line))) is not None:
+                return image
+            reason = "its registry does not have it"
+        except PullError as exc:
+            reason = f"it cannot be pulled ({exc})"
+    on_event(
+        Notice(
+            f"the duckling service is not started: {image} is not on this engine and {reason}; entities from "
+            "DucklingEntityExtractor will be missing (the other services start without it); pull it on a machine "
+            "with a registry and bring it here (`docker save` there, `docker load` here), or set duckling_image in "
+            "rasa-gpu.toml to an image this engine has",
+            "warn",
+        )
+    )
+    return None
 
 
 def _gpu_for_services(

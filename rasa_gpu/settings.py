@@ -194,6 +194,8 @@ class Settings:
     actions_port: int | None = _setting(PORT)
     tensorboard_port: int | None = _setting(PORT)
     jupyter_port: int | None = _setting(PORT)
+    #: The Duckling server's image, for a pipeline with DucklingEntityExtractor (default services.DUCKLING_IMAGE).
+    duckling_image: str | None = _setting(LINE)
     # ---- published images (rasa-gpu push, and pulling them back instead of building) ----
     registry: str | None = _setting(LINE)
     image_name: str | None = _setting(LINE)

@@ -45,7 +45,7 @@ from .finetune import (
 )
 from .images import ImageSpec, stand_ins
 from .project import BotProject
-from .runners import BOT_MOUNT, Runner, Workspace
+from .runners import BOT_MOUNT, Runner, Workspace, rasa_environment
 
 if TYPE_CHECKING:
     # The engine (docker-py), the history, the image builder and the progress parser load only when a container is
@@ -617,7 +617,7 @@ def training_container(
 
     project = workspace.project
     uid, gid = project.owner
-    environment = {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    environment = rasa_environment()
     if gpu.wanted:
         environment["RASA_GPU_MODE"] = gpu.mode
     environment.update(workspace.environment)

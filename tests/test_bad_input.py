@@ -216,6 +216,20 @@ def test_bad_port_setting(bot):
     assert_one_line_error(run_cli("up", str(bot)), 1, "rasa-gpu.toml", "rasa_port must be a port number")
 
 
+@pytest.mark.docker
+def test_bad_duckling_image_setting_stops_up_before_anything_starts(bot, docker_client):
+    config = bot / "config.yml"
+    config.write_text(
+        config.read_text().replace("  - name: EntitySynonymMapper", "  - name: DucklingEntityExtractor")
+    )
+    (bot / "rasa-gpu.toml").write_text('duckling_image = "rasa/duckling:0.2 --privileged"\n')
+    result = run_cli("up", str(bot))
+    assert_one_line_error(
+        result, 1, "rasa-gpu.toml: duckling_image 'rasa/duckling:0.2 --privileged' is not an image reference"
+    )
+    assert not (bot / "rasa-gpu.compose.yml").exists()
+
+
 def test_up_with_unreachable_engine(bot):
     result = run_cli("up", str(bot), env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert_one_line_error(result, 3, "cannot reach a Docker engine")

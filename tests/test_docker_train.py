@@ -297,3 +297,53 @@ def test_root_owned_leftovers_are_given_back_by_a_root_container_when_not_root(
     assert runner_base.foreign_files(project) == []
     assert (bot_copy / "models" / "old-root-model.tar.gz").stat().st_uid == BOT_UID
     assert leftover_containers(docker_client, bot_copy) == []
+
+
+#: Run in the containers below instead of Rasa: where HF_HOME points, and a file of a "language model" written by one
+#: container and read (then added to) by the next, as transformers caches what it downloads.
+HF_PROBE = (
+    "import os, pathlib, sys; home = pathlib.Path(os.environ['HF_HOME']); print(home); "
+    "model = home / 'hub' / 'models--probe'; model.mkdir(parents=True, exist_ok=True); "
+    "seen = (model / 'weights').read_text() if (model / 'weights').exists() else ''; print(repr(seen)); "
+    "(model / 'weights').write_text(seen + sys.argv[1] + '\\n')"
+)
+
+
+def test_language_models_are_cached_in_the_bot_for_every_later_container(built_image, tmp_path):
+    """HF_HOME of a training container and of `rasa-gpu rasa/test/shell` is the bot's .rasa/huggingface, made
+    beforehand as the bot owner's: what one container caches there, the next one finds (no download: huggingface.co
+    is not reachable here, so the containers write the cache themselves)."""
+    from dataclasses import replace
+
+    from rasa_gpu.project import BotProject
+    from rasa_gpu.rasa_commands import rasa_container
+    from rasa_gpu.runners import LocalRunner
+    from rasa_gpu.train import training_container
+
+    bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot")
+    project = BotProject.load(bot)
+    cache = bot / ".rasa" / "huggingface"
+    engine = Engine.connect()
+    with LocalRunner().workspace(project, uuid.uuid4().hex[:12], built_image) as workspace:
+        assert cache.is_dir() and (cache.stat().st_uid, cache.parent.stat().st_uid) == (BOT_UID, BOT_UID)
+        training = training_container(workspace, built_image, [], gpu_rules.GpuRequest("off"))
+    rasa = rasa_container(
+        project,
+        built_image,
+        [],
+        gpu_rules.GpuRequest("off"),
+        terminal=False,
+        network=None,
+        secrets={},
+        run_id=uuid.uuid4().hex[:12],
+    )
+    outputs = []
+    for spec, who in ((training, "training"), (rasa, "rasa")):
+        probe = replace(spec, entrypoint=["python3", "-c", HF_PROBE], command=[who], tied=False)
+        code, lines = engine.run_to_completion(probe)
+        assert code == 0, lines
+        outputs.append(lines[-2:])
+    assert outputs == [["/bot/.rasa/huggingface", "''"], ["/bot/.rasa/huggingface", repr("training\n")]]
+    weights = cache / "hub" / "models--probe" / "weights"
+    assert weights.read_text() == "training\nrasa\n"
+    assert {p.stat().st_uid for p in [cache, *cache.rglob("*")]} == {BOT_UID}

@@ -73,6 +73,10 @@ def test_node_selector_tolerations_and_the_license_secret_by_reference():
         pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
         and pod["tolerations"][0]["key"] == "nvidia.com/gpu"
     )
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    # Rasa's cache and the language models' on the claim, beside each other (not one in the other)
+    assert (env["RASA_CACHE_DIRECTORY"], env["HF_HOME"]) == ("/work/cache", "/work/huggingface")
+    assert env["HOME"] == "/tmp" and env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
     [license_env] = [e for e in pod["containers"][0]["env"] if e["name"] == "RASA_PRO_LICENSE"]
     assert license_env == {
         "name": "RASA_PRO_LICENSE",

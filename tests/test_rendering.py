@@ -446,6 +446,80 @@ def test_training_container_runs_as_the_bot_owner_with_labels(tmp_path):
     assert cpu_spec.gpu is None and "RASA_GPU_MODE" not in cpu_spec.environment
 
 
+def test_every_container_that_runs_rasa_shares_one_environment_with_the_language_model_cache(tmp_path):
+    """Training, `rasa-gpu rasa/test/shell` and the rasa and jupyter services of `up` take their common environment
+    from one place (runners.rasa_environment): HF_HOME is the bot's .rasa/huggingface in each, and a local
+    workspace makes that folder before its container starts."""
+    import yaml
+
+    from rasa_gpu import services
+    from rasa_gpu.project import BotProject
+    from rasa_gpu.rasa_commands import rasa_container
+    from rasa_gpu.runners import rasa_environment
+    from rasa_gpu.runners.local import BindWorkspace
+    from rasa_gpu.train import training_container
+
+    for name in ("config.yml", "domain.yml"):
+        (tmp_path / name).write_text("{}\n")
+    (tmp_path / "data").mkdir()
+    project = BotProject.load(tmp_path)
+    assert not (tmp_path / ".rasa").exists()
+    shared = rasa_environment()
+    assert shared["HF_HOME"] == "/bot/.rasa/huggingface" and shared["HOME"] == "/tmp"
+    workspace = BindWorkspace(project, "abc", fresh_cache=True)
+    assert (tmp_path / ".rasa" / "huggingface").is_dir()
+    training = training_container(workspace, "img", ["train"], GpuRequest("off")).environment
+    rasa = rasa_container(
+        project, "img", ["shell"], GpuRequest("off"), terminal=False, network=None, secrets={}, run_id="r"
+    ).environment
+    plan = services.ServicePlan(
+        project_name="p", user="1:1", rasa_image="r", actions_image="a", notebook_image="n"
+    )
+    compose = yaml.safe_load(services.render_compose(plan))["services"]
+    for environment in (training, rasa, compose["rasa"]["environment"], compose["jupyter"]["environment"]):
+        assert {k: environment[k] for k in shared} == shared
+    # what a workspace adds stays its own: the benchmark's fresh Rasa cache
+    assert training["RASA_CACHE_DIRECTORY"].startswith("/bot/.rasa-gpu/tmp/")
+    for service in ("actions", "tensorboard"):  # they run no Rasa
+        assert "HF_HOME" not in str(compose[service])
+
+
+def test_the_language_model_cache_follows_the_bot_folder_rules(tmp_path):
+    """Made with the rules of every folder rasa-gpu makes in a bot (no link out of it followed); a bot folder this
+    process may not write into is no error (`rasa-gpu validate` on someone else's checkout needs no cache)."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from conftest import EXAMPLE_BOT, copy_bot
+
+    from rasa_gpu.errors import ProjectError
+    from rasa_gpu.project import BotProject
+
+    bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot", owner=None)  # its sources: no models or caches of the checkout
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (bot / ".rasa").mkdir()
+    (bot / ".rasa" / "huggingface").symlink_to(outside)
+    with pytest.raises(ProjectError, match=r"^.rasa/huggingface is a link to .*outside the bot folder"):
+        BotProject.load(bot).make_language_model_cache()
+    if os.geteuid() != 0:
+        pytest.skip("the part that may not write acts as another user for a moment, which needs root")
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        copy_bot(EXAMPLE_BOT, folder / "bot", owner=None)  # root's, 0755: not writable for nobody
+        project = BotProject.load(folder / "bot")
+        os.seteuid(65534)  # the saved uid stays root's: given back below
+        try:
+            project.make_language_model_cache()
+        finally:
+            os.seteuid(0)
+        assert not (folder / "bot" / ".rasa").exists()
+    finally:
+        shutil.rmtree(folder)
+
+
 def test_a_tqdm_bar_is_passed_on_without_waiting_for_the_next_update():
     def chunks():
         yield b"x  - Starting to train component 'DIETClassifier'.\n\rEpochs:   0%|          | 0/50 [00:00<?, ?it/s]"

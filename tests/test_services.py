@@ -1,14 +1,16 @@
 """`rasa-gpu up/ps/restart/down` with a real engine, real compose (v2 and v1) and the real example bot: a REST
-conversation that reaches the custom action, an actions/ edit that changes the reply after a restart, and a down
-that leaves nothing behind. Services are published on free ports while stand-ins of the user's own services hold the
+conversation that reaches the custom action (which keeps a SQLite file through a relative path, as RasaHQ's demo
+bots do), an actions/ edit that changes the reply after a restart, and a down that leaves nothing behind. Services are published on free ports while stand-ins of the user's own services hold the
 default ones, and are taken down even when a test fails."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import urllib.error
 import urllib.request
@@ -70,6 +72,35 @@ def order_conversation(url: str, sender: str) -> list[str]:
     return replies
 
 
+#: What the example bot's order check gains in the tests: state in a SQLite file opened through a relative path when
+#: the module is imported (`sqlite:///profile.db` in SQLAlchemy's words), as RasaHQ's demo bots keep their profiles.
+SQLITE_STATE = (
+    "import sqlite3\n"
+    'PROFILES = sqlite3.connect("profile.db", check_same_thread=False)\n'
+    'PROFILES.execute("CREATE TABLE IF NOT EXISTS checks (order_id TEXT)")\n'
+    "PROFILES.commit()\n"
+)
+COUNTED = """        dispatcher.utter_message(text=order_status_text(order_id, customer_name))
+        PROFILES.execute("INSERT INTO checks VALUES (?)", (order_id,))
+        PROFILES.commit()
+        (checked,) = PROFILES.execute("SELECT COUNT(*) FROM checks").fetchone()
+        dispatcher.utter_message(text=f"Orders checked so far: {checked}")
+"""
+
+
+def keep_state_in_sqlite(bot: Path) -> None:
+    actions = bot / "actions" / "actions.py"
+    text = actions.read_text()
+    line = "        dispatcher.utter_message(text=order_status_text(order_id, customer_name))\n"
+    assert line in text
+    actions.write_text(SQLITE_STATE + text.replace(line, COUNTED))
+
+
+def checked_so_far(replies: list[str]) -> int:
+    [count] = [int(m.group(1)) for r in replies if (m := re.fullmatch(r"Orders checked so far: (\d+)", r))]
+    return count
+
+
 def project_containers(docker_client, bot: Path) -> list:
     name = project_name(BotProject.load(bot))
     return docker_client.containers.list(all=True, filters={"label": f"com.docker.compose.project={name}"})
@@ -81,6 +112,7 @@ def services_up(request, trained_bot, tmp_path_factory, docker_client, user_serv
     command = FLAVOURS[flavour]
     require_compose(command)
     bot = copy_bot(trained_bot[0], tmp_path_factory.mktemp(f"services-{flavour}") / "shop")
+    keep_state_in_sqlite(bot)
     env = {"RASA_GPU_COMPOSE": command}
     ports = dict(zip(("rasa", "actions", *PROFILES), free_ports(4)))
     args = ["up", str(bot), "--rasa-port", str(ports["rasa"]), "--actions-port", str(ports["actions"])]
@@ -154,6 +186,38 @@ def test_rest_conversation_reaches_the_custom_action(services_up):
     with pytest.raises(urllib.error.HTTPError) as denied:
         urllib.request.urlopen(f"{services_up.rasa_url}/status", timeout=10)
     assert denied.value.code in (401, 403)  # the HTTP API needs the token
+
+
+def test_an_action_keeps_its_sqlite_file_in_the_bot_folder_across_restarts(services_up):
+    """The action server runs in the bot folder, as `rasa run actions` would: `profile.db` (a relative path) is the
+    bot's, owned by its owner, and a restarted action server goes on with it."""
+    first = checked_so_far(order_conversation(services_up.rasa_url, f"dora-{services_up.flavour}"))
+    database = services_up.bot / "profile.db"
+    assert database.is_file() and database.stat().st_uid == BOT_UID
+    result = run_cli("restart", str(services_up.bot), "actions", env=services_up.env)
+    assert result.returncode == 0, result.output
+    second = checked_so_far(order_conversation(services_up.rasa_url, f"erin-{services_up.flavour}"))
+    assert second == first + 1
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT COUNT(*) FROM checks").fetchone() == (second,)
+    actions = services_up.bot / "actions"
+    assert sorted(p.name for p in actions.iterdir()) == ["__init__.py", "actions.py", "requirements.txt"]
+
+
+def test_the_rasa_service_caches_language_models_in_the_bot(services_up, docker_client):
+    """HF_HOME of the Rasa server is the bot's .rasa/huggingface (made by rasa-gpu, the owner's): what a container
+    writes there is the bot's file, seen by every later container."""
+    rasa = next(
+        c
+        for c in project_containers(docker_client, services_up.bot)
+        if c.labels["com.docker.compose.service"] == "rasa"
+    )
+    cache = services_up.bot / ".rasa" / "huggingface"
+    assert cache.is_dir() and cache.stat().st_uid == BOT_UID
+    code, output = rasa.exec_run(["sh", "-c", 'echo "$HF_HOME" && echo served > "$HF_HOME/probe-from-rasa"'])
+    assert (code, output.decode().strip()) == (0, "/bot/.rasa/huggingface")
+    probe = cache / "probe-from-rasa"
+    assert probe.read_text() == "served\n" and probe.stat().st_uid == BOT_UID
 
 
 def test_actions_edit_and_restart_change_the_reply(services_up, docker_client):

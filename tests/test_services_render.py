@@ -17,7 +17,7 @@ from conftest import EXAMPLE_BOT, copy_bot
 
 from rasa_gpu import services, vscode, watch
 from rasa_gpu.compat import load_matrix
-from rasa_gpu.errors import ServicesError
+from rasa_gpu.errors import ServicesError, SettingsError
 from rasa_gpu.gpu import GpuRequest
 from rasa_gpu.images import ActionsImageSpec, default_actions_base
 from rasa_gpu.project import BotProject
@@ -44,10 +44,84 @@ def test_compose_binds_localhost_and_runs_as_the_bot_owner():
     assert data["rasa"]["ports"] == ["127.0.0.1:5005:5005"]
     assert data["actions"]["ports"] == ["127.0.0.1:5055:5055"]
     assert data["rasa"]["user"] == data["actions"]["user"] == "1000:1000"
-    assert data["actions"]["volumes"] == ["./actions:/app/actions:ro"]
+    assert data["actions"]["volumes"] == ["./:/bot", "./actions:/bot/actions:ro"]
     assert "/health" in " ".join(data["actions"]["healthcheck"]["test"])
     assert "/status" in " ".join(data["rasa"]["healthcheck"]["test"])
     assert data["tensorboard"]["profiles"] == ["tensorboard"] and data["jupyter"]["profiles"] == ["jupyter"]
+
+
+def test_the_action_server_runs_in_the_bot_folder_with_its_code_read_only_in_both_layouts():
+    """As `rasa run actions` in the bot folder: relative paths of an action land in the bot; the code (an actions/
+    package, or Rasa 2's root actions.py) is mounted read-only on top, at the path the module `actions` is found."""
+    for layout in ("actions", "actions.py"):
+        actions = compose_data(services.render_compose(plan(actions_path=layout)))["actions"]
+        assert actions["working_dir"] == "/bot" and actions["user"] == "1000:1000"
+        assert actions["volumes"] == ["./:/bot", f"./{layout}:/bot/{layout}:ro"]
+        assert "env_file" not in actions  # the Rasa server's token is not the action server's business
+    release = load_matrix().get("3.6.21")
+    dockerfile = ActionsImageSpec(release=release, base_image=default_actions_base(release)).dockerfile()
+    assert "\nWORKDIR /bot\n" in dockerfile and '"--actions", "actions"' in dockerfile
+
+
+def test_duckling_is_a_service_that_rasa_is_pointed_at_without_touching_config_yml():
+    without = compose_data(services.render_compose(plan()))
+    assert "duckling" not in without and services.DUCKLING_URL_ENV not in without["rasa"]["environment"]
+    text = services.render_compose(plan(duckling_image="rasa/duckling:0.2.0.2-r3"))
+    data = compose_data(text)
+    assert data["duckling"] == {
+        "image": "rasa/duckling:0.2.0.2-r3",
+        "init": True,
+    }  # no host port, no bot folder
+    for name in ("rasa", "jupyter"):
+        assert data[name]["environment"]["RASA_DUCKLING_HTTP_URL"] == "http://duckling:8000"
+    assert "RASA_DUCKLING_HTTP_URL" not in json.dumps(data["actions"])
+    assert data["rasa"]["depends_on"] == ["actions"]  # Rasa starts whether or not a Duckling runs
+    assert "#   duckling " in text and services.DUCKLING_IMAGE.startswith("rasa/duckling:")
+    assert ":" in services.DUCKLING_IMAGE.split("/")[-1] and not services.DUCKLING_IMAGE.endswith(":latest")
+    services.check_ports(
+        plan(duckling_image="d"), ["actions", "duckling", "rasa"], []
+    )  # not published: no port
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "expected"),
+    [
+        (
+            [
+                {"name": "WhitespaceTokenizer"},
+                {"name": "DucklingEntityExtractor", "url": "http://localhost:8000"},
+            ],
+            True,
+        ),
+        ([{"name": "rasa.nlu.extractors.duckling_entity_extractor.DucklingEntityExtractor"}], True),
+        ([{"name": "DucklingHTTPExtractor"}], True),  # Rasa 1.x's name
+        ([{"name": "DIETClassifier"}, "DucklingEntityExtractor"], False),  # not an entry Rasa reads
+        (None, False),
+    ],
+)
+def test_which_pipelines_ask_for_duckling(pipeline, expected):
+    assert services.uses_duckling({"pipeline": pipeline}) is expected
+
+
+def test_the_duckling_image_comes_from_the_settings_and_is_checked(tmp_path):
+    from rasa_gpu.settings import Settings
+
+    bot = BotProject.load(_copy_example(tmp_path))
+    assert services.duckling_image(bot, Settings()) is None  # example_bot asks no Duckling
+    config = bot.root / "config.yml"
+    config.write_text(
+        config.read_text().replace(
+            "  - name: DIETClassifier", "  - name: DucklingEntityExtractor\n  - name: DIETClassifier"
+        )
+    )
+    bot = BotProject.load(bot.root)
+    assert services.duckling_image(bot, Settings()) == services.DUCKLING_IMAGE
+    own = Settings(duckling_image="registry.example.com/nlp/duckling:1", source="rasa-gpu.toml")
+    assert services.duckling_image(bot, own) == "registry.example.com/nlp/duckling:1"
+    with pytest.raises(
+        SettingsError, match=r"^rasa-gpu.toml: duckling_image 'duck ling' is not an image reference"
+    ):
+        services.duckling_image(bot, Settings(duckling_image="duck ling", source="rasa-gpu.toml"))
 
 
 def test_compose_ports_and_bind_are_configurable():

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import SettingsError
 from ..events import Notice
-from .base import BOT_MOUNT, Runner, Workspace
+from .base import BOT_MOUNT, Runner, Workspace, rasa_environment
 from .local import LocalRunner
 
 if TYPE_CHECKING:
@@ -30,7 +30,16 @@ if TYPE_CHECKING:
     from ..events import EventSink
     from .remote import RemoteRunner
 
-__all__ = ["BOT_MOUNT", "LocalRunner", "RemoteRunner", "Runner", "Where", "Workspace", "connect"]
+__all__ = [
+    "BOT_MOUNT",
+    "LocalRunner",
+    "RemoteRunner",
+    "Runner",
+    "Where",
+    "Workspace",
+    "connect",
+    "rasa_environment",
+]
 
 
 def __getattr__(name: str) -> type[RemoteRunner]:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..project import LANGUAGE_MODEL_CACHE
 from ..scratch import Scratch
 
 if TYPE_CHECKING:
@@ -17,6 +18,21 @@ if TYPE_CHECKING:
 
 #: Where the bot is inside a training container, whatever the runner.
 BOT_MOUNT = "/bot"
+
+
+def rasa_environment() -> dict[str, str]:
+    """The environment that every container running Rasa on the bot at BOT_MOUNT shares: a training (one-off or the
+    warm trainer's), `rasa-gpu rasa/test/shell/validate`, and the rasa and jupyter services of `up`. A writable HOME
+    (the bot's owner has none in the image) with matplotlib's config in it, TensorFlow taking GPU memory as it needs
+    it, and Hugging Face's cache in the bot (HF_HOME, read by transformers 4 and later and huggingface_hub), so a
+    language model downloaded once serves every later container. On this machine the folder is made beforehand
+    (BotProject.make_language_model_cache); in a volume elsewhere, the container makes it."""
+    return {
+        "HOME": "/tmp",
+        "MPLCONFIGDIR": "/tmp/matplotlib",
+        "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+        "HF_HOME": f"{BOT_MOUNT}/{LANGUAGE_MODEL_CACHE}",
+    }
 
 
 class Workspace(ABC):

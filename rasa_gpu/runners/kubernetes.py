@@ -5,7 +5,7 @@ The bot's training inputs travel in the manifests themselves, as a gzipped tar i
 for most bots; a ConfigMap holds up to 1 MiB), so `kubectl apply -f` of one file is all it takes: no transfer pod,
 no push per training. The Job unpacks them into /bot (the pod's own emptyDir, the path every rasa-gpu container
 trains at, which Rasa's cache keys depend on) and trains into /work/<run>/out on a PersistentVolumeClaim per bot,
-with Rasa's cache in /work/cache, kept between runs like the cache volume of a remote engine (remote.py). The
+with Rasa's cache in /work/cache (and the language models' in /work/huggingface), kept between runs like the cache volume of a remote engine (remote.py). The
 model stays on the claim until it is copied out (README, "Kubernetes"). Chosen over baking the inputs into an image
 (a push per training) and over copying them onto the claim (a second pod and a wait before the Job can start). The
 image comes from the registry in the settings; without one the nodes must already have it (`imagePullPolicy:
@@ -22,7 +22,10 @@ import yaml
 
 from .. import __version__
 from ..errors import RasaGpuError
-from .base import BOT_MOUNT  # the bot's path in every rasa-gpu container: Rasa's cache keys depend on it
+from .base import (
+    BOT_MOUNT,  # the bot's path in every rasa-gpu container: Rasa's cache keys depend on it
+    rasa_environment,
+)
 
 LABEL = "rasa-gpu.io/bot"
 WORK = "/work"
@@ -114,11 +117,11 @@ def manifests(job: KubeJob) -> list[dict[str, Any]]:
         "metadata": {"name": job.job_name, **metadata},
         "binaryData": {INPUTS_KEY: base64.b64encode(job.inputs).decode("ascii")},
     }
+    # Rasa's cache and the language models' (HF_HOME) on the claim: both outlive the pod.
+    shared = {**rasa_environment(), "RASA_CACHE_DIRECTORY": f"{WORK}/cache", "HF_HOME": f"{WORK}/huggingface"}
     env: list[dict[str, Any]] = [
         {"name": "RASA_GPU_RUN_DIR", "value": run_dir},
-        {"name": "HOME", "value": "/tmp"},
-        {"name": "RASA_CACHE_DIRECTORY", "value": f"{WORK}/cache"},
-        {"name": "TF_FORCE_GPU_ALLOW_GROWTH", "value": "true"},
+        *({"name": name, "value": value} for name, value in shared.items()),
     ]
     if job.license_secret:
         env.append(

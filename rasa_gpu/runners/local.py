@@ -16,10 +16,11 @@ if TYPE_CHECKING:
 
 class BindWorkspace(Workspace):
     """The bot folder itself at /bot: Rasa reads the inputs and writes into run_dir in place; its cache is the bot's
-    .rasa/cache (Rasa's default), or a fresh one in run_dir."""
+    .rasa/cache (Rasa's default), or a fresh one in run_dir; language models are cached in .rasa/huggingface."""
 
     def __init__(self, project: BotProject, run_id: str, *, fresh_cache: bool) -> None:
         super().__init__(project, run_id)
+        project.make_language_model_cache()
         self._environment: dict[str, str] = {}
         if fresh_cache:
             project.make_owned_dirs(self.run_dir / "cache")
