@@ -412,6 +412,7 @@ LONG_FILES = (
     "test_docker_train.py",
     "test_push.py",
     "test_demo_layout.py",
+    "test_duckling.py",
     "test_services.py",
     "test_layouts.py",
     "test_benchmark.py",
