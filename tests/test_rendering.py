@@ -497,7 +497,9 @@ def test_the_language_model_cache_follows_the_bot_folder_rules(tmp_path):
     from rasa_gpu.errors import ProjectError
     from rasa_gpu.project import BotProject
 
-    bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot", owner=None)  # its sources: no models or caches of the checkout
+    bot = copy_bot(
+        EXAMPLE_BOT, tmp_path / "bot", owner=None
+    )  # its sources: no models or caches of the checkout
     outside = tmp_path / "outside"
     outside.mkdir()
     (bot / ".rasa").mkdir()
