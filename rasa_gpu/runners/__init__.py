@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import SettingsError
 from ..events import Notice
-from .base import BOT_MOUNT, Runner, Workspace, rasa_environment
+from .base import BOT_MOUNT, ELSEWHERE, HERE, Capabilities, Runner, Workspace, rasa_environment
 from .local import LocalRunner
 
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BOT_MOUNT",
+    "ELSEWHERE",
+    "HERE",
+    "Capabilities",
     "LocalRunner",
     "RemoteRunner",
     "Runner",

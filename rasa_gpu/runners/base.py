@@ -6,6 +6,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,31 @@ def rasa_environment() -> dict[str, str]:
         "TF_FORCE_GPU_ALLOW_GROWTH": "true",
         "HF_HOME": f"{BOT_MOUNT}/{LANGUAGE_MODEL_CACHE}",
     }
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a runner can do. Commands ask this, never where the engine is."""
+
+    #: Its containers see the bot folder itself (a bind mount): what they write (Rasa's cache, a partial cache entry,
+    #: a model) is in the bot folder on this machine, and the newest model there can be a fine-tune's base.
+    mounts_bot_folder: bool
+    #: Ports its containers publish are reachable on this machine (services, a shell, watch's server).
+    serves_here: bool
+    #: It can keep a warm trainer's container between trainings (watch).
+    keeps_warm_trainer: bool
+    #: The GPU driver its engine uses is this machine's, so `nvidia-smi` here tells about it (doctor).
+    shares_host_driver: bool
+
+
+#: The engine on this machine.
+HERE = Capabilities(
+    mounts_bot_folder=True, serves_here=True, keeps_warm_trainer=True, shares_host_driver=True
+)
+#: An engine elsewhere (SSH, TCP, a context): the bot travels in a volume, and nothing it serves is reachable here.
+ELSEWHERE = Capabilities(
+    mounts_bot_folder=False, serves_here=False, keeps_warm_trainer=False, shares_host_driver=False
+)
 
 
 class Workspace(ABC):
@@ -76,8 +102,13 @@ class Runner(ABC):
     """Where containers run. Chosen once from the settings (runners.connect) and handed to every command; no command
     decides by itself whether the engine is on this machine."""
 
-    #: The engine is on this machine: the bot folder can be bind-mounted and ports published here are reachable.
-    local: bool = True
+    #: What it can do (see Capabilities).
+    capabilities: Capabilities = HERE
+
+    @property
+    def local(self) -> bool:
+        """Transitional: the engine is on this machine (use `capabilities`)."""
+        return self.capabilities.mounts_bot_folder
 
     @property
     @abstractmethod

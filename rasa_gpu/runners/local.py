@@ -7,7 +7,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from ..errors import RasaGpuError
-from .base import BOT_MOUNT, Runner, Workspace, foreign_files
+from .base import BOT_MOUNT, HERE, Runner, Workspace, foreign_files
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -36,7 +36,7 @@ class BindWorkspace(Workspace):
 
 
 class LocalRunner(Runner):
-    local = True
+    capabilities = HERE
 
     def __init__(self, base_url: str | None = None) -> None:
         self._base_url = base_url

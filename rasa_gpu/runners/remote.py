@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING
 
 from .. import safefs
 from ..errors import RasaGpuError
-from .base import BOT_MOUNT, Runner, Workspace
+from .base import BOT_MOUNT, ELSEWHERE, Runner, Workspace
 from .ssh import SshTarget, SshTunnel, check
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ def _incomplete(engine: Engine, why: str) -> RasaGpuError:
 
 
 class RemoteRunner(Runner):
-    local = False
+    capabilities = ELSEWHERE
 
     def __init__(self, url: str, *, shown_as: str | None = None, tls: object = None) -> None:
         self._url = url
