@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import BOT_UID, EXAMPLE_BOT, copy_bot, models, run_cli
 
-from rasa_gpu import history
+from rasa_gpu import comparison, history
 from rasa_gpu.errors import SettingsError, TrainingFailed
 from rasa_gpu.project import BotProject
 
@@ -173,7 +173,7 @@ def test_compare_lists_what_differs_and_the_time_ratios():
         id=2,
         started_at=a.started_at,
     )
-    c = history.compare(a, b)
+    c = comparison.compare(a, b)
     assert [d[0] for d in c.differences] == ["device"]
     assert "kind" in c.same and "rasa_version" in c.same
     assert [(t.name, t.ratio) for t in c.times] == [
@@ -255,7 +255,7 @@ def test_test_runs_keep_their_figures_and_compare_shows_the_difference(project):
         store.add(a), store.add(b)
         read_a, read_b = store.get(str(a.id)), store.get(str(b.id))
     assert read_a.metrics == {"intent_f1": 0.80, "entity_f1": 0.5}
-    figures = {row["name"]: row for row in history.compare(read_a, read_b).to_json()["figures"]}
+    figures = {row["name"]: row for row in comparison.compare(read_a, read_b).to_json()["figures"]}
     assert figures["intent_f1"]["b_minus_a"] == pytest.approx(0.06)
     assert figures["entity_f1"]["b"] is None and figures["story_accuracy"]["a"] is None
 

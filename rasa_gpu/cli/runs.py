@@ -193,11 +193,11 @@ def runs_compare(a: str, b: str, bot: str, as_json: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from .. import history
+    from ..comparison import compare
     from ._common import out
 
     run_a, run_b = _history_read(bot, lambda h: (h.get(a), h.get(b)))
-    comparison = history.compare(run_a, run_b)
+    comparison = compare(run_a, run_b)
     if as_json:
         click.echo(json.dumps(comparison.to_json(), indent=2))
         return
