@@ -519,3 +519,27 @@ def test_base_image_shows_stages_and_keeps_debootstraps_lines_in_the_users_state
         Path(named).parent == log.parent
         and Path(named).read_text().splitlines()[-1] == "I: Retrieving apt 2.2.4"
     )
+
+
+def test_without_a_terminal_a_training_is_a_line_per_component_when_it_ends(stderr):
+    """A log gets one line per component (its time), not one when it starts and one when it ends: the first
+    training on a fresh machine stays short enough to read."""
+    from rasa_gpu import progress
+    from rasa_gpu.cli.views import TrainView
+    from rasa_gpu.events import TrainingStarted
+
+    events = [
+        TrainingStarted(image="rasa-gpu/rasa:3.6.21", gpu="none"),
+        progress.ComponentStarted("DIETClassifier"),
+        progress.EpochProgress(component="DIETClassifier", epoch=1, total=2, metrics={"loss": 1.5}),
+        progress.ComponentFinished("DIETClassifier"),
+        progress.ComponentRestored("TEDPolicy"),
+    ]
+    with TrainView(False) as view:
+        for event in events:
+            view.handle(event)
+    lines = stderr.getvalue().splitlines()
+    assert lines[0] == "training in rasa-gpu/rasa:3.6.21 on the CPU"
+    assert len(lines) == 3 and lines[1].startswith("  ✓ DIETClassifier ") and lines[1].endswith(" s")
+    assert lines[2] == "  ↺ TEDPolicy restored from cache"
+    assert not any("▶" in line for line in lines)

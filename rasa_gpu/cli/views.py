@@ -159,22 +159,27 @@ class TrainView:
             where = "on the CPU" if event.gpu == "none" else f"with {event.gpu}"
             err.print(f"training in {escape(event.image)} {where}")
         elif isinstance(event, progress.ComponentStarted):
+            # one line per component, when it ends; while it runs, a live line on a terminal only
             self.started[event.name] = time.monotonic()
-            err.print(f"  [bold]▶[/] {event.name}")
+            if err.is_terminal:
+                self._drop_bar()
+                self.task = self._bars().add_task(f"▶ {event.name}", total=None, metrics="")
         elif isinstance(event, progress.ComponentFinished):
             self._drop_bar()
             took = time.monotonic() - self.started.pop(event.name, time.monotonic())
             err.print(f"  [green]✓[/] {event.name} [dim]{took:.1f} s[/]")
         elif isinstance(event, progress.ComponentRestored):
+            self._drop_bar()
             err.print(f"  [green]↺[/] {event.name} [dim]restored from cache[/]")
-        elif isinstance(event, progress.EpochProgress):
+        elif isinstance(event, progress.EpochProgress) and err.is_terminal:  # a log gets no bars
             metrics = " ".join(f"{k}={v:g}" for k, v in event.metrics.items())
             bars = self._bars()
+            description = f"{event.component or 'training'} epochs"
             if self.task is None:
-                self.task = bars.add_task(
-                    f"{event.component or 'training'} epochs", total=event.total, metrics=metrics
-                )
-            bars.update(self.task, completed=event.epoch, total=event.total, metrics=metrics)
+                self.task = bars.add_task(description, total=event.total, metrics=metrics)
+            bars.update(
+                self.task, description=description, completed=event.epoch, total=event.total, metrics=metrics
+            )
         elif isinstance(event, progress.LogLine) and self.verbose:
             err.print(verbatim(event.text))
 
