@@ -61,12 +61,21 @@ class Code:
 
 def code(page: Path) -> Iterator[Code]:
     """The code of a page: lines of fenced and indented blocks (a console block's `$ ` lines only, without the
-    prompt), and the inline spans of every other line."""
+    prompt), and the inline spans of the prose between them (a span may go on over a line break, as in Markdown)."""
     fence: str | None = None
     indented = False
     previous_blank = True
+    prose: list[str] = []
+
+    def spans() -> Iterator[Code]:
+        text = " ".join(line.strip() for line in prose)
+        prose.clear()
+        for span in re.findall(r"`([^`]+)`", text):
+            yield Code(page, span, None)
+
     for line in page.read_text(encoding="utf-8").splitlines():
         if line.lstrip().startswith("```"):
+            yield from spans()
             fence = None if fence is not None else line.strip().removeprefix("```")
             continue
         if fence is not None:
@@ -79,10 +88,13 @@ def code(page: Path) -> Iterator[Code]:
         indented = line.startswith("    ") and (previous_blank or indented) or (indented and not line.strip())
         previous_blank = not line.strip()
         if indented:
+            yield from spans()
             yield Code(page, line, "indented")
-            continue
-        for span in re.findall(r"`([^`\n]+)`", line):
-            yield Code(page, span, None)
+        elif line.strip():
+            prose.append(line)
+        else:
+            yield from spans()
+    yield from spans()
 
 
 def all_code() -> list[Code]:
