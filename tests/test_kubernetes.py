@@ -1,4 +1,4 @@
-"""The README's Kubernetes steps, followed for real up to `kubectl apply` (where an API server is needed), and the
+"""The documented Kubernetes steps (docs/clusters.md), followed for real up to `kubectl apply` (where an API server is needed), and the
 Job's container run on the real Docker engine the way its pod would run it: the ConfigMap's inputs, the pod's
 command, arguments, environment and user, a folder for the claim. The model it writes parses an intent."""
 
@@ -31,7 +31,7 @@ def kubectl() -> str:
 
 
 def _readme_steps() -> list[str]:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+    text = (REPO / "docs" / "clusters.md").read_text(encoding="utf-8")
     section = text[text.index("**Kubernetes.**") : text.index("**Scale to zero")]
     block = section[section.index("Step by step") :].split("\n\n")[1]
     return [line.strip() for line in block.splitlines() if line.strip()]

@@ -1,11 +1,11 @@
-"""The README's examples, run as written in a newcomer's next shell.
+"""The examples of the README and the docs/ pages, run as written in a newcomer's next shell.
 
 After the README's first command (`bash scripts/train-example.sh`, CI's first step), a new shell with no rasa-gpu
-variable set and `.venv/bin` on PATH (as the README says: `. .venv/bin/activate`) runs the README's `rasa-gpu ...`
+variable set and `.venv/bin` on PATH (as the README says: `. .venv/bin/activate`) runs the documented `rasa-gpu ...`
 lines from the checkout: the training finds the model unchanged, `doctor` finds the image, and each other example
 works. They run on a copy of the checkout's example_bot with its models, cache and history (so the examples that
-write, `rasa ... data split nlu`, leave the checkout as it was). Every example line of the README is either run here
-or named below with the test that runs it; a new example must be put on one side.
+write, `rasa ... data split nlu`, leave the checkout as it was). Every example line of the README and of docs/ is
+either run here or named below with the test that runs it; a new example must be put on one side.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import pytest
 from conftest import EXAMPLE_BOT, REPO, models
 
 README = REPO / "README.md"
+#: The pages whose examples are run: the README and the reference under docs/.
+PAGES = [README, *sorted((REPO / "docs").glob("*.md"))]
 
 #: Examples not run here, and why (where they are run instead).
 ELSEWHERE = {
@@ -57,8 +59,14 @@ def readme_examples(text: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def documented_examples() -> list[str]:
+    """The examples of every page (readme_examples of each), each once, in the pages' order."""
+    found = [e for page in PAGES for e in readme_examples(page.read_text(encoding="utf-8"))]
+    return list(dict.fromkeys(found))
+
+
 def test_the_readme_examples_are_found_and_each_is_run_here_or_named_elsewhere():
-    examples = readme_examples(README.read_text(encoding="utf-8"))
+    examples = documented_examples()
     assert "rasa-gpu train example_bot" in examples and "rasa-gpu doctor example_bot" in examples
     assert "rasa-gpu versions" in examples  # a usage line without anything to fill in
     assert not any("[BOT]" in e for e in examples)
@@ -92,7 +100,7 @@ def test_the_readme_examples_run_as_written_in_a_new_shell(docker_client, tmp_pa
         pytest.skip("no .venv/bin/rasa-gpu: the README's first command installs it there")
     # The checkout's example_bot with everything the first command left in it, under the same name.
     shutil.copytree(EXAMPLE_BOT, tmp_path / "example_bot", symlinks=True)
-    examples = readme_examples(README.read_text(encoding="utf-8"))
+    examples = documented_examples()
     run_here = [e for e in examples if e not in ELSEWHERE and not any(n in e for n in NOT_HERE)]
     assert len(run_here) >= 8, run_here
     outputs: dict[str, str] = {}
