@@ -208,7 +208,7 @@ def test_every_option_named_on_its_own_exists():
     for group in (_command("runs"), _command("jobs")):
         assert isinstance(group, click.Group)
         ours |= {o for sub in group.commands.values() for o in _options(sub)}
-    pip_file = {o for names in requirements._REFUSED for o in names} | set(requirements._VALUE_OPTIONS)
+    pip_file = requirements.known_options()
     wrong = []
     for c in all_code():
         if c.block is not None or not c.text.startswith("-"):

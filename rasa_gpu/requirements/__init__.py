@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .files import Reader, logical_lines
+from .files import Reader, known_options, logical_lines
 from .pyproject import read_pyproject
 from .sets import (
     ACTIONS_FILES,
@@ -57,6 +57,7 @@ __all__ = [
     "Requirement",
     "RequirementSet",
     "canonical",
+    "known_options",
     "logical_lines",
     "read",
 ]

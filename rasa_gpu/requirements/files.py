@@ -306,3 +306,8 @@ def _advice(option: str) -> str:
         if option in options:
             return advice
     return "remove it (rasa-gpu reads -r, -c, -i and --extra-index-url in a requirements file)"
+
+
+def known_options() -> frozenset[str]:
+    """Every option of a requirements file that reading one knows: those it reads and those it refuses."""
+    return frozenset(_VALUE_OPTIONS) | {option for names in _REFUSED for option in names}
