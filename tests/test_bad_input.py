@@ -256,7 +256,9 @@ def test_up_with_a_busy_port_names_port_and_setting(trained_bot, tmp_path, docke
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        result = run_cli("up", str(bot), "--rasa-port", str(port))
+        # the other services on free ports: a parallel test may hold their defaults (user_services_on_default_ports)
+        [actions_port] = free_ports(1)
+        result = run_cli("up", str(bot), "--rasa-port", str(port), "--actions-port", str(actions_port))
     assert_one_line_error(result, 1, f"port {port} on 127.0.0.1", "rasa_port", "--rasa-port")
     assert compose_containers(docker_client, bot) == []
 
