@@ -438,7 +438,7 @@ def test_submit_gives_sbatch_the_login_in_its_environment_and_writes_the_script_
 
 def test_submit_dry_run_names_the_login_but_never_writes_it(tmp_path):
     bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot", owner=None)
-    shown = run_cli("submit", str(bot), "--dry-run", "--pip-index-url", INDEX_URL, "--gpus", "0")
+    shown = run_cli("submit", str(bot), "--dry-run", "--pip-index-url", INDEX_URL, "--gpu-count", "0")
     assert shown.returncode == 0, shown.output
     assert SECRET not in shown.output and "--pip-index-url" not in shown.stdout
     assert 'if [ -z "${RASA_GPU_PIP_INDEX_URL:-}" ]; then' in shown.stdout
