@@ -324,6 +324,11 @@ verbose_option = click.option(
     help="Show the raw output of what runs: Rasa's, and an image build's (Docker, pip, uv, debootstrap).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+dry_run_option = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show what would be done and do nothing (submit: print the sbatch script or the Kubernetes manifests).",
+)
 timeout_option = click.option(
     "--timeout", default=300, show_default=True, help="Seconds to wait until the services are healthy."
 )

@@ -12,6 +12,7 @@ from ._common import (
     PassesToRasa,
     bot_argument,
     cpus_option,
+    dry_run_option,
     follow_option,
     force_option,
     gpu_count_option,
@@ -41,9 +42,7 @@ if TYPE_CHECKING:
 @memory_option
 @force_option
 @click.option("--wait", is_flag=True, help="Follow the job until it ends and show its output.")
-@click.option(
-    "--dry-run", is_flag=True, help="Print the sbatch script or the Kubernetes manifests; submit nothing."
-)
+@dry_run_option
 @image_options
 def submit(
     bot: str,
