@@ -36,6 +36,7 @@ from rasa_gpu.gpu import GpuRequest  # noqa: E402
 from rasa_gpu.images import ImageSpec, candidate, checked_build, cpu_twin, ensure_image  # noqa: E402
 from rasa_gpu.resolve import resolve  # noqa: E402
 from rasa_gpu.runners import LocalRunner  # noqa: E402
+from rasa_gpu.settings import Settings  # noqa: E402
 from rasa_gpu.train import TrainOptions, train  # noqa: E402
 
 TRAIN_TARGET = 1.05
@@ -85,7 +86,7 @@ def requirements_rebuild(engine: Engine, bot: Path, spec_of) -> tuple[float, boo
 
 
 def timed_train(bot: Path, cuda: str) -> float:
-    resolved = resolve(str(bot), {"base_image": os.environ.get("RASA_GPU_BASE_IMAGE"), "cuda": cuda}, "gpu")
+    resolved = resolve(str(bot), Settings(base_image=os.environ.get("RASA_GPU_BASE_IMAGE"), cuda=cuda), "gpu")
     shutil.rmtree(bot / ".rasa", ignore_errors=True)
     options = TrainOptions(gpu=GpuRequest("off"), force=True)
     result = train(resolved.project, resolved.spec, options, lambda event: None, runner=LocalRunner())
@@ -107,7 +108,7 @@ def main() -> None:
         base = os.environ.get("RASA_GPU_BASE_IMAGE")
 
         def spec_of(folder: Path, cuda: str = "auto") -> ImageSpec:
-            return resolve(str(folder), {"base_image": base, "cuda": cuda}, "gpu").spec
+            return resolve(str(folder), Settings(base_image=base, cuda=cuda), "gpu").spec
 
         wheels_spec = spec_of(bot)
         ways = {"wheels": wheels_spec, "none": replace(wheels_spec, cuda="none")}

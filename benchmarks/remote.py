@@ -31,6 +31,7 @@ from rasa_gpu.gpu import GpuRequest  # noqa: E402
 from rasa_gpu.resolve import resolve  # noqa: E402
 from rasa_gpu.runners import Where, connect  # noqa: E402
 from rasa_gpu.runners.remote import cache_volume  # noqa: E402
+from rasa_gpu.settings import Settings  # noqa: E402
 from rasa_gpu.train import TrainOptions, TrainResult, train  # noqa: E402
 
 TARGET = 1.10
@@ -38,7 +39,7 @@ TARGET = 1.10
 
 def one(bot: Path, where: Where) -> TrainResult:
     resolved = resolve(
-        str(bot), {"host": where.host, "base_image": os.environ.get("RASA_GPU_BASE_IMAGE")}, "gpu"
+        str(bot), Settings(host=where.host, base_image=os.environ.get("RASA_GPU_BASE_IMAGE")), "gpu"
     )
     with connect(where, lambda event: None) as runner:
         if runner.local:
@@ -50,7 +51,7 @@ def one(bot: Path, where: Where) -> TrainResult:
 
 
 def inputs_size(bot: Path) -> int:
-    resolved = resolve(str(bot), {}, "gpu")
+    resolved = resolve(str(bot), Settings(), "gpu")
     return sum(path.stat().st_size for path in resolved.project.training_inputs())
 
 

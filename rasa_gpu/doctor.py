@@ -26,6 +26,7 @@ from .errors import RasaGpuError
 from .images import ImageSpec, cpu_twin, settle_base
 from .project import BotProject
 from .runners import Runner, Where
+from .settings import Settings
 
 STATUSES = ("ok", "warn", "fail", "skip")
 #: Free space the first build needs: TensorFlow's GPU base image (about 7 GB unpacked) plus Rasa (about 3 GB).
@@ -178,19 +179,18 @@ def no_bot(path: str) -> Check:
     return Check("bot", "skip", f"{path} is not a Rasa project; pass a bot folder to check it too")
 
 
-def context_for(bot: str | None, cli_values: dict[str, Any], variant: str) -> tuple[Context, Check]:
+def context_for(bot: str | None, given: Settings, variant: str) -> tuple[Context, Check]:
     """The bot doctor looks at (BOT, else the current folder if it is a bot) and the check of the bot itself; the
-    command line's values (None: not given, `gpu` and `gpus` among them) go over the bot's settings, as for train.
+    settings the command line gives (`gpu` and `gpus` among them) go over the bot's settings, as for train.
     A broken bot is a failed check, not an error."""
     from .compat import load_matrix
     from .errors import ProjectError
     from .resolve import resolve
 
     # Without a bot (or its settings): what the command line asked for.
-    asked = gpu_rules.parse_gpu_request(cli_values.get("gpu"), cli_values.get("gpus"))
-    where = Where(host=cli_values.get("host"), context=cli_values.get("context"))
+    asked, where = given.gpu_request(), given.where()
     try:
-        resolved = resolve(bot or ".", cli_values, variant)
+        resolved = resolve(bot or ".", given, variant)
     except ProjectError as exc:
         if bot is not None:
             return Context(asked, where=where), bot_failed(exc)
@@ -200,7 +200,7 @@ def context_for(bot: str | None, cli_values: dict[str, Any], variant: str) -> tu
         return Context(asked, where=where), bot_failed(exc)
     settings, spec = resolved.settings, resolved.spec
     context = Context(
-        gpu_rules.parse_gpu_request(settings.gpu, settings.gpus),
+        settings.gpu_request(),
         resolved.project,
         spec,
         spec.release,

@@ -59,18 +59,23 @@ class GpuRequest:
         return "GPUs " + ",".join(self.device_ids) if self.device_ids else "all GPUs"
 
 
-def parse_gpu_request(mode: str | None, gpus: str | None) -> GpuRequest:
+def parse_gpu_request(
+    mode: str | None, gpus: str | None, gpus_from: str = "--gpus", mode_from: str = "--gpu"
+) -> GpuRequest:
+    """The one parser of a GPU request: the mode (auto when not given) and the device ids ("0,1", UUIDs), refused in
+    one line that names where each was given (`gpus_from`, `mode_from`: the option, or the file and its key).
+    Settings.gpu_request is its caller for every command."""
     mode = mode or "auto"
     ids: tuple[str, ...] | None = None
     if gpus:
         ids = tuple(part.strip() for part in str(gpus).split(",") if part.strip())
         if not ids or not all(part.isdigit() or part.startswith("GPU-") for part in ids):
             raise SettingsError(
-                f"--gpus takes device numbers or UUIDs separated by commas (e.g. 0,1), not '{gpus}'"
+                f"{gpus_from} takes device numbers or UUIDs separated by commas (e.g. 0,1), not '{gpus}'"
             )
         if mode == "off":
             raise SettingsError(
-                "--gpus picks devices to train on, but --gpu off trains on the CPU; drop one of them"
+                f"{gpus_from} picks devices to train on, but {mode_from} off trains on the CPU; drop one of them"
             )
     return GpuRequest(mode=mode, device_ids=ids)
 
@@ -152,6 +157,24 @@ def remember(engine_id: str, *, refused: bool) -> None:
         pass
 
 
+def granted(
+    engine_id: str, gpu: GpuRequest, doing: str, on_event: EventSink, ask: Callable[[], bool]
+) -> bool:
+    """Whether the work gets the GPU: the one rule for asking an engine, with its refusal memory. off never asks;
+    auto does not ask an engine that refused within the last hour (and says so); otherwise `ask` asks it (True:
+    granted), the answer is remembered, and a refusal is an error with on (raised) and a warning with auto."""
+    if not gpu.wanted:
+        return False
+    if gpu.mode == "auto" and refused_recently(engine_id):
+        on_event(Notice(without_runtime(gpu, doing, remembered=True), "warn"))
+        return False
+    answer = ask()
+    remember(engine_id, refused=not answer)
+    if not answer:
+        on_event(Notice(without_runtime(gpu, doing), "warn"))
+    return answer
+
+
 def is_missing_gpu_driver(message: str) -> bool:
     """True when the engine refused a GPU request because it has no NVIDIA runtime."""
     return "could not select device driver" in message
@@ -181,24 +204,23 @@ def started(
 ) -> Iterator[tuple[RunningContainer, bool]]:
     """Start the container `build` makes, asking for the GPU as `gpu` says (auto: the CPU when the engine refuses,
     remembered per engine, as for a training). Yields it and whether it got the GPU; it is removed on the way out."""
-    granted = gpu.wanted
     engine_id = engine.engine_id() if gpu.wanted else ""
-    if gpu.mode == "auto" and refused_recently(engine_id):
-        on_event(Notice(without_runtime(gpu, doing, remembered=True), "warn"))
-        granted = False
     with ExitStack() as stack:
-        try:
-            running = stack.enter_context(engine.running(build(gpu if granted else CPU)))
-            if granted:
-                remember(engine_id, refused=False)
-        except GpuUnavailable:
-            if gpu.mode == "on":
-                raise
-            remember(engine_id, refused=True)
-            on_event(Notice(without_runtime(gpu, doing), "warn"))
-            granted = False
-            running = stack.enter_context(engine.running(build(CPU)))
-        yield running, granted
+        first: list[RunningContainer] = []
+
+        def ask() -> bool:
+            try:
+                first.append(stack.enter_context(engine.running(build(gpu))))
+            except GpuUnavailable:
+                if gpu.mode == "on":  # the engine's own words
+                    remember(engine_id, refused=True)
+                    raise
+                return False
+            return True
+
+        got_gpu = granted(engine_id, gpu, doing, on_event, ask)
+        running = first[0] if got_gpu else stack.enter_context(engine.running(build(CPU)))
+        yield running, got_gpu
 
 
 CPU = GpuRequest("off")

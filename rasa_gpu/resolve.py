@@ -4,10 +4,9 @@ training image's spec, and why that Rasa release. Every command that builds, tra
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .compat import RasaRelease, load_matrix
@@ -86,13 +85,13 @@ class Resolved:
         return connect(self.settings.where(), on_event)
 
 
-def resolve(bot: str, cli_values: Mapping[str, Any], variant: str) -> Resolved:
-    """Load the bot (every YAML file parsed), merge the command line's values (None: not given) over its settings,
-    and pick the image: the default base image of `variant` ("gpu" or "cpu") unless the settings name one."""
+def resolve(bot: str, given: Settings, variant: str) -> Resolved:
+    """Load the bot (every YAML file parsed), merge the settings the command line gives (None: not given) over its
+    own, and pick the image: the default base image of `variant` ("gpu" or "cpu") unless the settings name one."""
     from . import requirements as bot_requirements
 
     project = BotProject.load(bot)
-    settings = load_settings(project.root).merged(**cli_values)
+    settings = load_settings(project.root).merged(given)
     found = bot_requirements.read(project.root)
     spec, why = image_spec(project, settings, variant, found)
     return Resolved(project, settings, spec, why, found, _index_notes(settings, found))

@@ -24,7 +24,7 @@ from . import __version__, build_log, license_key
 from .engine import Compose, Engine, ServiceState
 from .errors import PullError, ServicesError, SettingsError
 from .events import BuildOutput, EventSink, Notice
-from .gpu import GpuRequest, for_image, refused_recently, remember, without_runtime
+from .gpu import GpuRequest, for_image, granted
 from .images import (
     ActionsImageSpec,
     ImageResult,
@@ -643,16 +643,15 @@ def _gpu_for_services(
         on_event(Notice(warning, "warn"))
     if not gpu.wanted:
         return None
-    engine_id = engine.engine_id()
-    if gpu.mode == "auto" and refused_recently(engine_id):
-        on_event(Notice(without_runtime(gpu, "run the Rasa server", remembered=True), "warn"))
-        return None
-    works = engine.gpu_request_works(image, gpu)
-    remember(engine_id, refused=not works)
-    if works:
-        return gpu
-    on_event(Notice(without_runtime(gpu, "run the Rasa server"), "warn"))
-    return None
+    wanted = gpu
+    works = granted(
+        engine.engine_id(),
+        wanted,
+        "run the Rasa server",
+        on_event,
+        lambda: engine.gpu_request_works(image, wanted),
+    )
+    return wanted if works else None
 
 
 def down(engine: Engine, compose: Compose, project: BotProject) -> int:

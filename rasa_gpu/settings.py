@@ -16,6 +16,7 @@ from .compat import Matrix, RasaRelease, is_exact_version
 from .errors import SettingsError, VersionError
 
 if TYPE_CHECKING:
+    from .gpu import GpuRequest
     from .requirements import BotRequirements
     from .runners import Where
 
@@ -35,6 +36,7 @@ _OPTION_NAMES = {
     "image_name": "--name",
     "ca_certs": "--ca-cert",
     **{f"slurm_{key}": f"--{key}" for key in ("partition", "account", "time", "gpus", "cpus", "memory")},
+    "slurm_gpus": "--gpu-count",
 }
 #: The tables of rasa-gpu.toml: `partition` under [slurm] is the setting slurm_partition.
 TABLES = ("slurm", "kubernetes")
@@ -249,13 +251,24 @@ class Settings:
 
         return Where(host=self.host, context=self.context)
 
-    def merged(self, **cli: Any) -> Settings:
-        """These settings with every command-line value that was given (not None, not empty) on top, each value read
-        by the Kind its field declares (a wrong one is a one-line SettingsError)."""
+    def gpu_request(self) -> GpuRequest:
+        """What these settings ask of the engine (gpu.parse_gpu_request, the one rule), naming where each value was
+        set in a message. `--gpu off` on the command line trains on the CPU whatever devices the file names."""
+        from .gpu import parse_gpu_request
+
+        gpus = self.gpus
+        if self.gpu == "off" and "gpu" in self.from_cli and "gpus" not in self.from_cli:
+            gpus = None
+        return parse_gpu_request(self.gpu, gpus, self.subject("gpus"), self.subject("gpu"))
+
+    def merged(self, given: Settings | None = None) -> Settings:
+        """These settings with every value that `given` (the command line) gives (not None, not empty) on top, each
+        value read by the Kind its field declares (a wrong one is a one-line SettingsError)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        given = {k: v for k, v in cli.items() if v not in (None, (), [])}
-        values.update(given)
-        values["from_cli"] = self.from_cli | set(given)
+        cli = {f.name: getattr(given, f.name) for f in setting_fields()} if given is not None else {}
+        given_names = {k for k, v in cli.items() if v not in (None, (), [], {})}
+        values.update({k: cli[k] for k in given_names})
+        values["from_cli"] = self.from_cli | given_names
         merged = Settings(**values)
         for f in setting_fields():
             value = getattr(merged, f.name)

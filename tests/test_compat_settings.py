@@ -44,7 +44,10 @@ def test_version_order_cli_then_settings_then_requirements_then_newest(tmp_path)
     assert resolve_rasa(matrix, bot, load_settings(bot))[0].version == "3.5.10"
     (bot / "rasa-gpu.toml").write_text('rasa_version = "3.4.0"\n')
     assert resolve_rasa(matrix, bot, load_settings(bot))[0].version == "3.4.0"
-    assert resolve_rasa(matrix, bot, load_settings(bot).merged(rasa_version="3.6.0"))[0].version == "3.6.0"
+    assert (
+        resolve_rasa(matrix, bot, load_settings(bot).merged(Settings(rasa_version="3.6.0")))[0].version
+        == "3.6.0"
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     assert resolve_rasa(matrix, empty, Settings())[0].version == "3.6.21"

@@ -18,6 +18,7 @@ from rasa_gpu import templates
 from rasa_gpu.compat import load_matrix
 from rasa_gpu.engine import Engine
 from rasa_gpu.resolve import resolve
+from rasa_gpu.settings import Settings
 
 pytestmark = [pytest.mark.docker]
 
@@ -44,7 +45,7 @@ def _containers_created(client, bot: Path, since: datetime) -> list[str]:
 
 
 def test_the_registry_less_image_gets_cuda_from_wheels_and_is_gpu_ready(built_image, docker_client):
-    spec = resolve(str(EXAMPLE_BOT), {"base_image": os.environ.get("RASA_GPU_BASE_IMAGE")}, "gpu").spec
+    spec = resolve(str(EXAMPLE_BOT), Settings(base_image=os.environ.get("RASA_GPU_BASE_IMAGE")), "gpu").spec
     if spec.base_image == spec.release.gpu_base_image:
         pytest.skip(
             "the base image is TensorFlow's GPU image: its CUDA is the base's (RASA_GPU_BASE_IMAGE unset)"

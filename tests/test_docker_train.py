@@ -29,6 +29,7 @@ from rasa_gpu import gpu as gpu_rules
 from rasa_gpu.engine import ContainerSpec, Engine
 from rasa_gpu.images import ensure_image
 from rasa_gpu.resolve import resolve
+from rasa_gpu.settings import Settings
 
 pytestmark = [pytest.mark.docker]
 
@@ -42,7 +43,7 @@ def test_second_build_is_a_cache_hit_without_the_builder(built_image, monkeypatc
     calls = []
     monkeypatch.setattr(engine, "build", lambda *a, **k: calls.append(k) or "")
     # what the CLI resolved, with the base image from the environment as the CLI reads it
-    spec = resolve(str(EXAMPLE_BOT), {"base_image": os.environ.get("RASA_GPU_BASE_IMAGE")}, "gpu").spec
+    spec = resolve(str(EXAMPLE_BOT), Settings(base_image=os.environ.get("RASA_GPU_BASE_IMAGE")), "gpu").spec
     found = ensure_image(engine, spec, lambda line: None)
     assert found.tag == built_image and found.built is False and calls == []
 

@@ -130,11 +130,12 @@ def test_up_gpu_on_without_a_runtime_says_what_up_can_do(bot_copy):
 
 def test_doctor_checks_the_gpus_from_the_settings(tmp_path):
     from rasa_gpu import doctor
+    from rasa_gpu.settings import Settings
 
     bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot", owner=None)
     (bot / "rasa-gpu.toml").write_text('gpus = "1"\n')
-    context, check = doctor.context_for(str(bot), {"gpu": None, "gpus": None}, "gpu")
+    context, check = doctor.context_for(str(bot), Settings(), "gpu")
     assert check.status == "ok", check
     assert context.probe_request.device_ids == ("1",)
-    context, _ = doctor.context_for(str(bot), {"gpu": "on", "gpus": "0,2"}, "gpu")  # the command line wins
+    context, _ = doctor.context_for(str(bot), Settings(gpu="on", gpus="0,2"), "gpu")  # the command line wins
     assert context.gpu_mode == "on" and context.probe_request.device_ids == ("0", "2")

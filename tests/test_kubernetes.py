@@ -89,7 +89,7 @@ def test_the_jobs_container_trains_as_its_pod_would(trained_bot, built_image, do
             "--to",
             "kubernetes",
             "--dry-run",
-            "--gpus",
+            "--gpu-count",
             "0",
         ],
         capture_output=True,

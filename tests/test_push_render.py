@@ -94,7 +94,7 @@ def test_registry_and_image_name_settings(tmp_path):
     )
     settings = load_settings(tmp_path)
     assert settings.registry == "registry.example.com/team" and settings.image_name == "support-bot"
-    merged = settings.merged(registry="localhost:5000")
+    merged = settings.merged(Settings(registry="localhost:5000"))
     assert merged.registry == "localhost:5000" and merged.image_name == "support-bot"
     assert Settings().registry is None and Settings().image_name is None
 
@@ -104,9 +104,9 @@ def test_bad_registry_setting_names_the_file_or_the_option(tmp_path):
     with pytest.raises(SettingsError, match="^rasa-gpu.toml: 'not a registry' is not a registry"):
         load_settings(tmp_path)
     with pytest.raises(SettingsError, match="^--name: "):
-        Settings().merged(image_name="UPPER")
+        Settings().merged(Settings(image_name="UPPER"))
     with pytest.raises(SettingsError, match="^--registry: "):
-        Settings().merged(registry="a b")
+        Settings().merged(Settings(registry="a b"))
 
 
 def test_push_without_a_registry_says_how_to_give_one():

@@ -226,14 +226,14 @@ def test_the_command_lines_index_wins_over_the_files_and_says_so(tmp_path):
     from rasa_gpu.resolve import _index_notes
 
     found = read(bot(tmp_path, {"requirements.txt": "-i https://files.corp/simple\nsix\n"}))
-    settings = Settings().merged(pip_index_url="https://user:pw@mirror.corp/simple")
+    settings = Settings().merged(Settings(pip_index_url="https://user:pw@mirror.corp/simple"))
     [note] = _index_notes(settings, found)
     assert note == (
         "requirements.txt:1 names the index https://files.corp/simple, but --pip-index-url names "
         "https://****@mirror.corp/simple: building from https://****@mirror.corp/simple (the command line and the "
         "settings win over the bot's requirements)"
     )
-    same = Settings().merged(pip_index_url="https://files.corp/simple/")
+    same = Settings().merged(Settings(pip_index_url="https://files.corp/simple/"))
     assert _index_notes(same, found) == ()
 
 

@@ -187,6 +187,9 @@ def test_right_values_are_taken_as_given(tmp_path):
     )
     assert (s.slurm_partition, s.slurm_gpus, s.registry) == ("gpu", 2, "localhost:5000")
     assert s.kubernetes_node_selector == {"nvidia.com/gpu.present": "true"}
-    assert s.merged(ca_certs=("a.pem", "b.pem"), slurm_gpus=0).ca_certs == ["a.pem", "b.pem"]
+    assert s.merged(settings.Settings(ca_certs=("a.pem", "b.pem"), slurm_gpus=0)).ca_certs == [
+        "a.pem",
+        "b.pem",
+    ]
     with pytest.raises(SettingsError, match="^--ca-cert holds a line break"):
-        s.merged(ca_certs=("a.pem\n",))
+        s.merged(settings.Settings(ca_certs=("a.pem\n",)))

@@ -320,7 +320,7 @@ def test_a_folder_name_that_no_script_line_can_carry_is_refused_in_one_line(tmp_
 )
 def test_a_setting_that_an_sbatch_line_cannot_carry_is_refused_naming_it(key, value, why):
     with pytest.raises(SettingsError) as refused:  # by settings.py's one-line rule, or by the sbatch alphabet
-        slurm.SlurmOptions.from_settings(Settings().merged(**{f"slurm_{key}": value}))
+        slurm.SlurmOptions.from_settings(Settings().merged(Settings(**{f"slurm_{key}": value})))
     message = str(refused.value)
     assert message.startswith(f"--{key} ") and why in message, message
     assert not re.search(r"[\x00-\x1f\u2028]", message)  # one line, whatever the value held
@@ -438,7 +438,7 @@ def test_submit_gives_sbatch_the_login_in_its_environment_and_writes_the_script_
 
 def test_submit_dry_run_names_the_login_but_never_writes_it(tmp_path):
     bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot", owner=None)
-    shown = run_cli("submit", str(bot), "--dry-run", "--pip-index-url", INDEX_URL, "--gpus", "0")
+    shown = run_cli("submit", str(bot), "--dry-run", "--pip-index-url", INDEX_URL, "--gpu-count", "0")
     assert shown.returncode == 0, shown.output
     assert SECRET not in shown.output and "--pip-index-url" not in shown.stdout
     assert 'if [ -z "${RASA_GPU_PIP_INDEX_URL:-}" ]; then' in shown.stdout

@@ -2,9 +2,10 @@
 
 One module per command or group of commands, named after it (COMMANDS is the index): `train`, `services` (up, down,
 ps, logs, restart), `build` (build, push, base-image), `watch`, `benchmark`, `doctor`, `runs`, `vscode`,
-`versions`; `_common` holds the consoles and the shared options, `views` the live training view. A command's module
-is imported only when the command runs or its help is shown, and it imports rich, docker-py and the core modules
-inside its function: `rasa-gpu --help` loads click and little else.
+`versions`; `_common` holds the consoles, every option that several commands take (declared once, one help each)
+and the grammar of the commands that hand arguments to Rasa (options before or after BOT, Rasa's after --), `views`
+the live training view. A command's module is imported only when the command runs or its help is shown, and it
+imports rich, docker-py and the core modules inside its function: `rasa-gpu --help` loads click and little else.
 """
 
 from __future__ import annotations

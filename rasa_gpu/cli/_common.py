@@ -1,4 +1,6 @@
-"""What every command module shares: the two consoles, verbatim lines, the image options and the lazy option values.
+"""What every command module shares: the two consoles, verbatim lines, the lazy option values, and every option that
+more than one command takes, declared once here with one help text (a command only picks them), plus the grammar of
+the commands that hand arguments to Rasa.
 
 Nothing heavy is imported here: `rasa-gpu --help` loads every command module, and a command imports what it needs
 (rich, docker-py, the core modules) inside its function. The consoles are made on first use.
@@ -9,7 +11,9 @@ from __future__ import annotations
 import functools
 import importlib
 import sys
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -20,6 +24,7 @@ if TYPE_CHECKING:
 
     from ..events import Event
     from ..resolve import Resolved
+    from ..settings import Settings
 
     #: stdout: results. Made on first use (see __getattr__).
     out: Console
@@ -147,17 +152,21 @@ class ImageOptions:
     host: str | None
     context: str | None
 
-    def settings(self) -> dict[str, Any]:
-        return {
-            "host": self.host,
-            "context": self.context,
-            "rasa_version": self.rasa_version,
-            "base_image": self.base_image,
-            "cuda": self.cuda,
-            "pip_index_url": self.pip_index_url,
-            "ca_certs": self.ca_certs,
-            "registry": self.registry,
-        }
+    def settings(self, given: Settings | None = None) -> Settings:
+        """The settings these options give, over `given` (what the command's other options give)."""
+        from ..settings import Settings
+
+        return replace(
+            given or Settings(),
+            host=self.host,
+            context=self.context,
+            rasa_version=self.rasa_version,
+            base_image=self.base_image,
+            cuda=self.cuda,
+            pip_index_url=self.pip_index_url,
+            ca_certs=list(self.ca_certs),
+            registry=self.registry,
+        )
 
     def train_args(self) -> tuple[str, ...]:
         """The image options given here, as `rasa-gpu train` on another machine takes them (not --host/--context:
@@ -277,12 +286,167 @@ def where_options() -> list[Any]:
     ]
 
 
-def load(bot: str, image: ImageOptions, **cli_values: Any) -> Resolved:
-    """The bot, its settings with the command line on top, and its image spec with the reason for its Rasa."""
+#: BOT, the bot folder (default: the current folder).
+bot_argument = click.argument("bot", default=".", type=click.Path())
+
+gpu_option = click.option(
+    "--gpu",
+    type=GPU_MODES,
+    help="auto: use the GPUs when the engine has them, else the CPU (default); on: fail without a GPU; off: use "
+    "the CPU only.",
+)
+gpus_option = click.option(
+    "--gpus",
+    metavar="IDS",
+    help="GPU device ids to use, e.g. 0,1 or a GPU-<uuid> (default: the gpus setting, then all).",
+)
+gpu_count_option = click.option(
+    "--gpu-count",
+    type=click.IntRange(0),
+    metavar="N",
+    help="How many GPUs the queued job asks for (default 1; 0: the CPU only). The queue picks the devices.",
+)
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="COMPONENT.KEY=VALUE",
+    help="Change a setting of config.yml for this run only (a benchmark's report states it), e.g. "
+    "DIETClassifier.epochs=20. Repeatable.",
+)
+force_option = click.option(
+    "--force", is_flag=True, help="Train even if nothing changed since the newest model."
+)
+verbose_option = click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Show the raw output of what runs: Rasa's, and an image build's (Docker, pip, uv, debootstrap).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+dry_run_option = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show what would be done and do nothing (submit: print the sbatch script or the Kubernetes manifests).",
+)
+timeout_option = click.option(
+    "--timeout", default=300, show_default=True, help="Seconds to wait until the services are healthy."
+)
+follow_option = click.option(
+    "-f", "--follow", is_flag=True, help="Keep printing new lines until it ends (Ctrl+C stops following)."
+)
+cpus_option = click.option(
+    "--cpus",
+    type=click.FloatRange(0, min_open=True),
+    metavar="N",
+    help="CPUs each training gets, e.g. 2 (benchmark: a limit per run, to mimic an instance; submit: the job's "
+    "CPUs, a whole number).",
+)
+memory_option = click.option(
+    "--memory",
+    metavar="SIZE",
+    help="Memory each training gets, e.g. 16G (benchmark: a limit per run; submit: the job's).",
+)
+
+
+def finetune_option(default: bool) -> Callable[[Any], Any]:
+    """--finetune/--no-finetune, with the command's default (train: off; watch: on)."""
+    return click.option(
+        "--finetune/--no-finetune",
+        default=default,
+        show_default=True,
+        help="Fine-tune the newest model (rasa train --finetune) when only training examples changed; any other "
+        "change trains from scratch and says why.",
+    )
+
+
+class Renamed(click.Option):
+    """An option's old spelling, kept working: hidden from the help, and a one-line notice names the new spelling
+    when it is used. The command receives its value under the old name and prefers the new option's."""
+
+    def __init__(self, param_decls: Any, *, renamed_to: str, why: str, **attrs: Any) -> None:
+        super().__init__(param_decls, hidden=True, callback=self._notice, **attrs)
+        self.renamed_to, self.why = renamed_to, why
+
+    def _notice(self, ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None:
+            say(
+                (
+                    f"warning: {self.opts[0]} is now {self.renamed_to} ({self.why})",
+                    {"fg": "yellow", "bold": True},
+                )
+            )
+        return value
+
+
+def renamed_option(old: str, new: str, why: str, **attrs: Any) -> Callable[[Any], Any]:
+    """The old spelling `old` of the option `new` (see Renamed)."""
+    return click.option(old, cls=Renamed, renamed_to=new, why=why, **attrs)
+
+
+# ---- the grammar of commands that hand arguments to Rasa -------------------------------------------------------------
+
+
+class PassesToRasa(click.Command):
+    """`rasa-gpu CMD [OPTIONS] [BOT] [OPTIONS] [-- RASA_ARGS]`: a command whose callback gets `rasa_args`.
+
+    What follows the first `--` is Rasa's, as written. Before it, an option of rasa-gpu is rasa-gpu's wherever it
+    stands (before or after BOT), and the first word is BOT. Words after BOT and options that rasa-gpu does not have
+    are Rasa's too, ahead of what follows `--`, so that `rasa-gpu rasa BOT data validate` and `rasa-gpu train BOT
+    --augmentation 0` keep working; a Rasa option that rasa-gpu has too (--force, -v, ...) must follow `--`.
+    `bot_or_word` (`rasa-gpu rasa`): a first word that is no bot folder (no config.yml in it, no / in its name) is
+    Rasa's, and the bot is the current folder (`rasa-gpu rasa data validate` in a bot folder)."""
+
+    def __init__(self, *args: Any, bot_or_word: bool = False, **kwargs: Any) -> None:
+        kwargs["context_settings"] = {
+            **(kwargs.get("context_settings") or {}),
+            "ignore_unknown_options": True,
+        }
+        super().__init__(*args, **kwargs)
+        self.params.append(
+            click.Argument(["rasa_args"], nargs=-1, type=click.UNPROCESSED, metavar="[-- RASA_ARGS...]")
+        )
+        self.bot_or_word = bot_or_word
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        cut = args.index("--") if "--" in args else len(args)
+        rest = super().parse_args(ctx, args[:cut])
+        words = list(ctx.params["rasa_args"])
+        positional = [p for p in self.params if isinstance(p, click.Argument) and p.name != "rasa_args"]
+        values = [ctx.params.get(p.name or "") for p in positional]
+        # An option of Rasa's where a word of rasa-gpu's was expected: it and what follows it are Rasa's.
+        first = next((i for i, v in enumerate(values) if isinstance(v, str) and v.startswith("-")), None)
+        if first is not None:
+            words = [v for v in values[first:] if v is not None] + words
+            for param in positional[first:]:
+                ctx.params[param.name or ""] = param.default if param.name == "bot" else None
+        if self.bot_or_word:
+            ctx.params["bot"], words = split_bot(ctx.params["bot"], words)
+        ctx.params["rasa_args"] = (*words, *args[cut + 1 :])
+        return rest
+
+
+def split_bot(bot: str, args: Sequence[str]) -> tuple[str, list[str]]:
+    """`rasa-gpu rasa [BOT] ARGS`: BOT is the bot when it names one (the current folder, a folder that holds
+    config.yml, or a path: a / in it, which no Rasa command has); otherwise it is Rasa's first word and the bot is
+    the current folder. ARGS is what follows BOT, all of it Rasa's (a `--` among it is dropped)."""
+    rest = list(args)
+    if "--" in rest:
+        rest.remove("--")
+    if bot == "--":
+        return ".", rest
+    if bot != "." and "/" not in bot and not (Path(bot) / "config.yml").is_file():
+        return ".", [bot, *rest]
+    return bot, rest
+
+
+def load(bot: str, image: ImageOptions, given: Settings | None = None) -> Resolved:
+    """The bot, its settings with the command line on top (the image options and `given`, the settings the command's
+    other options give: None or empty where not given), and its image spec with the reason for its Rasa."""
     from ..events import Notice
     from ..resolve import resolve
 
-    resolved = resolve(bot, {**image.settings(), **cli_values}, image.variant)
+    resolved = resolve(bot, image.settings(given), image.variant)
     for note in resolved.notes:
         show_notice(Notice(note, "warn"))
     return resolved

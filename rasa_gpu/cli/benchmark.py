@@ -7,14 +7,26 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import ImageOptions, image_options, load, show_notice
+from ._common import (
+    ImageOptions,
+    bot_argument,
+    cpus_option,
+    gpus_option,
+    image_options,
+    json_option,
+    load,
+    memory_option,
+    set_option,
+    show_notice,
+    verbose_option,
+)
 
 if TYPE_CHECKING:
     from ..benchmark import BenchmarkReport
 
 
 @click.command("benchmark")
-@click.argument("bot", default=".", type=click.Path())
+@bot_argument
 @image_options
 @click.option(
     "--repeat",
@@ -31,16 +43,10 @@ if TYPE_CHECKING:
     envvar="RASA_GPU_BENCHMARK_WARMUP",
     help="One uncounted run per device first. [env: RASA_GPU_BENCHMARK_WARMUP]",
 )
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="COMPONENT.KEY=VALUE",
-    help="Change config.yml for these runs (stated in the report), e.g. DIETClassifier.epochs=5. Repeatable.",
-)
-@click.option("--gpus", metavar="IDS", help="GPU device ids for the GPU runs, e.g. 0 (default: all).")
-@click.option("--cpus", type=float, help="Limit each run to this many CPUs, to mimic an instance (e.g. 2).")
-@click.option("--memory", metavar="SIZE", help="Limit each run's memory, e.g. 8g.")
+@set_option
+@gpus_option
+@cpus_option
+@memory_option
 @click.option(
     "--cpu-price", type=float, default=0.186, show_default=True, help="CPU instance price, $ per hour."
 )
@@ -53,11 +59,11 @@ if TYPE_CHECKING:
 @click.option(
     "--gpu-instance", default="g4dn.xlarge", show_default=True, help="Name of the GPU instance priced."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@json_option
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False), help="Folder for report.md/json and chart.png."
 )
-@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output, and an image build's.")
+@verbose_option
 def benchmark_cmd(
     bot: str,
     image: ImageOptions,
@@ -90,14 +96,14 @@ def benchmark_cmd(
     from rich.markup import escape
 
     from .. import benchmark as benchmark_mod
-    from ..gpu import parse_gpu_request
     from ..overrides import parse_overrides
+    from ..settings import Settings
     from ._common import err
     from .views import TrainView
 
-    resolved = load(bot, image, gpus=gpus, set=overrides)
+    resolved = load(bot, image, Settings(gpus=gpus, set=list(overrides)))
     project, settings, spec, why = resolved.project, resolved.settings, resolved.spec, resolved.why
-    gpu_request = parse_gpu_request("on", settings.gpus)  # the GPU runs use the GPUs train would use
+    gpu_request = settings.gpu_request()  # the GPU runs use the GPUs train would use
     options = benchmark_mod.BenchmarkOptions(
         repeat=repeat,
         warmup=warmup,

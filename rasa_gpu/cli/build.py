@@ -12,19 +12,23 @@ from ._common import (
     DeferredHelp,
     ImageOptions,
     LazyChoice,
+    bot_argument,
     image_options,
+    json_option,
     load,
+    renamed_option,
     show_notice,
+    verbose_option,
 )
 
 
 @click.command()
-@click.argument("bot", default=".", type=click.Path())
+@bot_argument
 @image_options
 @click.option(
     "--print", "print_only", is_flag=True, help="Print the rendered Dockerfile and tag; build nothing."
 )
-@click.option("-v", "--verbose", is_flag=True, help="Show the build's raw output (Docker, pip, uv).")
+@verbose_option
 def build(
     bot: str,
     image: ImageOptions,
@@ -75,11 +79,13 @@ def build(
     "3.0), bookworm Python 3.11 (the newest Rasa Pro), noble (Ubuntu 24.04) Python 3.12 (Rasa Pro 3.14-3.19).",
 )
 @click.option(
-    "--name",
+    "--tag",
+    metavar="NAME:TAG",
     cls=DeferredHelp,
-    help="Name:tag of the image to create (default: {}, one per suite).",
+    help="Name and tag of the image to create (default: {}, one per suite).",
     help_values=(Deferred("rasa_gpu.base_image", "default_name", "<suite>"),),
 )
+@renamed_option("--name", "--tag", "--name names the repository that push publishes to")
 @click.option(
     "--mirror",
     metavar="URL",
@@ -93,8 +99,10 @@ def build(
     is_flag=True,
     help="Do nothing if the image exists or the default GPU base image can be pulled.",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Show debootstrap's raw output.")
-def base_image_cmd(suite: str, name: str | None, mirror: str | None, if_needed: bool, verbose: bool) -> None:
+@verbose_option
+def base_image_cmd(
+    suite: str, tag: str | None, name: str | None, mirror: str | None, if_needed: bool, verbose: bool
+) -> None:
     """Build a Python base image from a Debian or Ubuntu mirror (debootstrap + docker import), for hosts where no
     container registry answers. Use it with --base-image or `base_image` in rasa-gpu.toml.
 
@@ -112,7 +120,7 @@ def base_image_cmd(suite: str, name: str | None, mirror: str | None, if_needed: 
     from ._common import out
     from .views import BuildView
 
-    name = name or default_name(suite)
+    name = tag or name or default_name(suite)
     engine = Engine.connect()
     if if_needed:
         default = load_matrix().get(load_matrix().default).gpu_base_image
@@ -136,7 +144,7 @@ def base_image_cmd(suite: str, name: str | None, mirror: str | None, if_needed: 
 
 
 @click.command()
-@click.argument("bot", default=".", type=click.Path())
+@bot_argument
 @image_options
 @click.option(
     "--name",
@@ -147,8 +155,8 @@ def base_image_cmd(suite: str, name: str | None, mirror: str | None, if_needed: 
     help="Repository name under the registry (default: image_name setting, else {}). [env: RASA_GPU_IMAGE_NAME]",
     help_values=(Deferred("rasa_gpu.images", "DEFAULT_IMAGE_NAME"),),
 )
-@click.option("--json", "as_json", is_flag=True, help="Print ref, digest, image id and size as JSON.")
-@click.option("-v", "--verbose", is_flag=True, help="Show the build's raw output, if it builds.")
+@json_option
+@verbose_option
 def push(bot: str, image: ImageOptions, image_name: str | None, as_json: bool, verbose: bool) -> None:
     """Push BOT's training image (built first if missing) to a registry as
     REGISTRY/NAME:<rasa>-tf<tf>-<gpu|cpu>-<hash>, so that teammates and CI pull it with `--registry` instead of
@@ -169,10 +177,11 @@ def push(bot: str, image: ImageOptions, image_name: str | None, as_json: bool, v
     from ..errors import SettingsError
     from ..images import DEFAULT_IMAGE_NAME
     from ..push import push_image
+    from ..settings import Settings
     from ._common import err
     from .views import BuildView
 
-    resolved = load(bot, image, image_name=image_name)
+    resolved = load(bot, image, Settings(image_name=image_name))
     settings, spec, why = resolved.settings, resolved.spec, resolved.why
     if not settings.registry:
         raise SettingsError(

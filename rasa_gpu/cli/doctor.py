@@ -6,27 +6,22 @@ import sys
 
 import click
 
-from ._common import GPU_MODES, ImageOptions, image_options, show_notice
+from ._common import ImageOptions, gpu_option, gpus_option, image_options, json_option, show_notice
 
 
 @click.command()
 @click.argument("bot", required=False, type=click.Path())
 @image_options(builds=False)
-@click.option(
-    "--gpu",
-    type=GPU_MODES,
-    help="auto (default): GPU problems are warnings, as train falls back to the CPU; on: they are blocking "
-    "failures; off: skip the GPU checks.",
-)
-@click.option(
-    "--gpus", metavar="IDS", help="GPU device ids to check, e.g. 0,1 (default: settings, then all)."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON on stdout.")
+@gpu_option
+@gpus_option
+@json_option
 def doctor(bot: str | None, image: ImageOptions, gpu: str | None, gpus: str | None, as_json: bool) -> None:
     """Check that this machine and BOT (default: the current folder, if it is a bot) are ready: the Docker engine,
     compose, the NVIDIA runtime, a GPU smoke test in the training image, the driver against the CUDA the bot's
     TensorFlow needs, disk space, the inotify limit for watch, and the bot itself. Each check says ok, warn, fail
-    or skip, with the fix. Exits 1 when a check that stops training fails.
+    or skip, with the fix. Exits 1 when a check that stops training fails. The GPU checks ask for the GPUs train
+    would use: with --gpu auto their problems are warnings (train falls back to the CPU), with on they are blocking
+    failures, and off skips them.
 
     \b
     Examples:
@@ -38,10 +33,11 @@ def doctor(bot: str | None, image: ImageOptions, gpu: str | None, gpus: str | No
     from rich.markup import escape
 
     from .. import doctor as doctor_mod
+    from ..settings import Settings
     from ._common import err, out
 
-    values = {**image.settings(), "gpu": gpu, "gpus": gpus}
-    context, bot_check = doctor_mod.context_for(bot, values, image.variant)
+    given = image.settings(Settings(gpu=gpu, gpus=gpus))
+    context, bot_check = doctor_mod.context_for(bot, given, image.variant)
     checks: list[doctor_mod.Check] = []
     marks = {
         "ok": "[green]ok  [/]",

@@ -7,32 +7,42 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import ImageOptions, image_options, load
+from ._common import (
+    ImageOptions,
+    PassesToRasa,
+    bot_argument,
+    cpus_option,
+    dry_run_option,
+    follow_option,
+    force_option,
+    gpu_count_option,
+    image_options,
+    json_option,
+    load,
+    memory_option,
+    renamed_option,
+)
 
 if TYPE_CHECKING:
     from ..resolve import Resolved
     from ..settings import Settings
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("bot", default=".", type=click.Path())
-@click.argument("rasa_args", nargs=-1, type=click.UNPROCESSED)
+@click.command(cls=PassesToRasa)
+@bot_argument
 @click.option(
     "--to", "scheduler", type=click.Choice(["slurm", "kubernetes"]), default="slurm", show_default=True
 )
 @click.option("--partition", help="Slurm partition ([slurm] partition in rasa-gpu.toml).")
 @click.option("--account", help="Slurm account to charge.")
 @click.option("--time", "time_limit", metavar="LIMIT", help="Time limit: minutes, HH:MM:SS or D-HH:MM.")
-@click.option(
-    "--gpus", type=click.IntRange(0), help="How many GPUs the job asks for (default 1; 0: CPU only)."
-)
-@click.option("--cpus", type=click.IntRange(1), help="CPUs for the job.")
-@click.option("--memory", metavar="SIZE", help="Memory for the job, e.g. 16G.")
-@click.option("--force", is_flag=True, help="Train even if nothing changed since the last model.")
+@gpu_count_option
+@renamed_option("--gpus", "--gpu-count", "--gpus names GPU devices, as in train", type=click.IntRange(0))
+@cpus_option
+@memory_option
+@force_option
 @click.option("--wait", is_flag=True, help="Follow the job until it ends and show its output.")
-@click.option(
-    "--dry-run", is_flag=True, help="Print the sbatch script or the Kubernetes manifests; submit nothing."
-)
+@dry_run_option
 @image_options
 def submit(
     bot: str,
@@ -41,8 +51,9 @@ def submit(
     partition: str | None,
     account: str | None,
     time_limit: str | None,
+    gpu_count: int | None,
     gpus: int | None,
-    cpus: int | None,
+    cpus: float | None,
     memory: str | None,
     force: bool,
     wait: bool,
@@ -53,25 +64,32 @@ def submit(
     node with the GPUs Slurm gives it; the model lands in BOT/models/. BOT and this rasa-gpu must be on the
     cluster's shared filesystem.
 
+    Arguments after -- go to `rasa train` on the node.
+
     \b
     Examples:
-      rasa-gpu submit example_bot --to slurm --partition gpu --time 30
+      rasa-gpu submit example_bot --to slurm --partition gpu --time 30 --gpu-count 2
       rasa-gpu submit example_bot --wait
     """
     from .. import jobs
+    from ..errors import SettingsError
     from ..runners import slurm
+    from ..settings import Settings
     from ._common import err, out
 
-    resolved = load(
-        bot,
-        image,
+    if cpus is not None and not cpus.is_integer():
+        raise SettingsError(
+            f"--cpus: a queued job gets whole CPUs, not {cpus:g}; e.g. --cpus {max(1, round(cpus))}"
+        )
+    given = Settings(
         slurm_partition=partition,
         slurm_account=account,
         slurm_time=time_limit,
-        slurm_gpus=gpus,
-        slurm_cpus=cpus,
+        slurm_gpus=gpu_count if gpu_count is not None else gpus,
+        slurm_cpus=None if cpus is None else int(cpus),
         slurm_memory=memory,
     )
+    resolved = load(bot, image, given)
     s = resolved.settings
     if scheduler == "kubernetes":
         _kubernetes(resolved, s, rasa_args, dry_run)
@@ -195,8 +213,8 @@ def jobs_cmd() -> None:
 
 
 @jobs_cmd.command("list")
-@click.argument("bot", default=".", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON on stdout.")
+@bot_argument
+@json_option
 def jobs_list(bot: str, as_json: bool) -> None:
     """List BOT's jobs, oldest first."""
     import json
@@ -234,7 +252,7 @@ def jobs_list(bot: str, as_json: bool) -> None:
 
 @jobs_cmd.command("cancel")
 @click.argument("job_id")
-@click.argument("bot", default=".", type=click.Path())
+@bot_argument
 def jobs_cancel(job_id: str, bot: str) -> None:
     """Cancel a job: Slurm ends it, and rasa-gpu on the node removes its container and keeps no partial model."""
     from .. import jobs
@@ -250,8 +268,8 @@ def jobs_cancel(job_id: str, bot: str) -> None:
 
 @jobs_cmd.command("logs")
 @click.argument("job_id")
-@click.argument("bot", default=".", type=click.Path())
-@click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
+@bot_argument
+@follow_option
 def jobs_logs(job_id: str, bot: str, follow: bool) -> None:
     """Print a job's output (what rasa-gpu train printed on the node)."""
     from .. import jobs

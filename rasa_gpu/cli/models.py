@@ -6,13 +6,15 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ._common import bot_argument, json_option
+
 if TYPE_CHECKING:
     from ..project import BotProject
 
 
 @click.command("models")
-@click.argument("bot", default=".", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print the models as JSON on stdout.")
+@bot_argument
+@json_option
 def models_cmd(bot: str, as_json: bool) -> None:
     """List BOT's models, newest first: size, age, the run that trained it, and whether the running Rasa server
     (`rasa-gpu up`) serves it, `rasa-gpu runs pin` keeps it, or it was fine-tuned. keep_models in rasa-gpu.toml

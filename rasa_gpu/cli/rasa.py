@@ -3,33 +3,31 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from ._common import GPU_MODES, ImageOptions, image_options, load, show_notice
+from ._common import (
+    ImageOptions,
+    PassesToRasa,
+    bot_argument,
+    gpu_option,
+    image_options,
+    load,
+    show_notice,
+    verbose_option,
+)
 
 if TYPE_CHECKING:
+    from ..gpu import GpuRequest
     from ..rasa_commands import RasaOptions
     from ..resolve import Resolved
     from ..runners import Runner
 
 
-def _split_bot(bot: str, args: Sequence[str]) -> tuple[str, list[str]]:
-    """`rasa-gpu rasa [BOT] ARGS`: BOT is a bot folder (it holds config.yml); otherwise it is Rasa's first argument
-    and the bot is the current folder."""
-    rest = list(args[1:]) if args[:1] == ("--",) else list(args)  # click keeps a `--` after BOT
-    if bot == "--":
-        return ".", rest
-    if bot != "." and not (Path(bot) / "config.yml").is_file():
-        return ".", [bot, *rest]
-    return bot, rest
-
-
 def _prepare(
-    resolved: Resolved, runner: Runner, gpu: str | None, terminal: bool, verbose: bool = False
+    resolved: Resolved, runner: Runner, gpu: GpuRequest, terminal: bool, verbose: bool = False
 ) -> tuple[str, RasaOptions]:
     """The bot's image (built once, as for a training; -v: its raw output) and the options of its container."""
     from .. import build_log, license_key
@@ -40,12 +38,10 @@ def _prepare(
     from .views import BuildView
 
     runner.local_engine(LOCAL_ONLY)  # before an image is built or a GPU asked for there
-    settings = resolved.settings
     logs = build_log.of_bot(resolved.project)
     with BuildView(verbose) as view, build_log.recording(logs, view.handle) as on_line:
         image = ensure_image(runner.engine, resolved.spec, on_line)
-    request = gpu_rules.parse_gpu_request(gpu or settings.gpu, settings.gpus)
-    request, warning = gpu_rules.for_image(request, image.tag, image.gpu_ready, image.cuda_note, "run rasa")
+    request, warning = gpu_rules.for_image(gpu, image.tag, image.gpu_ready, image.cuda_note, "run rasa")
     if warning:
         err.print(f"warning: {warning}", markup=False)
     return image.tag, RasaOptions(
@@ -66,41 +62,42 @@ def _write(chunk: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
-@click.command("rasa", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("bot", default=".", type=click.Path())
-@click.argument("rasa_args", nargs=-1, type=click.UNPROCESSED)
+@click.command("rasa", cls=PassesToRasa, bot_or_word=True)
+@bot_argument
 @image_options
-@click.option("--gpu", type=GPU_MODES, help="auto (default), on or off, as for train.")
+@gpu_option
 @click.option("--tty/--no-tty", default=None, help="A terminal for Rasa (default: when rasa-gpu has one).")
 def rasa_cmd(
     bot: str, rasa_args: tuple[str, ...], image: ImageOptions, gpu: str | None, tty: bool | None
 ) -> None:
     """Run any Rasa command in BOT's image: the bot mounted at /bot, as its owner, with a terminal when this one is,
-    and the action server of `rasa-gpu up` reachable when it runs. Rasa's exit code is rasa-gpu's. rasa-gpu's own
-    options come before BOT (`rasa-gpu rasa --gpu off BOT -- ...`): everything after BOT is Rasa's.
+    and the action server of `rasa-gpu up` reachable when it runs. Rasa's exit code is rasa-gpu's. rasa-gpu's
+    options go before or after BOT; Rasa's command follows -- (words after BOT, and options rasa-gpu does not have,
+    are Rasa's too).
 
     \b
     Examples:
       rasa-gpu rasa example_bot -- data validate
-      rasa-gpu rasa example_bot -- data split nlu
+      rasa-gpu rasa example_bot --gpu off -- data split nlu
       rasa-gpu rasa -- interactive
     """
-    bot, args = _split_bot(bot, rasa_args)
-    if not args:
+    if not rasa_args:
         raise click.UsageError(
             "give the Rasa command after --, e.g. rasa-gpu rasa example_bot -- data validate"
         )
-    _run(bot, args, image, gpu, tty)
+    _run(bot, list(rasa_args), image, gpu, tty)
 
 
 def _run(bot: str, args: list[str], image: ImageOptions, gpu: str | None, tty: bool | None) -> None:
     from .. import rasa_commands
+    from ..settings import Settings
     from . import terminal
 
     terminal_wanted = terminal.available() if tty is None else tty
-    resolved = load(bot, image)
+    resolved = load(bot, image, Settings(gpu=gpu))
+    request = resolved.settings.gpu_request()
     with resolved.runner(show_notice) as runner:
-        tag, options = _prepare(resolved, runner, gpu, terminal_wanted)
+        tag, options = _prepare(resolved, runner, request, terminal_wanted)
         code = rasa_commands.run(
             resolved.project, tag, args, options, runner, _notice, _write, pump=terminal.pump
         )
@@ -108,14 +105,13 @@ def _run(bot: str, args: list[str], image: ImageOptions, gpu: str | None, tty: b
         raise SystemExit(code)
 
 
-@click.command("shell")
-@click.argument("bot", default=".", type=click.Path())
-@click.argument("rasa_args", nargs=-1, type=click.UNPROCESSED)
+@click.command("shell", cls=PassesToRasa)
+@bot_argument
 @image_options
-@click.option("--gpu", type=GPU_MODES, help="auto (default), on or off.")
+@gpu_option
 def shell_cmd(bot: str, rasa_args: tuple[str, ...], image: ImageOptions, gpu: str | None) -> None:
     """Talk to BOT's newest model in the terminal (`rasa shell`), with the action server of `rasa-gpu up` when it
-    runs. Ctrl+D or /stop ends it.
+    runs. Ctrl+D or /stop ends it. Arguments after -- go to `rasa shell`.
 
     \b
     Example:
@@ -132,9 +128,9 @@ def shell_cmd(bot: str, rasa_args: tuple[str, ...], image: ImageOptions, gpu: st
 
 
 @click.command("validate")
-@click.argument("bot", default=".", type=click.Path())
+@bot_argument
 @image_options
-@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's whole output too (and an image build's).")
+@verbose_option
 def validate_cmd(bot: str, image: ImageOptions, verbose: bool) -> None:
     """Check BOT's data with `rasa data validate`: each finding as `warning|error: FILE:LINE:COL: message` (the
     VS Code task "Validate data" shows them in the Problems panel). Exits 1 when Rasa finds an error.
@@ -144,6 +140,7 @@ def validate_cmd(bot: str, image: ImageOptions, verbose: bool) -> None:
       rasa-gpu validate example_bot
     """
     from .. import rasa_commands, validation
+    from ..gpu import CPU
     from ._common import err, out, verbatim
 
     resolved = load(bot, image)
@@ -160,7 +157,7 @@ def validate_cmd(bot: str, image: ImageOptions, verbose: bool) -> None:
     ]
     output: list[bytes] = []
     with resolved.runner(show_notice) as runner:
-        tag, options = _prepare(resolved, runner, "off", False, verbose)
+        tag, options = _prepare(resolved, runner, CPU, False, verbose)
         code = rasa_commands.run(project, tag, args, options, runner, _notice, output.append)
     text = b"".join(output).decode("utf-8", errors="replace")
     if verbose:
@@ -179,12 +176,11 @@ def validate_cmd(bot: str, image: ImageOptions, verbose: bool) -> None:
         raise SystemExit(1)
 
 
-@click.command("test", context_settings={"ignore_unknown_options": True})
-@click.argument("bot", default=".", type=click.Path())
-@click.argument("kind", required=False, type=click.Choice(["nlu", "core", "e2e", "all"]))
-@click.argument("rasa_args", nargs=-1, type=click.UNPROCESSED)
+@click.command("test", cls=PassesToRasa)
+@bot_argument
+@click.argument("kind", required=False, metavar="[KIND]")
 @image_options
-@click.option("--gpu", type=GPU_MODES, help="auto (default), on or off, as for train.")
+@gpu_option
 @click.option(
     "--model", "model", type=click.Path(dir_okay=False), help="The model to test (default: the newest)."
 )
@@ -192,7 +188,7 @@ def validate_cmd(bot: str, image: ImageOptions, verbose: bool) -> None:
 @click.option(
     "--folds", type=click.IntRange(2), default=None, help="Folds for --cross-validation (default 5)."
 )
-@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output (and an image build's).")
+@verbose_option
 def test_cmd(
     bot: str,
     kind: str | None,
@@ -217,13 +213,16 @@ def test_cmd(
 
     from .. import evaluation, history, rasa_commands
     from ..errors import SettingsError
+    from ..settings import Settings
     from ._common import err, out
 
-    if kind is None and bot in ("nlu", "core", "e2e", "all") and not Path(bot, "config.yml").is_file():
+    if kind is None and bot in TEST_KINDS and not Path(bot, "config.yml").is_file():
         bot, kind = ".", bot
+    if kind is not None and kind not in TEST_KINDS:
+        raise click.BadParameter(f"'{kind}' is not one of {', '.join(TEST_KINDS)}", param_hint="KIND")
     if folds is not None and not cross_validation:
         raise SettingsError("--folds goes with --cross-validation")
-    resolved = load(bot, image)
+    resolved = load(bot, image, Settings(gpu=gpu))
     project, spec = resolved.project, resolved.spec
     options = rasa_commands.RasaTestOptions(
         kind=kind or "all",
@@ -242,7 +241,7 @@ def test_cmd(
         runner.local_engine(rasa_commands.LOCAL_ONLY)  # refused before a history row is opened
         record.host = runner.machine()
         with history.recording(project, record, lambda text: err.print(f"warning: {text}", markup=False)):
-            tag, rasa_options = _prepare(resolved, runner, gpu, False, verbose)
+            tag, rasa_options = _prepare(resolved, runner, resolved.settings.gpu_request(), False, verbose)
             err.print(
                 f"rasa test {options.kind} of {project.name} in {tag} (-v shows Rasa's output)", markup=False
             )
@@ -255,6 +254,10 @@ def test_cmd(
     out.print(table)
     where = f"reports in {result.results}"
     err.print(where + (f" · run {record.id} (`rasa-gpu runs show {record.id}`)" if record.id else ""))
+
+
+#: What `rasa-gpu test` tests (KIND).
+TEST_KINDS = ("nlu", "core", "e2e", "all")
 
 
 def _quiet(chunk: bytes) -> None:

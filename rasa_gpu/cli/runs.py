@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ._common import LazyChoice
+from ._common import LazyChoice, bot_argument, json_option
 
 if TYPE_CHECKING:
     from ..history import History
@@ -38,7 +38,7 @@ def runs_cmd() -> None:
 
 
 @runs_cmd.command("list")
-@click.argument("bot", default=".", type=click.Path())
+@bot_argument
 @click.option(
     "--kind", type=LazyChoice("rasa_gpu.history", "KINDS"), help="Only trainings or only benchmark runs."
 )
@@ -49,7 +49,7 @@ def runs_cmd() -> None:
 @click.option("--rasa-version", metavar="X.Y.Z", help="Only runs with this Rasa release.")
 @click.option("--since", metavar="WHEN", help="Only runs started since: 30m, 12h, 7d, 2w, or a date (UTC).")
 @click.option("-n", "--limit", type=click.IntRange(0), default=20, show_default=True, help="0: all.")
-@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON on stdout.")
+@json_option
 def runs_list(
     bot: str,
     kind: str | None,
@@ -114,8 +114,8 @@ def runs_list(
 
 @runs_cmd.command("show")
 @click.argument("run_id", metavar="ID")
-@click.argument("bot", default=".", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON on stdout.")
+@bot_argument
+@json_option
 def runs_show(run_id: str, bot: str, as_json: bool) -> None:
     """Show everything recorded about run ID (a number from `rasa-gpu runs`, or last).
 
@@ -158,7 +158,7 @@ def runs_show(run_id: str, bot: str, as_json: bool) -> None:
 
 @runs_cmd.command("pin")
 @click.argument("run_id", metavar="ID")
-@click.argument("bot", default=".", type=click.Path())
+@bot_argument
 @click.option("--unpin", is_flag=True, help="Let keep_models remove its model again.")
 def runs_pin(run_id: str, bot: str, unpin: bool) -> None:
     """Keep the model of run ID whatever keep_models says (--unpin: no longer).
@@ -179,8 +179,8 @@ def runs_pin(run_id: str, bot: str, unpin: bool) -> None:
 @runs_cmd.command("compare")
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
-@click.argument("bot", default=".", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
+@bot_argument
+@json_option
 def runs_compare(a: str, b: str, bot: str, as_json: bool) -> None:
     """Compare runs A and B: what differed between them, and their times side by side (A/B > 1: B was faster).
 

@@ -7,14 +7,19 @@ from typing import TYPE_CHECKING
 import click
 
 from ._common import (
-    GPU_MODES,
     Deferred,
     DeferredHelp,
     ImageOptions,
     LazyChoice,
+    bot_argument,
+    follow_option,
+    gpu_option,
+    gpus_option,
     image_options,
     load,
     show_notice,
+    timeout_option,
+    verbose_option,
 )
 
 if TYPE_CHECKING:
@@ -23,10 +28,10 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("bot", default=".", type=click.Path())
+@bot_argument
 @image_options
-@click.option("--gpu", type=GPU_MODES, help="GPUs for the Rasa server: auto (default), on, off.")
-@click.option("--gpus", metavar="IDS", help="GPU device ids for the Rasa server, e.g. 0,1 (default: all).")
+@gpu_option
+@gpus_option
 @click.option(
     "--profile",
     "profiles",
@@ -46,9 +51,7 @@ if TYPE_CHECKING:
     help="Base image of the action server (default: --base-image if given, else python:3.X-slim). "
     "[env: RASA_GPU_ACTIONS_BASE_IMAGE]",
 )
-@click.option(
-    "--timeout", default=300, show_default=True, help="Seconds to wait for the services to become healthy."
-)
+@timeout_option
 @click.option(
     "--regenerate",
     is_flag=True,
@@ -56,7 +59,7 @@ if TYPE_CHECKING:
     help="Rewrite {} even if you edited it.",
     help_values=(Deferred("rasa_gpu.services", "COMPOSE_FILE"),),
 )
-@click.option("-v", "--verbose", is_flag=True, help="Show an image build's raw output.")
+@verbose_option
 def up(
     bot: str,
     image: ImageOptions,
@@ -85,13 +88,11 @@ def up(
 
     from .. import services
     from ..engine import Compose
-    from ..gpu import parse_gpu_request
+    from ..settings import Settings
     from ._common import out
     from .views import TrainView
 
-    resolved = load(
-        bot,
-        image,
+    given = Settings(
         gpu=gpu,
         gpus=gpus,
         bind=bind,
@@ -101,10 +102,11 @@ def up(
         jupyter_port=jupyter_port,
         actions_base_image=actions_base_image,
     )
+    resolved = load(bot, image, given)
     project, settings, spec = resolved.project, resolved.settings, resolved.spec
     runner, compose = resolved.runner(show_notice), Compose.find()
     options = services.UpOptions(
-        gpu=parse_gpu_request(settings.gpu, settings.gpus),
+        gpu=settings.gpu_request(),
         profiles=profiles,
         timeout=timeout,
         regenerate=regenerate,
@@ -138,7 +140,7 @@ def up(
 
 
 @click.command()
-@click.argument("bot", default=".", type=click.Path())
+@bot_argument
 def down(bot: str) -> None:
     """Stop and remove BOT's services (every profile included).
 
@@ -157,7 +159,7 @@ def down(bot: str) -> None:
 
 
 @click.command()
-@click.argument("bot", default=".", type=click.Path())
+@bot_argument
 def ps(bot: str) -> None:
     """List BOT's services with their state, health and ports.
 
@@ -184,9 +186,9 @@ def ps(bot: str) -> None:
 
 
 @click.command()
-@click.argument("bot", default=".", type=click.Path())
+@bot_argument
 @click.argument("service_names", nargs=-1, metavar="[SERVICE]...")
-@click.option("-f", "--follow", is_flag=True, help="Keep following new lines (Ctrl+C stops).")
+@follow_option
 @click.option("--tail", default="100", show_default=True, help="Lines to show from the end of each log.")
 def logs(bot: str, service_names: tuple[str, ...], follow: bool, tail: str) -> None:
     """Show the logs of BOT's services (all, or the ones named).
@@ -213,11 +215,9 @@ def logs(bot: str, service_names: tuple[str, ...], follow: bool, tail: str) -> N
 
 
 @click.command()
-@click.argument("bot", default=".", type=click.Path())
+@bot_argument
 @click.argument("service_names", nargs=-1, metavar="[SERVICE]...")
-@click.option(
-    "--timeout", default=300, show_default=True, help="Seconds to wait until they are healthy again."
-)
+@timeout_option
 def restart(bot: str, service_names: tuple[str, ...], timeout: int) -> None:
     """Restart BOT's running services (all, or the ones named) and wait until they are healthy, e.g. after an
     edit under actions/.

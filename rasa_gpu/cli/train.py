@@ -7,7 +7,20 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import GPU_MODES, ImageOptions, image_options, load, show_notice
+from ._common import (
+    ImageOptions,
+    PassesToRasa,
+    bot_argument,
+    finetune_option,
+    force_option,
+    gpu_option,
+    gpus_option,
+    image_options,
+    load,
+    set_option,
+    show_notice,
+    verbose_option,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -18,38 +31,22 @@ if TYPE_CHECKING:
     from ..train import TrainResult
 
 
-@click.command("train", context_settings={"ignore_unknown_options": True})
-@click.argument("bot", default=".", type=click.Path(file_okay=True))
-@click.argument("rasa_args", nargs=-1, type=click.UNPROCESSED)
+@click.command("train", cls=PassesToRasa)
+@bot_argument
 @image_options
-@click.option(
-    "--gpu",
-    type=GPU_MODES,
-    help="auto: use GPUs when the engine has them (default); on: fail without a GPU; off: train on the CPU.",
-)
-@click.option("--gpus", metavar="IDS", help="GPU device ids to use, e.g. 0,1 (default: all).")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="COMPONENT.KEY=VALUE",
-    help="Change a setting of config.yml for this training only, e.g. DIETClassifier.epochs=20. Repeatable.",
-)
+@gpu_option
+@gpus_option
+@set_option
 @click.option(
     "--tensorboard",
     is_flag=True,
     help="Write TensorBoard logs (DIETClassifier, TEDPolicy, ResponseSelector) to .rasa-gpu/tensorboard; "
     "view them with `rasa-gpu up --profile tensorboard`.",
 )
-@click.option("--force", is_flag=True, help="Train even if nothing changed since the newest model.")
+@force_option
 @click.option("--no-wait", is_flag=True, help="Fail instead of waiting when this bot is already training.")
-@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output, and an image build's.")
-@click.option(
-    "--finetune/--no-finetune",
-    default=False,
-    help="Continue from the newest model when only training examples changed (rasa train --finetune); any other "
-    "change trains from scratch and says why.",
-)
+@verbose_option
+@finetune_option(default=False)
 @click.option(
     "--epoch-fraction",
     type=click.FloatRange(0, 1, min_open=True),
@@ -77,7 +74,7 @@ def train_cmd(
 ) -> None:
     """Train BOT (default: the current folder) in a container; the model lands in BOT/models/.
 
-    Arguments after -- go to `rasa train`.
+    Arguments after -- go to `rasa train` (so do words after BOT and options rasa-gpu does not have).
 
     \b
     Examples:
@@ -85,14 +82,12 @@ def train_cmd(
       rasa-gpu train example_bot --gpu off --set DIETClassifier.epochs=20
       rasa-gpu train . -- --augmentation 0
     """
-    from ..gpu import parse_gpu_request
+    from ..settings import Settings
     from ..train import TrainOptions, train
     from ._common import say
     from .views import TrainView
 
-    if bot.startswith("-"):  # `rasa-gpu train -- --flag`: everything was meant for rasa train
-        rasa_args, bot = (bot, *rasa_args), "."
-    resolved = load(bot, image, gpu=gpu, gpus=gpus, set=overrides)
+    resolved = load(bot, image, Settings(gpu=gpu, gpus=gpus, set=list(overrides)))
     if job:  # a queued job trains on its node's own engine, whatever host or context the bot's settings name
         resolved.settings.host = resolved.settings.context = None
     project, settings, spec = resolved.project, resolved.settings, resolved.spec
@@ -102,7 +97,7 @@ def train_cmd(
 
         override_lines += services.tensorboard_overrides(project.config_data())
     options = TrainOptions(
-        gpu=parse_gpu_request(settings.gpu, settings.gpus),
+        gpu=settings.gpu_request(),
         overrides=_parse_overrides(override_lines),
         rasa_args=list(rasa_args),
         force=force,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
+from ._common import bot_argument
+
 
 @click.command("vscode")
-@click.argument("bot", default=".", type=click.Path())
+@bot_argument
 @click.option(
     "--workspace",
     type=click.Path(file_okay=False),

@@ -8,24 +8,31 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import GPU_MODES, Deferred, ImageOptions, image_options, load, show_notice, verbatim
+from ._common import (
+    Deferred,
+    ImageOptions,
+    bot_argument,
+    finetune_option,
+    gpu_option,
+    gpus_option,
+    image_options,
+    load,
+    set_option,
+    show_notice,
+    verbatim,
+    verbose_option,
+)
 
 if TYPE_CHECKING:
     from .views import TrainView
 
 
 @click.command()
-@click.argument("bot", default=".", type=click.Path())
+@bot_argument
 @image_options
-@click.option("--gpu", type=GPU_MODES, help="As for train: auto (default), on, off.")
-@click.option("--gpus", metavar="IDS", help="GPU device ids to train on, e.g. 0,1 (default: all).")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="COMPONENT.KEY=VALUE",
-    help="Change a setting of config.yml for these trainings only. Repeatable.",
-)
+@gpu_option
+@gpus_option
+@set_option
 @click.option(
     "--quiet-period",
     default=Deferred("rasa_gpu.watch", "QUIET_SECONDS"),
@@ -33,12 +40,7 @@ if TYPE_CHECKING:
     show_default=True,
     help="Seconds without further changes before a batch of changes is acted on.",
 )
-@click.option(
-    "--finetune/--no-finetune",
-    default=True,
-    show_default=True,
-    help="Fine-tune the newest model when only training examples changed; other changes train from scratch.",
-)
+@finetune_option(default=True)
 @click.option(
     "--warm/--no-warm",
     default=True,
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
     help="Keep TensorFlow and Rasa loaded in one training container between retrainings (it holds their memory "
     "while watch runs).",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Show Rasa's raw output, and an image build's.")
+@verbose_option
 def watch(
     bot: str,
     image: ImageOptions,
@@ -70,16 +72,16 @@ def watch(
 
     from .. import watch as watch_mod
     from ..errors import Interrupted
-    from ..gpu import parse_gpu_request
     from ..overrides import parse_overrides
+    from ..settings import Settings
     from ..train import TrainOptions
     from ._common import err
 
-    resolved = load(bot, image, gpu=gpu, gpus=gpus, set=overrides)
+    resolved = load(bot, image, Settings(gpu=gpu, gpus=gpus, set=list(overrides)))
     project, settings, spec, why = resolved.project, resolved.settings, resolved.spec, resolved.why
     options = watch_mod.WatchOptions(
         train=TrainOptions(
-            gpu=parse_gpu_request(settings.gpu, settings.gpus),
+            gpu=settings.gpu_request(),
             overrides=parse_overrides(list(settings.set)),
             rebuild=image.rebuild,
             license=resolved.license(),
