@@ -24,7 +24,7 @@ from . import __version__, build_log, license_key
 from .engine import Compose, Engine, ServiceState
 from .errors import PullError, ServicesError, SettingsError
 from .events import BuildOutput, EventSink, Notice
-from .gpu import GpuRequest, for_image, refused_recently, remember, without_runtime
+from .gpu import GpuRequest, for_image, refused_recently, remember, request_works, without_runtime
 from .images import (
     ActionsImageSpec,
     ImageResult,
@@ -647,7 +647,7 @@ def _gpu_for_services(
     if gpu.mode == "auto" and refused_recently(engine_id):
         on_event(Notice(without_runtime(gpu, "run the Rasa server", remembered=True), "warn"))
         return None
-    works = engine.gpu_request_works(image, gpu)
+    works = request_works(engine, image, gpu)
     remember(engine_id, refused=not works)
     if works:
         return gpu
