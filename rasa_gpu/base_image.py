@@ -59,6 +59,8 @@ PACKAGES = "python3,python3-venv,python3-pip,ca-certificates"
 
 
 class LabelledImages(Protocol):
+    """What python_bases asks of an engine (the real one is rasa_gpu.engine.Engine)."""
+
     def labelled_images(self, label: str) -> list[tuple[list[str], dict[str, str]]]: ...
 
 
