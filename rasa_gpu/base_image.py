@@ -29,8 +29,9 @@ import tempfile
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from .engine.containers import LABEL
 from .errors import RasaGpuError
 
 if TYPE_CHECKING:  # docker-py loads when an image is built, not when the CLI's help reads this module
@@ -38,6 +39,8 @@ if TYPE_CHECKING:  # docker-py loads when an image is built, not when the CLI's 
 
 DEFAULT_SUITE = "bullseye"
 IMAGE_REPO = "rasa-gpu/base"
+#: The Python (X.Y) of a base image, set here when it is imported; read by images.checks.image_python.
+PYTHON_LABEL = f"{LABEL}.python"
 SUITE_PYTHON = {"buster": "3.7", "bullseye": "3.9", "bookworm": "3.11", "noble": "3.12"}
 #: Suites that have left deb.debian.org, and where debootstrap finds them instead.
 ARCHIVED_SUITES = {"buster": "http://archive.debian.org/debian"}
@@ -53,6 +56,22 @@ KEYRINGS = Path("/usr/share/keyrings")
 ARCHIVE_KEYRINGS = ("debian-archive-keyring.gpg", "debian-archive-removed-keys.gpg")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PACKAGES = "python3,python3-venv,python3-pip,ca-certificates"
+
+
+class LabelledImages(Protocol):
+    """What python_bases asks of an engine (the real one is rasa_gpu.engine.Engine)."""
+
+    def labelled_images(self, label: str) -> list[tuple[list[str], dict[str, str]]]: ...
+
+
+def python_bases(engine: LabelledImages) -> list[tuple[str, str]]:
+    """(name, Python X.Y) of each local image named in rasa-gpu/base that carries the Python label: the
+    registry-less bases this module made."""
+    found = []
+    for names, labels in engine.labelled_images(PYTHON_LABEL):
+        python = labels.get(PYTHON_LABEL, "").strip()
+        found += [(name, python) for name in names if python and name.startswith(f"{IMAGE_REPO}:")]
+    return sorted(found)
 
 
 def default_name(suite: str) -> str:
@@ -169,8 +188,6 @@ def build_base_image(
 
 def image_changes(suite: str) -> list[str]:
     """The Dockerfile instructions `docker import` applies: environment, command, and the Python label."""
-    from .engine import PYTHON_LABEL
-
     return [
         "ENV LANG=C.UTF-8",
         "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt",

@@ -292,7 +292,7 @@ def runtime_check(engine: Engine, about: EngineAbout, context: Context, images: 
     if probe_image is None:
         return Check("NVIDIA runtime", "skip", "no local image to start a probe container from yet")
     runtimes = ", ".join(about.runtimes) or "none listed"
-    works = engine.gpu_request_works(probe_image, context.probe_request)
+    works = gpu_rules.request_works(engine, probe_image, context.probe_request)
     gpu_rules.remember(
         about.engine_id, refused=not works
     )  # doctor asks for real; train trusts the answer an hour

@@ -180,6 +180,18 @@ def is_missing_gpu_driver(message: str) -> bool:
     return "could not select device driver" in message
 
 
+def request_works(engine: Engine, image: str, request: GpuRequest) -> bool:
+    """Whether the engine grants this GPU request: a throw-away container of the image runs `true` with it, and a
+    refusal for want of an NVIDIA runtime means no (any other failure is an error of its own)."""
+    from .engine import probe_spec
+
+    try:
+        engine.run_to_completion(probe_spec(image, ["true"], "gpu-request", gpu=request))
+    except GpuUnavailable:
+        return False
+    return True
+
+
 def parse_devices_line(line: str) -> list[str] | None:
     """The GPU names from the entry script's marker line, or None if the line is something else."""
     if not line.startswith(DEVICES_MARKER):

@@ -24,7 +24,7 @@ from . import __version__, build_log, license_key
 from .engine import Compose, Engine, ServiceState
 from .errors import PullError, ServicesError, SettingsError
 from .events import BuildOutput, EventSink, Notice
-from .gpu import GpuRequest, for_image, granted
+from .gpu import GpuRequest, for_image, granted, request_works
 from .images import (
     ActionsImageSpec,
     ImageResult,
@@ -649,7 +649,7 @@ def _gpu_for_services(
         wanted,
         "run the Rasa server",
         on_event,
-        lambda: engine.gpu_request_works(image, wanted),
+        lambda: request_works(engine, image, wanted),
     )
     return wanted if works else None
 

@@ -16,6 +16,7 @@ from rasa_gpu import base_image
 from rasa_gpu import cli as cli_mod
 from rasa_gpu.base_image import (
     DEFAULT_NAME,
+    PYTHON_LABEL,
     SUITE_PYTHON,
     archive_keyring,
     debootstrap_command,
@@ -161,9 +162,13 @@ class PythonEngine:
     def image_id(self, ref):
         return "sha256:x" if ref in self.pythons else None
 
-    def image_python(self, ref):
+    def image_labels(self, ref):
         self.asked.append(ref)
-        return self.pythons[ref]
+        python = self.pythons[ref]
+        return {PYTHON_LABEL: python} if python else {}
+
+    def run_to_completion(self, spec):
+        return 127, ["exec: python3: not found"]  # the Python probe of an image without the label
 
     def pull(self, ref, on_line):
         raise AssertionError("nothing is pulled here")

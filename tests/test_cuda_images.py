@@ -17,6 +17,7 @@ from conftest import EXAMPLE_BOT, assert_one_line_error, run_cli
 from rasa_gpu import templates
 from rasa_gpu.compat import load_matrix
 from rasa_gpu.engine import Engine
+from rasa_gpu.images import cuda_check
 from rasa_gpu.resolve import resolve
 from rasa_gpu.settings import Settings
 
@@ -61,7 +62,7 @@ def test_the_registry_less_image_gets_cuda_from_wheels_and_is_gpu_ready(built_im
 
     # rasa-gpu's own check, run again here: TensorFlow built with CUDA 11.8 / cuDNN 8, every library loads.
     script = templates.read_text("docker", "rasa-gpu-cuda-check.py")
-    report = Engine.connect().cuda_check(built_image, script, list(wheels.libraries))
+    report = cuda_check(Engine.connect(), built_image, script, list(wheels.libraries))
     assert report["ready"] is True, report
     assert (report["cuda"], str(report["cudnn"])) == ("11.8", "8"), report
     assert sorted(report["loaded"]) == sorted(wheels.libraries) and len(report["loaded"]) >= 8

@@ -150,8 +150,8 @@ class BaseEngine:
     def can_pull(self, ref):
         return ref in self.pullable
 
-    def python_bases(self):
-        return self.bases
+    def labelled_images(self, label):
+        return [([name], {label: python}) for name, python in self.bases]
 
 
 def _unnamed(version: str = "3.6.21", variant: str = "gpu") -> ImageSpec:

@@ -3,11 +3,15 @@ engine; the real push and pull are in test_push.py)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import EXAMPLE_BOT, run_cli
 
 from rasa_gpu.compat import load_matrix
-from rasa_gpu.engine import _LayerProgress, _registry_problem, _split_ref
+from rasa_gpu.engine import CHECK_LABEL
+from rasa_gpu.engine.images import split_ref as _split_ref
+from rasa_gpu.engine.registries import _LayerProgress, _registry_problem
 from rasa_gpu.errors import PullError, PushError, SettingsError
 from rasa_gpu.images import ImageSpec, candidate, ensure_image
 from rasa_gpu.push import DEFAULT_IMAGE_NAME, published_ref, push_image
@@ -158,16 +162,23 @@ class FakeEngine:
         self.published.add(ref)
         return "sha256:digest"
 
-    def image_python(self, ref):
-        return None  # no label and no probe: the check lets the build go on
+    def image_labels(self, ref):
+        return {}  # no Python label
 
-    def run_check(self, ref, script, args, environment=None):
-        self.calls.append(("smoke", ref))
-        return {"ok": True, "seconds": 12.0}, ""
-
-    def cuda_check(self, ref, script, libraries):
-        self.calls.append(("cuda_check", ref))
-        return {"ready": True, "cuda": "11.8", "cudnn": "8", "loaded": libraries, "problems": []}
+    def run_to_completion(self, spec):
+        """What the checks' throw-away containers print: the tiny bot's and the CUDA check's reports; no Python
+        version (the check lets the build go on)."""
+        check = spec.labels[CHECK_LABEL]
+        if check == "smoke":
+            self.calls.append(("smoke", spec.image))
+            return 0, [json.dumps({"ok": True, "seconds": 12.0})]
+        if check == "cuda":
+            self.calls.append(("cuda_check", spec.image))
+            libraries = json.loads(spec.command[0])
+            return 0, [
+                json.dumps({"ready": True, "cuda": "11.8", "cudnn": "8", "loaded": libraries, "problems": []})
+            ]
+        return 1, []
 
     def remove_image(self, ref):
         self.calls.append(("remove", ref))
