@@ -105,7 +105,7 @@ def run(context: Context, bot_check: Check, runner: Runner) -> Iterator[Check]:
         engine = runner.engine
         about = engine.about()
     except RasaGpuError as exc:
-        if runner.local:
+        if runner.capabilities.shares_host_machine:  # the hint: start it here
             yield Check("engine", "fail", exc.message.split("; ")[0], START_HINT, blocking=True)
         else:  # the line from ssh: unreachable, host key, login, no docker or no engine there
             yield Check("engine", "fail", exc.message, None, blocking=True)
@@ -116,7 +116,11 @@ def run(context: Context, bot_check: Check, runner: Runner) -> Iterator[Check]:
         yield Check("disk (images)", "skip", "no Docker engine to ask")
         yield from _host_checks(context)
         return
-    where = "" if runner.local else f" on {about.name or 'the far host'} ({runner.name}, over SSH or TCP)"
+    where = (
+        ""
+        if runner.capabilities.shares_host_machine
+        else f" on {about.name or 'the far host'} ({runner.name}, over SSH or TCP)"
+    )
     yield Check("engine", "ok", f"Docker {about.version} (API {about.api_version}) at {about.host}{where}")
     if context.project is not None:
         yield leftovers_check(runner, context.project)
@@ -131,10 +135,10 @@ def run(context: Context, bot_check: Check, runner: Runner) -> Iterator[Check]:
     smoke, driver_in_container = _smoke_test(engine, context, runtime, images)
     yield smoke
     host_driver = (
-        host_driver_version() if runner.local else None
+        host_driver_version() if runner.capabilities.shares_host_driver else None
     )  # the far host's driver shows in the smoke test
     yield driver_check(host_driver or driver_in_container, context.release, context.gpu_mode)
-    yield _docker_disk_check(engine, about, images, runner.local)
+    yield _docker_disk_check(engine, about, images, runner.capabilities.shares_host_machine)
     yield from _host_checks(context)
 
 
@@ -474,11 +478,12 @@ def disk_check(name: str, free: int, needed: int, where: str) -> Check:
 _FREE = "free some space (`docker system prune` removes stopped containers and unused images)"
 
 
-def _docker_disk_check(engine: Engine, about: EngineAbout, images: LocalImages, local: bool) -> Check:
-    """Free space where the engine keeps images and volumes: looked at here, or from a probe container there."""
+def _docker_disk_check(engine: Engine, about: EngineAbout, images: LocalImages, root_here: bool) -> Check:
+    """Free space where the engine keeps images and volumes: looked at here (`root_here`: its data root is a folder
+    of this machine), or from a probe container there."""
     name = "disk (images)"
     built = images.built is not None
-    if local:
+    if root_here:
         try:
             free = shutil.disk_usage(about.root_dir).free
         except OSError as exc:
