@@ -30,7 +30,7 @@ from conftest import (
 )
 
 from rasa_gpu.project import BotProject
-from rasa_gpu.runners import slurm
+from rasa_gpu.queues import slurm
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

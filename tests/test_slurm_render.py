@@ -15,7 +15,7 @@ from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
 from rasa_gpu import jobs
 from rasa_gpu.errors import SettingsError
 from rasa_gpu.project import BotProject
-from rasa_gpu.runners import slurm
+from rasa_gpu.queues import slurm
 from rasa_gpu.settings import Settings, load_settings
 
 SECRET = "s3cret-token"
