@@ -466,7 +466,10 @@ class SlurmQueue(Queue[SlurmJob]):
         the bot's run history: the model of that run, if it is still there."""
         from ..history import History, RunQuery
 
-        with History.of(project) as history:
+        history_of = History.of(project)
+        if not history_of.path.is_file():  # no training recorded yet
+            return None
+        with history_of as history:
             runs = [r for r in history.runs(RunQuery(limit=None)) if r.job == f"{self.name}:{job_id}"]
         for run in runs:
             model = project.root / run.model_path if run.status == "ok" and run.model_path else None

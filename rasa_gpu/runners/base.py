@@ -119,7 +119,8 @@ class Runner(ABC):
 
     @property
     def local(self) -> bool:
-        """Transitional: the engine is on this machine (use `capabilities`)."""
+        """Transitional, for train.py alone until its training plan asks `capabilities` (then this goes): the
+        engine is on this machine."""
         return self.capabilities.mounts_bot_folder
 
     @property
