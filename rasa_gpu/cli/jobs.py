@@ -6,14 +6,14 @@ import sys
 
 import click
 
-from ._common import ImageOptions, image_options, load
+from ._common import ImageOptions, LazyChoice, image_options, load
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("bot", default=".", type=click.Path())
 @click.argument("rasa_args", nargs=-1, type=click.UNPROCESSED)
 @click.option(
-    "--to", "scheduler", type=click.Choice(["slurm", "kubernetes"]), default="slurm", show_default=True
+    "--to", "scheduler", type=LazyChoice("rasa_gpu.queues", "NAMES"), default="slurm", show_default=True
 )
 @click.option("--partition", help="Slurm partition ([slurm] partition in rasa-gpu.toml).")
 @click.option("--account", help="Slurm account to charge.")
@@ -107,7 +107,7 @@ def submit(
     try:  # from here on the job is in the queue, whenever Ctrl+C comes
         out.print(f"{record.ref}", markup=False)
         err.print(
-            f"submitted {resolved.project.name} to {_QUEUE_NAMES[queue.name]} as job {record.job_id}; output: {output}"
+            f"submitted {resolved.project.name} to {queue.title} as job {record.job_id}; output: {output}"
         )
         if not wait:
             return
@@ -118,7 +118,7 @@ def submit(
         from ..errors import Interrupted
 
         raise Interrupted(
-            f"stopped following job {record.job_id}, which goes on in {_QUEUE_NAMES[queue.name]}'s queue: "
+            f"stopped following job {record.job_id}, which goes on in {queue.title}'s queue: "
             f"`rasa-gpu jobs cancel {record.job_id} {bot}` ends it"
         ) from None
     cause = jobs.cause(resolved.project, record)
@@ -128,13 +128,9 @@ def submit(
 
         raise TrainingFailed(
             f"job {record.job_id} {state.state if state.state != 'done' else 'failed'}"
-            + (f": {cause}" if cause else f" ({_QUEUE_NAMES[queue.name]}: {state.native})"),
+            + (f": {cause}" if cause else f" ({queue.title}: {state.native})"),
             exit_code=state.exit_code or 1,
         )
-
-
-#: How messages name each queue.
-_QUEUE_NAMES = {"slurm": "Slurm", "kubernetes": "Kubernetes"}
 
 
 class _JobsGroup(click.Group):

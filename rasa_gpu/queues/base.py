@@ -108,6 +108,8 @@ class Queue(ABC, Generic[J]):
 
     #: The name in `submit --to NAME` and in job references (slurm:42).
     name: ClassVar[str]
+    #: How messages name it ("Slurm").
+    title: ClassVar[str]
     #: rasa-gpu hands the job to the queue itself; False: the user does (`kubectl apply -f` of the printed text).
     submits_itself: ClassVar[bool] = True
 

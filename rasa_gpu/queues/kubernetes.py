@@ -252,6 +252,7 @@ class KubernetesQueue(Queue[KubeJob]):
     rest (it talks to no API server itself)."""
 
     name = "kubernetes"
+    title = "Kubernetes"
     submits_itself = False
 
     def __init__(self, options: KubeOptions | None = None, license_secret: str | None = None) -> None:

@@ -426,6 +426,7 @@ class SlurmQueue(Queue[SlurmJob]):
     """Slurm through its own commands (sbatch, squeue, scontrol, scancel), on a login node of the cluster."""
 
     name = "slurm"
+    title = "Slurm"
 
     def __init__(self, options: SlurmOptions | None = None) -> None:
         self.options = options or SlurmOptions()
