@@ -26,8 +26,6 @@ from .queues import JobState, Prepared, Queue, QueueError, Request
 
 JOBS_DIR = "jobs"
 RECORD_FILE = "job.json"
-#: The queues that rasa-gpu submits to itself (Queue.submits_itself), so its records name them.
-SCHEDULERS = ("slurm",)
 J = TypeVar("J")
 
 
@@ -123,7 +121,7 @@ def find(project: BotProject, job_id: str) -> JobRecord:
 def queue_wait(ref: str) -> float | None:
     """Seconds a job (scheduler:id) waited between its submission and its start, as its scheduler says."""
     scheduler, _, job_id = ref.partition(":")
-    if scheduler not in SCHEDULERS or not job_id:
+    if scheduler not in queues.NAMES or not job_id:
         return None
     try:
         state = queues.named(scheduler).states([job_id]).get(job_id)
