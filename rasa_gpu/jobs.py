@@ -17,12 +17,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import queues
 from .errors import SettingsError
 from .project import BotProject
 from .queues import JobState, Prepared, Queue, QueueError, Request
+
+if TYPE_CHECKING:
+    from .queues.slurm import SlurmJob, SlurmOptions
 
 JOBS_DIR = "jobs"
 RECORD_FILE = "job.json"
@@ -83,11 +86,11 @@ def submit(queue: Queue[J], prepared: Prepared[J]) -> JobRecord:
 
 def submit_slurm(
     project: BotProject,
-    options: Any,
+    options: SlurmOptions,
     train_args: tuple[str, ...] = (),
     environment: Mapping[str, str] | None = None,
-) -> tuple[JobRecord, Any]:
-    """A Slurm job with these options (queues.slurm.SlurmOptions); the record and the SlurmJob. Secrets in
+) -> tuple[JobRecord, SlurmJob]:
+    """A Slurm job with these options; the record and the job. Secrets in
     `environment` reach the node through sbatch's environment; the script is the owner's alone (0600)."""
     from .queues.slurm import SlurmQueue
 
