@@ -42,7 +42,7 @@ def one(bot: Path, where: Where) -> TrainResult:
         str(bot), Settings(host=where.host, base_image=os.environ.get("RASA_GPU_BASE_IMAGE")), "gpu"
     )
     with connect(where, lambda event: None) as runner:
-        if runner.local:
+        if runner.capabilities.mounts_bot_folder:  # Rasa's cache is the bot's .rasa/cache
             shutil.rmtree(bot / ".rasa", ignore_errors=True)
         else:
             runner.engine.remove_volume(cache_volume(resolved.project))

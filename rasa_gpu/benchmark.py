@@ -226,7 +226,11 @@ def run_benchmark(
         rasa_version=spec.release.version,
         tensorflow=spec.release.tensorflow,
         image=image,
-        host=runner.machine() if not runner.local else f"{platform.node()} ({os.cpu_count()} cores)",
+        host=(
+            f"{platform.node()} ({os.cpu_count()} cores)"
+            if runner.capabilities.shares_host_machine
+            else runner.machine()
+        ),
         repeat=options.repeat,
         warmup=options.warmup,
         overrides=[o.text for o in options.overrides],
@@ -306,7 +310,7 @@ def write_report(
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
         (out / "report.md").write_text(report.markdown(), encoding="utf-8")
-    if not runner.local:
+    if not runner.capabilities.mounts_bot_folder:  # the chart's container mounts the report folder
         return out
     st = out.stat()  # the chart is written as whoever owns the report folder
     uid, gid = st.st_uid, st.st_gid

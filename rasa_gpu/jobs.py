@@ -1,5 +1,6 @@
 """Queued trainings: a job per submission, kept in the bot's state folder (`.rasa-gpu/jobs/<name>/`: the script,
-the job's output, `job.json`), and what the scheduler says about it now.
+the job's output, `job.json`), and what its queue says about it now. Every queue is asked through the Queue
+interface (queues/base.py) only.
 
 The training itself is a normal `rasa-gpu train` on the node: it records its run in the bot's history like a local
 one, with its own host. A job's cause of failure is the `error:` line that rasa-gpu printed on the node.
@@ -16,14 +17,19 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import queues
 from .errors import SettingsError
 from .project import BotProject
-from .runners import slurm
+from .queues import JobState, Prepared, Queue, QueueError, Request
+
+if TYPE_CHECKING:
+    from .queues.slurm import SlurmJob, SlurmOptions
 
 JOBS_DIR = "jobs"
 RECORD_FILE = "job.json"
-SCHEDULERS = ("slurm",)
+J = TypeVar("J")
 
 
 @dataclass(frozen=True)
@@ -55,37 +61,46 @@ def jobs_dir(project: BotProject) -> Path:
     return project.state_dir / JOBS_DIR
 
 
-def submit_slurm(
-    project: BotProject,
-    options: slurm.SlurmOptions,
-    train_args: tuple[str, ...] = (),
-    environment: Mapping[str, str] | None = None,
-) -> tuple[JobRecord, slurm.SlurmJob]:
-    """Write the job's script into the bot's state folder and submit it; returns at once. A refused job leaves no
-    folder behind. `environment`: secrets the node's training reads from its environment (SlurmJob.environment);
-    the script is the owner's alone (0600) all the same."""
-    slurm.check_installed()
-    name = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-    folder = jobs_dir(project) / name
-    job = slurm.SlurmJob(
-        bot=project.root,
-        job_dir=folder,
-        options=options,
-        train_args=train_args,
-        environment=dict(environment or {}),
-    )
-    script = slurm.render(job)  # a setting it cannot carry is refused before anything is written
+def prepare(queue: Queue[J], request: Request, *, dry_run: bool = False) -> Prepared[J]:
+    """The job for `request`, checked, with a new folder name in the bot's state folder (nothing written yet)."""
+    name = "DRY-RUN" if dry_run else f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    return queue.prepare(request, jobs_dir(request.project) / name)
+
+
+def submit(queue: Queue[J], prepared: Prepared[J]) -> JobRecord:
+    """Make the job's folder, let the queue write what it needs there and submit it; returns at once. A refused
+    job leaves no folder behind."""
+    project, folder = prepared.request.project, prepared.folder
     project.make_owned_dirs(folder)
     try:
-        project.write_owned(job.script_path, script, mode=0o600)
-        project.write_owned(folder / slurm.SUBMITTED_MARK, "")
-        job_id = slurm.submit(job)
+        job_id = queue.submit(prepared)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    record = JobRecord("slurm", job_id, name, datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    record = JobRecord(
+        queue.name, job_id, folder.name, datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
     project.write_owned(folder / RECORD_FILE, json.dumps(asdict(record), indent=2) + "\n")
-    return record, job
+    return record
+
+
+def submit_slurm(
+    project: BotProject,
+    options: SlurmOptions,
+    train_args: tuple[str, ...] = (),
+    environment: Mapping[str, str] | None = None,
+) -> tuple[JobRecord, SlurmJob]:
+    """A Slurm job with these options; the record and the job. Secrets in
+    `environment` reach the node through sbatch's environment; the script is the owner's alone (0600)."""
+    from .queues.slurm import SlurmQueue
+
+    queue = SlurmQueue(options)
+    prepared = prepare(queue, Request(project, train_args=train_args, environment=dict(environment or {})))
+    return submit(queue, prepared), prepared.job
+
+
+def queue_of(record: JobRecord) -> Queue[Any]:
+    return queues.named(record.scheduler)
 
 
 def records(project: BotProject) -> list[JobRecord]:
@@ -109,11 +124,11 @@ def find(project: BotProject, job_id: str) -> JobRecord:
 def queue_wait(ref: str) -> float | None:
     """Seconds a job (scheduler:id) waited between its submission and its start, as its scheduler says."""
     scheduler, _, job_id = ref.partition(":")
-    if scheduler != "slurm" or not job_id:
+    if scheduler not in queues.NAMES or not job_id:
         return None
     try:
-        state = slurm.states([job_id]).get(job_id)
-    except (slurm.SchedulerError, OSError, ValueError, subprocess.SubprocessError):
+        state = queues.named(scheduler).states([job_id]).get(job_id)
+    except (QueueError, SettingsError, OSError, ValueError, subprocess.SubprocessError):
         return None  # the history goes without it; the training does not fail for it
     if state is None or state.submitted is None or state.started is None:
         return None
@@ -121,7 +136,12 @@ def queue_wait(ref: str) -> float | None:
 
 
 def output_path(project: BotProject, record: JobRecord) -> Path:
-    return jobs_dir(project) / record.name / "output.log"
+    return queue_of(record).logs(jobs_dir(project) / record.name, record.job_id)
+
+
+def state_of(record: JobRecord) -> JobState | None:
+    """What the job's queue says about it now (None: it has forgotten the job)."""
+    return queue_of(record).states([record.job_id]).get(record.job_id)
 
 
 def cause(project: BotProject, record: JobRecord) -> str:
@@ -137,11 +157,15 @@ def cause(project: BotProject, record: JobRecord) -> str:
 def view(project: BotProject) -> list[JobView]:
     """Every job of the bot with what its scheduler says now (a job it forgot: done or failed by its output)."""
     mine = records(project)
-    states = slurm.states([r.job_id for r in mine if r.scheduler == "slurm"])
+    states: dict[tuple[str, str], JobState] = {}
+    for scheduler in sorted({r.scheduler for r in mine}):
+        asked = [r.job_id for r in mine if r.scheduler == scheduler]
+        found = queues.named(scheduler).states(asked)
+        states.update({(scheduler, job_id): state for job_id, state in found.items()})
     now = time.time()
     shown = []
     for record in mine:
-        state = states.get(record.job_id)
+        state = states.get((record.scheduler, record.job_id))
         failed_because = cause(project, record)
         if state is None:
             label = (

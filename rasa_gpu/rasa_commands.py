@@ -108,7 +108,7 @@ def run(
     """Run `rasa ARGS`; its output goes to on_output as it comes (with a terminal, `pump` moves the keyboard's bytes
     in and the screen's out instead), and each piece to on_frame with its stream (1 stdout, 2 stderr) for a caller
     that reads Rasa's words. Returns Rasa's exit code."""
-    engine = runner.local_engine(LOCAL_ONLY)
+    engine = runner.engine_for(LOCAL_ONLY, mounts_bot_folder=True)
     project.make_language_model_cache()
     network, args = with_services(project, engine, args)
     if network:

@@ -514,7 +514,7 @@ class UpResult:
 def require_local(runner: Runner) -> Engine:
     """Services run on this machine's engine only; returns it. On an engine elsewhere their ports would be
     published on that machine, and the bot folder (models/, actions/) that they mount is not there."""
-    return runner.local_engine(
+    return runner.engine_for(
         f"the services run on this machine's Docker engine only, not on {runner.name}: train there with "
         "`rasa-gpu train --host …`, then run `rasa-gpu up` without --host (the model is in models/ here); "
         "or run rasa-gpu on that machine itself"

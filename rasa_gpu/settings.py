@@ -35,11 +35,15 @@ CUDA_SOURCES = ("auto", "base", "wheels", "none")
 _OPTION_NAMES = {
     "image_name": "--name",
     "ca_certs": "--ca-cert",
-    **{f"slurm_{key}": f"--{key}" for key in ("partition", "account", "time", "gpus", "cpus", "memory")},
-    "slurm_gpus": "--gpu-count",
+    **{f"slurm_{key}": f"--{key}" for key in ("partition", "account")},
+    **{f"resources_{key}": f"--{key}" for key in ("time", "gpus", "cpus", "memory")},
+    "resources_gpus": "--gpu-count",
 }
 #: The tables of rasa-gpu.toml: `partition` under [slurm] is the setting slurm_partition.
-TABLES = ("slurm", "kubernetes")
+TABLES = ("slurm", "kubernetes", "resources")
+#: What a queued training asks for, shared by every queue: [resources]. Read from [slurm] too (where they were
+#: before Kubernetes used them), with a notice.
+RESOURCES = ("gpus", "cpus", "memory", "time")
 
 
 # ---- what each setting's value must be -----------------------------------------------------------------------------
@@ -204,13 +208,14 @@ class Settings:
     # ---- where containers run (runners.Where) ----
     host: str | None = _setting(LINE)
     context: str | None = _setting(LINE)
-    # ---- queued trainings (rasa-gpu submit --to slurm); the [slurm] table of rasa-gpu.toml ----
+    # ---- what a queued training asks for (rasa-gpu submit, every queue); the [resources] table ----
+    resources_time: str | None = _setting(LINE)
+    resources_gpus: int | None = _setting(Number("a whole number of GPUs, 0 or more", low=0))
+    resources_cpus: int | None = _setting(Number("a whole number of CPUs, at least 1", low=1))
+    resources_memory: str | None = _setting(LINE)
+    # ---- queued trainings on Slurm (rasa-gpu submit --to slurm); the [slurm] table of rasa-gpu.toml ----
     slurm_partition: str | None = _setting(LINE)
     slurm_account: str | None = _setting(LINE)
-    slurm_time: str | None = _setting(LINE)
-    slurm_gpus: int | None = _setting(Number("a whole number of GPUs, 0 or more", low=0))
-    slurm_cpus: int | None = _setting(Number("a whole number of CPUs, at least 1", low=1))
-    slurm_memory: str | None = _setting(LINE)
     # ---- Kubernetes Jobs (rasa-gpu submit --to kubernetes); the [kubernetes] table of rasa-gpu.toml ----
     kubernetes_namespace: str | None = _setting(LINE)
     kubernetes_node_selector: dict[str, str] = _setting(
@@ -231,6 +236,25 @@ class Settings:
     source: str = "defaults"
     #: Settings given on the command line (they name the option in messages).
     from_cli: frozenset[str] = frozenset()
+    #: [resources] settings that the file gives under [slurm] (the older place; they name it in messages).
+    under_slurm: frozenset[str] = frozenset()
+
+    # The names of [resources] settings from when only Slurm had them.
+    @property
+    def slurm_time(self) -> str | None:
+        return self.resources_time
+
+    @property
+    def slurm_gpus(self) -> int | None:
+        return self.resources_gpus
+
+    @property
+    def slurm_cpus(self) -> int | None:
+        return self.resources_cpus
+
+    @property
+    def slurm_memory(self) -> str | None:
+        return self.resources_memory
 
     def origin(self, key: str) -> str:
         option = _OPTION_NAMES.get(key, f"--{key.replace('_', '-')}")
@@ -243,7 +267,19 @@ class Settings:
         if origin.startswith("--"):
             return origin
         table = next((t for t in TABLES if key.startswith(f"{t}_")), None)
-        return f"{origin}: {f'[{table}] {key[len(table) + 1 :]}' if table else key}"
+        if table == "resources" and key in self.under_slurm:
+            table = "slurm"
+        return f"{origin}: [{table}] {key.split('_', 1)[1]}" if table else f"{origin}: {key}"
+
+    def renamed_tables(self) -> str | None:
+        """The one-line notice for [resources] settings still under [slurm], or None."""
+        if not self.under_slurm:
+            return None
+        keys = ", ".join(k.split("_", 1)[1] for k in sorted(self.under_slurm))
+        return (
+            f"{self.source}: [slurm] {keys} are read from [resources] now (shared by Slurm and Kubernetes); "
+            "move them under a [resources] table (partition and account stay in [slurm])"
+        )
 
     def where(self) -> Where:
         """The engine these settings name (runners.connect turns it into a runner)."""
@@ -283,7 +319,11 @@ class Settings:
 
 def setting_fields() -> list[Field[Any]]:
     """The fields of Settings that a user sets (not where they came from), each with its Kind in metadata["kind"]."""
-    return [f for f in fields(Settings) if f.name not in ("source", "from_cli")]
+    return [f for f in fields(Settings) if f.name not in ("source", "from_cli", "under_slurm")]
+
+
+#: The settings' names from when only Slurm had them (`merged(slurm_gpus=2)` still works).
+_RENAMED = {f"slurm_{key}": f"resources_{key}" for key in RESOURCES}
 
 
 # ---- where published images live ---------------------------------------------------------------------------------
@@ -370,13 +410,21 @@ def load_settings(root: Path) -> Settings:
             if name in values and not isinstance(values[name], dict):
                 raise SettingsError(f"{source}: {name} must be a table ([{name}] with its settings under it)")
             values.update({f"{name}_{k.replace('-', '_')}": v for k, v in values.pop(name, {}).items()})
+        under_slurm = frozenset(_RENAMED[k] for k in _RENAMED if k in values)
+        for old in (k for k in _RENAMED if k in values):
+            if _RENAMED[old] in values:
+                key = old.split("_", 1)[1]
+                raise SettingsError(
+                    f"{source}: {key} is under both [slurm] and [resources]; keep the one under [resources]"
+                )
+            values[_RENAMED[old]] = values.pop(old)
         unknown = sorted(set(values) - known)
         if unknown:
             raise SettingsError(
                 f"{source}: unknown setting(s) {', '.join(repr(k) if _CONTROL.search(k) else k for k in unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        return Settings(**values, source=source).merged()
+        return Settings(**values, source=source, under_slurm=under_slurm).merged()
     return Settings()
 
 

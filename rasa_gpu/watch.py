@@ -130,7 +130,7 @@ def watch(
         raise
     last_digest: str | None = None
     cycles = 0
-    warm = WarmTrainer() if options.warm and runner.local else None
+    warm = WarmTrainer() if options.warm and runner.capabilities.keeps_warm_trainer else None
     try:
         if options.initial_train:
             digest = _digest_or_none(project)
@@ -213,8 +213,8 @@ def _retrain(
         options = replace(options, train=replace(options.train, gpu=GpuRequest("off")))
     loaded = None
     try:
-        # Services (rasa-gpu up) run only on this machine's engine; a no-op if the server serves it already.
-        if runner.local:
+        # Services (rasa-gpu up) run only where they serve here; a no-op if the server serves it already.
+        if runner.capabilities.serves_here:
             loaded = services.load_model(runner.engine, project, result.model, on_event)
     except RasaGpuError as exc:
         on_event(Notice(f"the new model could not be loaded into the Rasa server: {exc.message}", "warn"))
@@ -228,7 +228,7 @@ def _tidy(project: BotProject, keep: int, runner: Runner, on_event: EventSink) -
     """keep_models after a training: the served model (asked from the server, which serves the new one by now)
     and pinned ones stay."""
     try:
-        served = services.served_model(runner.engine, project) if runner.local else None
+        served = services.served_model(runner.engine, project) if runner.capabilities.serves_here else None
         removed = retention.tidy(project, keep, served)
     except RasaGpuError as exc:
         on_event(Notice(f"no older model was removed ({exc.message})", "warn"))

@@ -308,7 +308,7 @@ def test_one_owner_for_the_gpu_request_and_the_refusal_memory():
         "rasa_gpu/gpu.py",
         "rasa_gpu/watch.py",
         "rasa_gpu/benchmark.py",
-        "rasa_gpu/doctor.py",
+        "rasa_gpu/doctor/checks.py",
     }
     assert not any("**cli_values" in text for text in sources.values())
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import BOT_UID, EXAMPLE_BOT, REPO, _require_docker, copy_bot, intent_of
 
-from rasa_gpu.runners import kubernetes
+from rasa_gpu.queues import kubernetes
 
 
 @pytest.fixture

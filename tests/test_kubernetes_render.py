@@ -12,7 +12,7 @@ from conftest import EXAMPLE_BOT, copy_bot
 
 from rasa_gpu.errors import SettingsError
 from rasa_gpu.project import BotProject
-from rasa_gpu.runners import kubernetes
+from rasa_gpu.queues import kubernetes
 from rasa_gpu.settings import load_settings
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")

@@ -224,3 +224,71 @@ def test_push_pull_back_on_another_engine_and_run(registry, cpu_image, docker_cl
                 cpu_image, force=True
             )  # the stand-in engine keeps only what its other tests use
         stub.close()
+
+
+# ---- push --host: the far engine pushes ------------------------------------------------------------------------------
+
+#: The network namespace of the SSH engine's dockerd (scripts/remote-engine.sh: NS=rgpu-remote).
+REMOTE_NETNS = "/run/netns/rgpu-remote"
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_push_with_host_pushes_from_that_engine_with_this_machines_login(registry, cpu_image, docker_client):
+    """`push --host ssh://…`: the engine over SSH tags and pushes its own image; the login is the one of `docker
+    login` on this machine (the far engine has none), and it appears in no output. The registry's port of this host
+    is relayed into that engine's network namespace."""
+    host, ssh_path, socket_url = (
+        os.environ.get(f"RASA_GPU_TEST_{k}", "") for k in ("SSH_HOST", "SSH_PATH", "REMOTE_SOCKET")
+    )
+    if not (host and ssh_path and socket_url and os.path.exists(REMOTE_NETNS)):
+        message = "the SSH engine is not set up; scripts/test.sh starts it with scripts/remote-engine.sh"
+        if _require_docker():
+            pytest.fail(message)
+        pytest.skip(message)
+    remote = docker.DockerClient(base_url=socket_url)
+    expected_ref = f"{registry.host}/rasa-gpu:3.6.21-tf2.12.0-cpu-{cpu_image.rsplit('-', 1)[1]}"
+    loaded = False
+    try:
+        remote.images.get(cpu_image)
+    except docker.errors.ImageNotFound:  # not built there yet (test_remote.py builds it): this engine's copy
+        remote.images.load(docker_client.images.get(cpu_image).save(named=True))
+        loaded = True
+    env = {"PATH": f"{ssh_path}:{os.environ['PATH']}", "RASA_GPU_CUDA": "none"}
+
+    def push_with(docker_config: Path):
+        return run_cli(
+            "push",
+            str(EXAMPLE_BOT),
+            "--registry",
+            registry.host,
+            "--host",
+            host,
+            env={**env, "DOCKER_CONFIG": str(docker_config)},
+        )
+
+    try:
+        with host_port_in(REMOTE_NETNS, registry.port):
+            refused = push_with(registry.logged_out)
+            assert_one_line_error(refused, None, "refused the push (not logged in)")
+            pushed = push_with(registry.logged_in)
+        assert pushed.returncode == 0, pushed.output
+        ref, digest = pushed.stdout.split()
+        assert ref == expected_ref
+        # The far engine named and pushed it; this machine's engine did neither.
+        assert remote.images.get(expected_ref).id == remote.images.get(cpu_image).id
+        with pytest.raises(docker.errors.ImageNotFound):
+            docker_client.images.get(expected_ref)
+        _, headers = registry.get(
+            f"/v2/rasa-gpu/manifests/{expected_ref.rsplit(':', 1)[1]}",
+            accept="application/vnd.docker.distribution.manifest.v2+json",
+        )
+        assert headers["Docker-Content-Digest"] == digest
+        assert registry.password not in pushed.output + refused.output
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            remote.images.remove(expected_ref)
+        if loaded:
+            with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+                remote.images.remove(cpu_image)
+        remote.close()

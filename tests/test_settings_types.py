@@ -187,7 +187,7 @@ def test_right_values_are_taken_as_given(tmp_path):
     )
     assert (s.slurm_partition, s.slurm_gpus, s.registry) == ("gpu", 2, "localhost:5000")
     assert s.kubernetes_node_selector == {"nvidia.com/gpu.present": "true"}
-    assert s.merged(settings.Settings(ca_certs=("a.pem", "b.pem"), slurm_gpus=0)).ca_certs == [
+    assert s.merged(settings.Settings(ca_certs=("a.pem", "b.pem"), resources_gpus=0)).ca_certs == [
         "a.pem",
         "b.pem",
     ]

@@ -30,7 +30,7 @@ from conftest import (
 )
 
 from rasa_gpu.project import BotProject
-from rasa_gpu.runners import slurm
+from rasa_gpu.queues import slurm
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -219,3 +219,21 @@ def test_a_hostile_folder_reaches_the_node_whole_and_the_login_only_in_its_envir
     ).stdout
     assert re.search(r"\bJobName=rasa-gpu-[A-Za-z0-9._-]+ ", shown) and secret not in shown
     assert not list(tmp_path.rglob("PWNED*")) and not (Path.cwd() / "PWNED").exists()
+
+
+def test_the_queue_interface_finds_the_jobs_state_output_and_model(slurm_cluster, bot_copy):
+    """What `submit` and `jobs` ask the queue, asked directly: the state, the output file and the model a job made."""
+    from rasa_gpu import jobs, queues
+
+    before = set(models(bot_copy))
+    result = run_cli("submit", str(bot_copy), "--to", "slurm", "--force", "--wait")
+    assert result.returncode == 0, result.output
+    job_id = result.stdout.strip().split(":")[-1]
+    [model] = set(models(bot_copy)) - before
+    project = BotProject.load(bot_copy)
+    queue = queues.named("slurm")
+    [record] = [r for r in jobs.records(project) if r.job_id == job_id]
+    assert queue.states([job_id])[job_id].state == "done"
+    assert "Model ready" in queue.logs(jobs.jobs_dir(project) / record.name, job_id).read_text()
+    assert queue.fetch(project, job_id).resolve() == model.resolve()
+    assert queue.fetch(project, "999999") is None

@@ -15,7 +15,7 @@ from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
 from rasa_gpu import jobs
 from rasa_gpu.errors import SettingsError
 from rasa_gpu.project import BotProject
-from rasa_gpu.runners import slurm
+from rasa_gpu.queues import slurm
 from rasa_gpu.settings import Settings, load_settings
 
 SECRET = "s3cret-token"
@@ -320,7 +320,8 @@ def test_a_folder_name_that_no_script_line_can_carry_is_refused_in_one_line(tmp_
 )
 def test_a_setting_that_an_sbatch_line_cannot_carry_is_refused_naming_it(key, value, why):
     with pytest.raises(SettingsError) as refused:  # by settings.py's one-line rule, or by the sbatch alphabet
-        slurm.SlurmOptions.from_settings(Settings().merged(Settings(**{f"slurm_{key}": value})))
+        table = "resources" if key in ("time", "gpus", "cpus", "memory") else "slurm"
+        slurm.SlurmOptions.from_settings(Settings().merged(Settings(**{f"{table}_{key}": value})))
     message = str(refused.value)
     assert message.startswith(f"--{key} ") and why in message, message
     assert not re.search(r"[\x00-\x1f\u2028]", message)  # one line, whatever the value held

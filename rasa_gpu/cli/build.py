@@ -116,28 +116,29 @@ def base_image_cmd(
     from ..base_image import build_base_image, default_name
     from ..build_progress import DebootstrapParser
     from ..compat import load_matrix
-    from ..engine import Engine
+    from ..runners import Where, connect
     from ._common import out
     from .views import BuildView
 
     name = tag or name or default_name(suite)
-    engine = Engine.connect()
-    if if_needed:
-        default = load_matrix().get(load_matrix().default).gpu_base_image
-        if engine.image_id(name) is not None:
-            out.print(f"{name} exists; nothing to do", markup=False)
-            return
-        if engine.image_id(default) is not None or engine.can_pull(default):
-            out.print(f"{default} is available; no registry-less base needed", markup=False)
-            return
-    started = time.monotonic()
-    logs = build_log.of_user()
-    parser = DebootstrapParser()
-    with (
-        BuildView(verbose) as view,
-        build_log.recording(logs, view.handle, parser, kind="base-image") as on_line,
-    ):
-        build_base_image(engine, on_line, suite=suite, name=name, mirror=mirror)
+    with connect(Where(), show_notice) as runner:  # DOCKER_HOST, DOCKER_CONTEXT or this machine's engine
+        engine = runner.engine
+        if if_needed:
+            default = load_matrix().get(load_matrix().default).gpu_base_image
+            if engine.image_id(name) is not None:
+                out.print(f"{name} exists; nothing to do", markup=False)
+                return
+            if engine.image_id(default) is not None or engine.can_pull(default):
+                out.print(f"{default} is available; no registry-less base needed", markup=False)
+                return
+        started = time.monotonic()
+        logs = build_log.of_user()
+        parser = DebootstrapParser()
+        with (
+            BuildView(verbose) as view,
+            build_log.recording(logs, view.handle, parser, kind="base-image") as on_line,
+        ):
+            build_base_image(engine, on_line, suite=suite, name=name, mirror=mirror)
     out.print(
         f"{name} built in {time.monotonic() - started:.0f} s; use it with --base-image {name}", markup=False
     )
@@ -160,7 +161,8 @@ def base_image_cmd(
 def push(bot: str, image: ImageOptions, image_name: str | None, as_json: bool, verbose: bool) -> None:
     """Push BOT's training image (built first if missing) to a registry as
     REGISTRY/NAME:<rasa>-tf<tf>-<gpu|cpu>-<hash>, so that teammates and CI pull it with `--registry` instead of
-    building. Uses the login of `docker login REGISTRY`. Prints "REF DIGEST" on stdout.
+    building. Uses the login of `docker login REGISTRY` here; with --host that engine pushes, the login going to it
+    with the request. Prints "REF DIGEST" on stdout.
 
     \b
     Examples:
@@ -173,7 +175,6 @@ def push(bot: str, image: ImageOptions, image_name: str | None, as_json: bool, v
     from rich.markup import escape
 
     from .. import build_log
-    from ..engine import Engine
     from ..errors import SettingsError
     from ..images import DEFAULT_IMAGE_NAME
     from ..push import push_image
@@ -192,11 +193,12 @@ def push(bot: str, image: ImageOptions, image_name: str | None, as_json: bool, v
     )
     started = time.monotonic()
     with (
+        resolved.runner(show_notice) as runner,
         BuildView(verbose) as view,
         build_log.recording(build_log.of_bot(resolved.project), view.handle) as on_line,
     ):
         result = push_image(
-            Engine.connect(),
+            runner.engine,
             spec,
             settings.registry,
             settings.image_name or DEFAULT_IMAGE_NAME,

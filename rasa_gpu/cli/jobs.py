@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 import click
 
 from ._common import (
     ImageOptions,
+    LazyChoice,
     PassesToRasa,
     bot_argument,
     cpus_option,
@@ -23,15 +23,11 @@ from ._common import (
     renamed_option,
 )
 
-if TYPE_CHECKING:
-    from ..resolve import Resolved
-    from ..settings import Settings
-
 
 @click.command(cls=PassesToRasa)
 @bot_argument
 @click.option(
-    "--to", "scheduler", type=click.Choice(["slurm", "kubernetes"]), default="slurm", show_default=True
+    "--to", "scheduler", type=LazyChoice("rasa_gpu.queues", "NAMES"), default="slurm", show_default=True
 )
 @click.option("--partition", help="Slurm partition ([slurm] partition in rasa-gpu.toml).")
 @click.option("--account", help="Slurm account to charge.")
@@ -71,11 +67,11 @@ def submit(
       rasa-gpu submit example_bot --to slurm --partition gpu --time 30 --gpu-count 2
       rasa-gpu submit example_bot --wait
     """
-    from .. import jobs
+    from .. import jobs, queues
     from ..errors import SettingsError
-    from ..runners import slurm
+    from ..events import Notice
     from ..settings import Settings
-    from ._common import err, out
+    from ._common import err, out, show_notice
 
     if cpus is not None and not cpus.is_integer():
         raise SettingsError(
@@ -84,58 +80,64 @@ def submit(
     given = Settings(
         slurm_partition=partition,
         slurm_account=account,
-        slurm_time=time_limit,
-        slurm_gpus=gpu_count if gpu_count is not None else gpus,
-        slurm_cpus=None if cpus is None else int(cpus),
-        slurm_memory=memory,
+        resources_time=time_limit,
+        resources_gpus=gpu_count if gpu_count is not None else gpus,
+        resources_cpus=None if cpus is None else int(cpus),
+        resources_memory=memory,
     )
     resolved = load(bot, image, given)
     s = resolved.settings
-    if scheduler == "kubernetes":
-        _kubernetes(resolved, s, rasa_args, dry_run)
-        return
-    options = slurm.SlurmOptions.from_settings(s)  # a setting an sbatch script cannot carry stops here
-    train_args = (
-        *image.train_args(),
-        *(("--force",) if force else ()),
-        *(("--", *rasa_args) if rasa_args else ()),
+    renamed = s.renamed_tables()
+    if renamed:
+        show_notice(Notice(renamed, "warn"))
+    queue = queues.named(scheduler, s)  # a setting the queue cannot carry stops here
+    request = queues.Request(
+        resolved.project,
+        train_args=(
+            *image.train_args(),
+            *(("--force",) if force else ()),
+            *(("--", *rasa_args) if rasa_args else ()),
+        ),
+        rasa_args=rasa_args,
+        environment=image.train_environment(),
+        spec=resolved.spec,
     )
-    if dry_run:
-        job = slurm.SlurmJob(
-            resolved.project.root,
-            jobs.jobs_dir(resolved.project) / "DRY-RUN",
-            options,
-            train_args,
-            environment=image.train_environment(),
-        )
-        sys.stdout.write(slurm.render(job))
+    prepared = jobs.prepare(queue, request, dry_run=dry_run or not queue.submits_itself)
+    if dry_run or not queue.submits_itself:
+        sys.stdout.write(prepared.text)
+        if not dry_run:
+            try:
+                queue.submit(prepared)
+            except queues.QueueUnsupported as exc:  # what to do with the text instead
+                err.print(exc.message, markup=False)
         return
     resolved.license()  # a Rasa Pro bot without a license stops here, not on the node
-    record, job = jobs.submit_slurm(resolved.project, options, train_args, image.train_environment())
-    finished: dict[str, slurm.JobState] = {}
+    record = jobs.submit(queue, prepared)
+    output = jobs.output_path(resolved.project, record)
+    finished: dict[str, queues.JobState] = {}
 
     def done() -> bool:
-        state = slurm.states([record.job_id]).get(record.job_id)
-        if state is None or state.state in ("done", "failed", "cancelled"):
-            finished["state"] = state or slurm.JobState(record.job_id, "unknown", "UNKNOWN")
+        state = jobs.state_of(record)
+        if state is None or state.ended_now:
+            finished["state"] = state or queues.JobState(record.job_id, "unknown", "UNKNOWN")
             return True
         return False
 
-    try:  # from here on the job is in Slurm's queue, whenever Ctrl+C comes
+    try:  # from here on the job is in the queue, whenever Ctrl+C comes
         out.print(f"{record.ref}", markup=False)
         err.print(
-            f"submitted {resolved.project.name} to Slurm as job {record.job_id}; output: {job.output_path}"
+            f"submitted {resolved.project.name} to {queue.title} as job {record.job_id}; output: {output}"
         )
         if not wait:
             return
         # The node's output, marked as such (its error line too).
-        for line in jobs.follow(job.output_path, done):
+        for line in jobs.follow(output, done):
             err.print(f"  │ {line}", markup=False, highlight=False)
     except KeyboardInterrupt:
         from ..errors import Interrupted
 
         raise Interrupted(
-            f"stopped following job {record.job_id}, which goes on in Slurm's queue: "
+            f"stopped following job {record.job_id}, which goes on in {queue.title}'s queue: "
             f"`rasa-gpu jobs cancel {record.job_id} {bot}` ends it"
         ) from None
     cause = jobs.cause(resolved.project, record)
@@ -145,49 +147,8 @@ def submit(
 
         raise TrainingFailed(
             f"job {record.job_id} {state.state if state.state != 'done' else 'failed'}"
-            + (f": {cause}" if cause else f" (Slurm: {state.slurm_state})"),
+            + (f": {cause}" if cause else f" ({queue.title}: {state.native})"),
             exit_code=state.exit_code or 1,
-        )
-
-
-def _kubernetes(resolved: Resolved, settings: Settings, rasa_args: tuple[str, ...], dry_run: bool) -> None:
-    """The manifests of a Kubernetes Job, on stdout for `kubectl apply -f`. rasa-gpu does not apply them itself:
-    that needs an API server, which this project cannot run in its tests."""
-    import uuid
-
-    from ..images import published_ref
-    from ..runners import kubernetes
-    from ._common import err
-
-    spec = resolved.spec
-    image = published_ref(spec, spec.registry, spec.image_name) if spec.registry else spec.tag()
-    job = kubernetes.KubeJob(
-        bot_name=resolved.project.name,
-        run_id=uuid.uuid4().hex[:12],
-        image=image,
-        pulled=spec.registry is not None,
-        options=kubernetes.KubeOptions(
-            namespace=settings.kubernetes_namespace,
-            gpus=1 if settings.slurm_gpus is None else settings.slurm_gpus,
-            cpus=None if settings.slurm_cpus is None else str(settings.slurm_cpus),
-            memory=settings.slurm_memory,
-            storage=settings.kubernetes_storage or kubernetes.KubeOptions.storage,
-            storage_class=settings.kubernetes_storage_class,
-            node_selector=dict(settings.kubernetes_node_selector),
-            tolerations=tuple(settings.kubernetes_tolerations),
-        ),
-        train_args=rasa_args,
-        license_secret=(settings.kubernetes_license_secret or "rasa-pro-license")
-        if spec.release.pro
-        else None,
-        inputs=resolved.project.inputs_archive(),
-    )
-    sys.stdout.write(kubernetes.render(job))
-    if not dry_run:
-        err.print(
-            "rasa-gpu does not apply Kubernetes manifests itself: save them and `kubectl apply -f` them with your "
-            'kubeconfig and context (README, "Kubernetes")',
-            markup=False,
         )
 
 
@@ -257,12 +218,11 @@ def jobs_cancel(job_id: str, bot: str) -> None:
     """Cancel a job: Slurm ends it, and rasa-gpu on the node removes its container and keeps no partial model."""
     from .. import jobs
     from ..project import BotProject
-    from ..runners import slurm
     from ._common import err
 
     project = BotProject.load(bot)
     record = jobs.find(project, job_id)
-    slurm.cancel(record.job_id)
+    jobs.queue_of(record).cancel(record.job_id)
     err.print(f"cancelled {record.ref}")
 
 
@@ -274,7 +234,6 @@ def jobs_logs(job_id: str, bot: str, follow: bool) -> None:
     """Print a job's output (what rasa-gpu train printed on the node)."""
     from .. import jobs
     from ..project import BotProject
-    from ..runners import slurm
 
     project = BotProject.load(bot)
     record = jobs.find(project, job_id)
@@ -283,8 +242,8 @@ def jobs_logs(job_id: str, bot: str, follow: bool) -> None:
     def done() -> bool:
         if not follow:
             return True
-        state = slurm.states([record.job_id]).get(record.job_id)
-        return state is None or state.state in ("done", "failed", "cancelled")
+        state = jobs.state_of(record)
+        return state is None or state.ended_now
 
     for line in jobs.follow(path, done):
         sys.stdout.write(line + "\n")

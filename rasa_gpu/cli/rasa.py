@@ -37,7 +37,7 @@ def _prepare(
     from ._common import err
     from .views import BuildView
 
-    runner.local_engine(LOCAL_ONLY)  # before an image is built or a GPU asked for there
+    runner.engine_for(LOCAL_ONLY, mounts_bot_folder=True)  # before an image is built or a GPU asked for there
     logs = build_log.of_bot(resolved.project)
     with BuildView(verbose) as view, build_log.recording(logs, view.handle) as on_line:
         image = ensure_image(runner.engine, resolved.spec, on_line)
@@ -238,7 +238,9 @@ def test_cmd(
         phase=options.kind + (f" cross-validation {options.folds} folds" if options.folds else ""),
     )
     with resolved.runner(show_notice) as runner:
-        runner.local_engine(rasa_commands.LOCAL_ONLY)  # refused before a history row is opened
+        runner.engine_for(
+            rasa_commands.LOCAL_ONLY, mounts_bot_folder=True
+        )  # refused before a history row is opened
         record.host = runner.machine()
         with history.recording(project, record, lambda text: err.print(f"warning: {text}", markup=False)):
             tag, rasa_options = _prepare(resolved, runner, resolved.settings.gpu_request(), False, verbose)

@@ -116,7 +116,7 @@ def train_cmd(
         f" with {spec.release.name} ({resolved.why}), TensorFlow {spec.release.tensorflow}",
     )
     with resolved.runner(show_notice) as runner:
-        if not runner.local:
+        if not runner.capabilities.shares_host_machine:
             say(f"on the Docker engine at {runner.name}")
         with TrainView(verbose) as view:
             result = train(project, spec, options, view.handle, runner=runner)
@@ -132,7 +132,7 @@ def _tidy(project: BotProject, keep: int | None, runner: Runner) -> list[Path]:
         return []
     from .. import retention, services
 
-    served = services.served_model(runner.engine, project) if runner.local else None
+    served = services.served_model(runner.engine, project) if runner.capabilities.serves_here else None
     return retention.tidy(project, keep, served)
 
 

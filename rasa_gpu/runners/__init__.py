@@ -4,12 +4,10 @@
 - ``local.py``: the engine on this machine; the bot folder is bind-mounted.
 - ``remote.py``: an engine elsewhere (ssh://, tcp://, a Docker context); inputs are copied in, the model out.
 - ``ssh.py``: reaching an engine through the user's own OpenSSH.
-- ``slurm.py``: a training queued on a Slurm cluster. The whole training is the job: on the node, `rasa-gpu train`
-  runs with the local runner above, so every rule of a local training holds there (``jobs.py`` keeps the records).
-- ``kubernetes.py``: the manifests of a training as a Kubernetes Job (applied by the user's kubectl).
 
-A new engine to run containers on is one more Runner subclass and one more branch in ``connect``; a new queue is one
-more module like ``slurm.py`` whose job runs `rasa-gpu train` where the queue puts it.
+Commands ask a runner what it can do (``Runner.capabilities``), never where its engine is. A new engine to run
+containers on is one more Runner subclass with its Capabilities and one more branch in ``connect``. Trainings that
+wait in a queue (Slurm, Kubernetes) are ``rasa_gpu.queues``.
 """
 
 from __future__ import annotations

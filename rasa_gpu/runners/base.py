@@ -49,15 +49,27 @@ class Capabilities:
     keeps_warm_trainer: bool
     #: The GPU driver its engine uses is this machine's, so `nvidia-smi` here tells about it (doctor).
     shares_host_driver: bool
+    #: Its engine runs on this machine: the engine's data root is a folder here, this machine's CPUs run its
+    #: containers, and a stopped engine is started here (doctor's disk check and hint, benchmark and train's
+    #: "where" line).
+    shares_host_machine: bool
 
 
 #: The engine on this machine.
 HERE = Capabilities(
-    mounts_bot_folder=True, serves_here=True, keeps_warm_trainer=True, shares_host_driver=True
+    mounts_bot_folder=True,
+    serves_here=True,
+    keeps_warm_trainer=True,
+    shares_host_driver=True,
+    shares_host_machine=True,
 )
 #: An engine elsewhere (SSH, TCP, a context): the bot travels in a volume, and nothing it serves is reachable here.
 ELSEWHERE = Capabilities(
-    mounts_bot_folder=False, serves_here=False, keeps_warm_trainer=False, shares_host_driver=False
+    mounts_bot_folder=False,
+    serves_here=False,
+    keeps_warm_trainer=False,
+    shares_host_driver=False,
+    shares_host_machine=False,
 )
 
 
@@ -107,7 +119,8 @@ class Runner(ABC):
 
     @property
     def local(self) -> bool:
-        """Transitional: the engine is on this machine (use `capabilities`)."""
+        """Transitional, for train.py alone until its training plan asks `capabilities` (then this goes): the
+        engine is on this machine."""
         return self.capabilities.mounts_bot_folder
 
     @property
@@ -136,10 +149,14 @@ class Runner(ABC):
         finally:
             workspace.close()
 
-    def local_engine(self, refusal: str) -> Engine:
-        """This machine's engine, for work that mounts the bot folder itself (services, `rasa-gpu rasa`); on an
-        engine elsewhere, `refusal` as the one line."""
-        if not self.local:
+    def engine_for(
+        self, refusal: str, *, mounts_bot_folder: bool = False, serves_here: bool = False
+    ) -> Engine:
+        """The engine, for work that needs what is asked here: the bot folder itself in its containers (`rasa-gpu
+        rasa`, services), ports reachable here (services). A runner that cannot: `refusal` as the one line, before
+        the engine is contacted."""
+        can = self.capabilities
+        if (mounts_bot_folder and not can.mounts_bot_folder) or (serves_here and not can.serves_here):
             from ..errors import RemoteUnsupported
 
             raise RemoteUnsupported(refusal)

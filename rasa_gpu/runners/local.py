@@ -51,7 +51,8 @@ class LocalRunner(Runner):
         if self._engine is None:
             from ..engine import Engine
 
-            self._engine = Engine.connect(self._base_url)
+            # DOCKER_HOST's or the default socket without an address
+            self._engine = Engine.connect(self._base_url) if self._base_url else Engine.connect()
         return self._engine
 
     def workspace_for(

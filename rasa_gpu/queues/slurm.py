@@ -1,4 +1,4 @@
-"""Training as a Slurm job: the sbatch script, submitting it, and asking Slurm how the job is doing.
+"""Training as a Slurm job: the sbatch script, submitting it, and asking Slurm how the job is doing (SlurmQueue).
 
 The job runs rasa-gpu itself on the node (`python -m rasa_gpu train`, the same Python as here, which must be on the
 cluster's shared filesystem like the bot folder): the node's training follows every rule of a local `train` (the
@@ -19,7 +19,7 @@ In the body each path is one shlex.quote'd assignment. Secrets (the package inde
 written at all: sbatch hands the environment of its process to the job (its default, --export=ALL), and the script
 only checks that they arrived.
 
-Nothing here prints; failures are SchedulerError or SettingsError with one line.
+Nothing here prints; failures are QueueError or SettingsError with one line.
 """
 
 from __future__ import annotations
@@ -37,9 +37,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..errors import RasaGpuError, SettingsError
+from ..errors import SettingsError
+from .base import JobState, Prepared, Queue, QueueError, Request, Resources
 
 if TYPE_CHECKING:
+    from ..project import BotProject
     from ..settings import Settings
 
 #: The job states rasa-gpu shows; Slurm's own names map onto them.
@@ -76,10 +78,6 @@ _TEXT_OPTIONS = {
 }
 
 
-class SchedulerError(RasaGpuError):
-    """Slurm is not installed, its controller does not answer, or it refused the job (e.g. no such partition)."""
-
-
 @dataclass(frozen=True)
 class SlurmOptions:
     partition: str | None = None
@@ -91,18 +89,20 @@ class SlurmOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SlurmOptions:
-        """The [slurm] settings with the flags on top (their types and the one-line rule are settings.py's), checked
-        for an #SBATCH line (check_options), each named as the user gave it ("--partition", "rasa-gpu.toml:
-        [slurm] partition")."""
+        """The [slurm] and [resources] settings with the flags on top (their types and the one-line rule are
+        settings.py's), checked for an #SBATCH line (check_options), each named as the user gave it ("--partition",
+        "rasa-gpu.toml: [slurm] partition")."""
+        resources = Resources.from_settings(settings)
         options = cls(
             partition=settings.slurm_partition,
             account=settings.slurm_account,
-            time=settings.slurm_time,
-            gpus=1 if settings.slurm_gpus is None else settings.slurm_gpus,
-            cpus=settings.slurm_cpus,
-            memory=settings.slurm_memory,
+            time=resources.time,
+            gpus=resources.gpus,
+            cpus=resources.cpus,
+            memory=resources.memory,
         )
-        return check_options(options, lambda key: settings.subject(f"slurm_{key}"))
+        table = {"partition": "slurm", "account": "slurm"}
+        return check_options(options, lambda key: settings.subject(f"{table.get(key, 'resources')}_{key}"))
 
 
 def check_options(
@@ -171,20 +171,6 @@ class SlurmJob:
             f"--chdir={os.path.abspath(self.bot)}",
             f"--output={_slurm_filename(self.output_path)}",
         ]
-
-
-@dataclass(frozen=True)
-class JobState:
-    job_id: str
-    state: str  # pending | running | done | failed | cancelled | unknown
-    slurm_state: str
-    reason: str = ""
-    node: str = ""
-    gpus: str = ""  # the GPUs the job was given (e.g. gpu:fake:1(IDX:0)) or, before and after, asked for
-    exit_code: int | None = None
-    submitted: int | None = None  # Unix times, when Slurm says
-    started: int | None = None
-    ended: int | None = None
 
 
 def render(job: SlurmJob) -> str:
@@ -278,7 +264,7 @@ def _slurm_filename(path: Path) -> str:
 
 def check_installed() -> None:
     if shutil.which("sbatch") is None or shutil.which("squeue") is None:
-        raise SchedulerError(
+        raise QueueError(
             "Slurm is not installed here (no sbatch or squeue on PATH): run rasa-gpu on a login node of the cluster, "
             "or install Slurm's client (Debian: slurm-client)"
         )
@@ -294,7 +280,7 @@ def submit(job: SlurmJob) -> str:
         environment={**os.environ, **job.environment},
     )
     if proc.returncode != 0:
-        raise SchedulerError(_explain(proc.stderr or proc.stdout, job.options))
+        raise QueueError(_explain(proc.stderr or proc.stdout, job.options))
     return proc.stdout.strip().split(";")[0]
 
 
@@ -311,7 +297,7 @@ def states(job_ids: Sequence[str]) -> dict[str, JobState]:
             state = _from_json(raw)
             found[state.job_id] = state
     elif "Invalid job id" not in proc.stderr:
-        raise SchedulerError(_explain(proc.stderr, SlurmOptions()))
+        raise QueueError(_explain(proc.stderr, SlurmOptions()))
     for job_id in job_ids:
         if job_id not in found:
             remembered = _from_scontrol(job_id)
@@ -324,7 +310,7 @@ def cancel(job_id: str) -> None:
     check_installed()
     proc = _run(["scancel", job_id])
     if proc.returncode != 0:
-        raise SchedulerError(f"scancel {job_id} failed: {_first_line(proc.stderr)}")
+        raise QueueError(f"scancel {job_id} failed: {_first_line(proc.stderr)}")
 
 
 # ---- Slurm's answers -------------------------------------------------------------------------------------------------
@@ -387,7 +373,7 @@ def _from_json(raw: dict) -> JobState:
     return JobState(
         job_id=str(raw.get("job_id")),
         state=STATE_NAMES.get(slurm_state, "unknown"),
-        slurm_state=slurm_state,
+        native=slurm_state,
         reason=str(raw.get("state_reason") or "").replace("None", ""),
         node=str(raw.get("nodes") or ""),
         gpus=_gpus(raw),
@@ -429,8 +415,65 @@ def _parse_scontrol(job_id: str, text: str) -> JobState:
     return JobState(
         job_id=job_id,
         state=STATE_NAMES.get(slurm_state, "unknown"),
-        slurm_state=slurm_state,
+        native=slurm_state,
         reason=fields.get("Reason", "").replace("None", ""),
         node=fields.get("NodeList", "").replace("(null)", ""),
         exit_code=int(code) if code.isdigit() else None,
     )
+
+
+class SlurmQueue(Queue[SlurmJob]):
+    """Slurm through its own commands (sbatch, squeue, scontrol, scancel), on a login node of the cluster."""
+
+    name = "slurm"
+    title = "Slurm"
+
+    def __init__(self, options: SlurmOptions | None = None) -> None:
+        self.options = options or SlurmOptions()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SlurmQueue:
+        return cls(SlurmOptions.from_settings(settings))
+
+    def prepare(self, request: Request, folder: Path) -> Prepared[SlurmJob]:
+        job = SlurmJob(
+            bot=request.project.root,
+            job_dir=folder,
+            options=self.options,
+            train_args=request.train_args,
+            environment=dict(request.environment),
+        )
+        return Prepared(request, folder, job, render(job))
+
+    def submit(self, prepared: Prepared[SlurmJob]) -> str:
+        """The script (the owner's alone: 0600) and the mark the node looks for, then sbatch."""
+        check_installed()
+        project, job = prepared.request.project, prepared.job
+        project.write_owned(job.script_path, prepared.text, mode=0o600)
+        project.write_owned(job.job_dir / SUBMITTED_MARK, "")
+        return submit(job)
+
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        return states(job_ids)
+
+    def cancel(self, job_id: str) -> None:
+        cancel(job_id)
+
+    def logs(self, folder: Path, job_id: str) -> Path:
+        return folder / "output.log"
+
+    def fetch(self, project: BotProject, job_id: str) -> Path | None:
+        """The node's `rasa-gpu train` moved the model into models/ on the shared filesystem and recorded the job in
+        the bot's run history: the model of that run, if it is still there."""
+        from ..history import History, RunQuery
+
+        history_of = History.of(project)
+        if not history_of.path.is_file():  # no training recorded yet
+            return None
+        with history_of as history:
+            runs = [r for r in history.runs(RunQuery(limit=None)) if r.job == f"{self.name}:{job_id}"]
+        for run in runs:
+            model = project.root / run.model_path if run.status == "ok" and run.model_path else None
+            if model is not None and model.is_file():  # an absolute model_path stays itself
+                return model
+        return None

@@ -3,32 +3,47 @@ what it found, and how to fix it. A failing check is blocking when it stops a tr
 when a GPU is required (`--gpu on`), because `--gpu auto` trains on the CPU instead.
 
 Checks are data; the CLI draws them. Pure verdicts (driver versus CUDA, the inotify limit) take plain values so a
-table of cases can test them.
+table of cases can test them. ``checks.py``: what a check is; ``gpu_checks.py``: the GPU checks.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from . import gpu as gpu_rules
-from .compat import RasaRelease
-from .engine import START_HINT, Compose, ContainerSpec, Engine, EngineAbout, labels_for
-from .errors import RasaGpuError
-from .images import ImageSpec, cpu_twin, settle_base
-from .project import BotProject
-from .runners import Runner, Where
-from .settings import Settings
+from ..compat import RasaRelease
+from ..engine import START_HINT, Compose, ContainerSpec, Engine, EngineAbout, labels_for
+from ..errors import RasaGpuError
+from ..images import cpu_twin, settle_base
+from ..project import BotProject
+from ..runners import Runner
+from ..settings import Settings
+from .checks import STATUSES, Check, Context, LocalImages, gpu_problem
+from .gpu_checks import (
+    SmokeResult,
+    driver_check,
+    host_driver_version,
+    parse_smoke_output,
+    runtime_check,
+    smoke_test,
+)
 
-STATUSES = ("ok", "warn", "fail", "skip")
+__all__ = [
+    "STATUSES",
+    "Check",
+    "Context",
+    "LocalImages",
+    "SmokeResult",
+    "driver_check",
+    "host_driver_version",
+    "parse_smoke_output",
+    "runtime_check",
+]
+
 #: Free space the first build needs: TensorFlow's GPU base image (about 7 GB unpacked) plus Rasa (about 3 GB).
 FIRST_BUILD_BYTES = 12 * 10**9
 #: Free space below which training itself is at risk (Rasa's cache and the model archive).
@@ -42,62 +57,6 @@ INOTIFY_FIX = (
 _GB = 10**9
 
 
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: str  # ok | warn | fail | skip
-    detail: str
-    fix: str | None = None
-    blocking: bool = False  # a failure that stops `rasa-gpu train`
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Context:
-    """What doctor was asked about: the bot (if any), the image train would use, and the GPU mode."""
-
-    gpu: gpu_rules.GpuRequest  # the mode and the devices, from the settings and the command line as for train
-    project: BotProject | None = None
-    spec: ImageSpec | None = None
-    release: RasaRelease | None = None
-    #: The engine asked about (--host/--context, the bot's settings, DOCKER_HOST), as train would use it.
-    where: Where = field(default_factory=lambda: Where())
-
-    @property
-    def gpu_mode(self) -> str:
-        return self.gpu.mode
-
-    @property
-    def probe_request(self) -> gpu_rules.GpuRequest:
-        """What the GPU checks ask the engine for: the GPUs train would use."""
-        return gpu_rules.GpuRequest("on", self.gpu.device_ids)
-
-
-@dataclass(frozen=True)
-class LocalImages:
-    """Which of the bot's images this engine already has, asked once for every check that needs it."""
-
-    built: str | None  # the training image's tag, when it is built
-    base: str | None  # its base image, when that is here
-
-    @classmethod
-    def of(cls, engine: Engine, spec: ImageSpec | None) -> LocalImages:
-        if spec is None:
-            return cls(None, None)
-        built = next(
-            (ref for ref in (spec.tag(), cpu_twin(spec.tag())) if engine.image_id(ref) is not None), None
-        )
-        base = spec.base_image if engine.image_id(spec.base_image) is not None else None
-        return cls(built, base)
-
-    @property
-    def probe(self) -> str | None:
-        """An image to start probe containers from."""
-        return self.built or self.base
-
-
 def run(context: Context, bot_check: Check, runner: Runner) -> Iterator[Check]:
     """All checks in order, one at a time (the GPU smoke test takes a few seconds). The engine and the GPU are the
     runner's (this machine's, or one reached over SSH); the bot's disk and inotify are this machine's."""
@@ -106,7 +65,7 @@ def run(context: Context, bot_check: Check, runner: Runner) -> Iterator[Check]:
         engine = runner.engine
         about = engine.about()
     except RasaGpuError as exc:
-        if runner.local:
+        if runner.capabilities.shares_host_machine:  # the hint: start it here
             yield Check("engine", "fail", exc.message.split("; ")[0], START_HINT, blocking=True)
         else:  # the line from ssh: unreachable, host key, login, no docker or no engine there
             yield Check("engine", "fail", exc.message, None, blocking=True)
@@ -117,7 +76,11 @@ def run(context: Context, bot_check: Check, runner: Runner) -> Iterator[Check]:
         yield Check("disk (images)", "skip", "no Docker engine to ask")
         yield from _host_checks(context)
         return
-    where = "" if runner.local else f" on {about.name or 'the far host'} ({runner.name}, over SSH or TCP)"
+    where = (
+        ""
+        if runner.capabilities.shares_host_machine
+        else f" on {about.name or 'the far host'} ({runner.name}, over SSH or TCP)"
+    )
     yield Check("engine", "ok", f"Docker {about.version} (API {about.api_version}) at {about.host}{where}")
     if context.project is not None:
         yield leftovers_check(runner, context.project)
@@ -129,13 +92,13 @@ def run(context: Context, bot_check: Check, runner: Runner) -> Iterator[Check]:
     yield _image_check(engine, context, images, stand_in[0] if stand_in else "")
     runtime = runtime_check(engine, about, context, images)
     yield runtime
-    smoke, driver_in_container = _smoke_test(engine, context, runtime, images)
+    smoke, driver_in_container = smoke_test(engine, context, runtime, images)
     yield smoke
     host_driver = (
-        host_driver_version() if runner.local else None
+        host_driver_version() if runner.capabilities.shares_host_driver else None
     )  # the far host's driver shows in the smoke test
     yield driver_check(host_driver or driver_in_container, context.release, context.gpu_mode)
-    yield _docker_disk_check(engine, about, images, runner.local)
+    yield _docker_disk_check(engine, about, images, runner.capabilities.shares_host_machine)
     yield from _host_checks(context)
 
 
@@ -183,9 +146,9 @@ def context_for(bot: str | None, given: Settings, variant: str) -> tuple[Context
     """The bot doctor looks at (BOT, else the current folder if it is a bot) and the check of the bot itself; the
     settings the command line gives (`gpu` and `gpus` among them) go over the bot's settings, as for train.
     A broken bot is a failed check, not an error."""
-    from .compat import load_matrix
-    from .errors import ProjectError
-    from .resolve import resolve
+    from ..compat import load_matrix
+    from ..errors import ProjectError
+    from ..resolve import resolve
 
     # Without a bot (or its settings): what the command line asked for.
     asked, where = given.gpu_request(), given.where()
@@ -245,7 +208,7 @@ def _built_check(engine: Engine, context: Context, images: LocalImages) -> Check
     assert spec is not None
     tag = spec.tag()
     if images.built == cpu_twin(tag) and images.built != tag:
-        return _gpu_problem(
+        return gpu_problem(
             "training image",
             f"{images.built} is built but CPU-only: it failed the CUDA check after its build ({spec.cuda_line()})",
             "rebuild with `rasa-gpu build --rebuild` to see the check's reason, or use --cuda wheels",
@@ -275,188 +238,6 @@ def _built_check(engine: Engine, context: Context, images: LocalImages) -> Check
     )
 
 
-# ---- the GPU ------------------------------------------------------------------------------------------------------
-
-
-def _gpu_problem(name: str, detail: str, fix: str, mode: str) -> Check:
-    """A GPU check that found a problem: a warning in auto mode (train falls back to the CPU), blocking with on."""
-    if mode == "on":
-        return Check(name, "fail", detail, fix, blocking=True)
-    return Check(name, "warn", f"{detail}; `--gpu auto` trains on the CPU", fix)
-
-
-def runtime_check(engine: Engine, about: EngineAbout, context: Context, images: LocalImages) -> Check:
-    if context.gpu_mode == "off":
-        return Check("NVIDIA runtime", "skip", "--gpu off")
-    probe_image = images.probe
-    if probe_image is None:
-        return Check("NVIDIA runtime", "skip", "no local image to start a probe container from yet")
-    runtimes = ", ".join(about.runtimes) or "none listed"
-    works = gpu_rules.request_works(engine, probe_image, context.probe_request)
-    gpu_rules.remember(
-        about.engine_id, refused=not works
-    )  # doctor asks for real; train trusts the answer an hour
-    if works:
-        return Check("NVIDIA runtime", "ok", f"the engine grants GPU requests (runtimes: {runtimes})")
-    return _gpu_problem(
-        "NVIDIA runtime",
-        f"the engine refuses GPU requests: no NVIDIA runtime registered (runtimes: {runtimes})",
-        gpu_rules.TOOLKIT_HINT,
-        context.gpu_mode,
-    )
-
-
-_SMOKE_SCRIPT = """
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | sed 's/^/SMI /' || true
-python3 - <<'PY'
-import json, os
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import tensorflow as tf
-print("TF_GPUS " + json.dumps([d.name for d in tf.config.list_physical_devices("GPU")]))
-PY
-"""
-
-
-@dataclass(frozen=True)
-class SmokeResult:
-    gpus: list[tuple[str, str]]  # (name, driver) from nvidia-smi
-    smi_error: str | None
-    tf_gpus: list[str] | None  # None: TensorFlow did not answer
-
-
-def parse_smoke_output(lines: list[str]) -> SmokeResult:
-    gpus, smi_error, tf_gpus = [], None, None
-    for line in lines:
-        if line.startswith("SMI "):
-            parts = [p.strip() for p in line[4:].split(",")]
-            if len(parts) == 2 and re.match(r"^\d+(\.\d+)+$", parts[1]):
-                gpus.append((parts[0], parts[1]))
-            else:
-                smi_error = smi_error or line[4:].strip()
-        elif line.startswith("TF_GPUS "):
-            tf_gpus = [str(n) for n in json.loads(line[8:])]
-    return SmokeResult(gpus, smi_error, tf_gpus)
-
-
-def _smoke_test(
-    engine: Engine, context: Context, runtime: Check, images: LocalImages
-) -> tuple[Check, str | None]:
-    """nvidia-smi and TensorFlow's device list in the training image, with a GPU request. Returns the check and
-    the driver version nvidia-smi reported (for the driver check when the host has no nvidia-smi)."""
-    name = "GPU smoke test"
-    if runtime.status != "ok":
-        return Check(name, "skip", "needs a working NVIDIA runtime"), None
-    if context.spec is None or images.built is None:
-        return Check(
-            name, "skip", "the training image is not built yet; `rasa-gpu build BOT`, then doctor"
-        ), None
-    spec = ContainerSpec(
-        image=context.spec.tag(),
-        command=["-c", _SMOKE_SCRIPT],
-        entrypoint=["sh"],
-        name=f"rasa-gpu-doctor-{uuid.uuid4().hex[:8]}",
-        labels=labels_for("doctor", context.project.root if context.project else Path("/")),
-        gpu=context.probe_request,
-        environment={"HOME": "/tmp"},
-    )
-    code, lines = engine.run_to_completion(spec)
-    result = parse_smoke_output(lines)
-    driver = result.gpus[0][1] if result.gpus else None
-    if result.tf_gpus is None:
-        return Check(name, "fail", f"TensorFlow did not start in the image (exit {code})", None, True), driver
-    seen = (
-        f"nvidia-smi: {', '.join(f'{n} (driver {d})' for n, d in result.gpus)}"
-        if result.gpus
-        else (f"nvidia-smi failed ({result.smi_error or 'no output'})")
-    )
-    if result.gpus and result.tf_gpus:
-        return Check(name, "ok", f"{seen}; TensorFlow sees {len(result.tf_gpus)} GPU(s)"), driver
-    if result.gpus:
-        return _gpu_problem(
-            name,
-            f"{seen}, but TensorFlow {context.spec.release.tensorflow} sees no GPU",
-            "usually a driver too old for this TensorFlow's CUDA (see the driver check) or a base image without "
-            "CUDA libraries (use the default tensorflow/tensorflow:<tf>-gpu base)",
-            context.gpu_mode,
-        ), driver
-    return _gpu_problem(
-        name,
-        f"the engine accepted the GPU request, but no GPU reached the container ({seen}) and TensorFlow sees none",
-        "check `nvidia-smi` on the host, then `sudo nvidia-ctk runtime configure --runtime=docker` and restart "
-        "Docker",
-        context.gpu_mode,
-    ), driver
-
-
-def driver_check(driver: str | None, release: RasaRelease | None, mode: str) -> Check:
-    """The NVIDIA driver against the CUDA that the bot's TensorFlow was built with (from the compatibility matrix).
-
-    At or above the CUDA toolkit's minimum driver: ok. Between the minor-version-compatibility minimum (CUDA 11+)
-    and that: warn, it runs but PTX JIT compilation may fail. Below: fail, TensorFlow will see no GPU.
-    """
-    name = "NVIDIA driver"
-    if mode == "off":
-        return Check(name, "skip", "--gpu off")
-    if driver is None:
-        return Check(name, "skip", "no NVIDIA driver found on this host (no /proc/driver/nvidia/version)")
-    if release is None:
-        return Check(name, "ok", f"driver {driver} (no bot, so no CUDA version to compare it with)")
-    found = _version_tuple(driver)
-    if found is None:
-        return Check(name, "warn", f"cannot read the driver version '{driver}'")
-    need = release.min_driver
-    cuda = f"CUDA {release.cuda} (TensorFlow {release.tensorflow}, Rasa {release.version})"
-    upgrade = f"upgrade the NVIDIA driver to {need} or newer, or use a Rasa release whose TensorFlow needs an older CUDA"
-    if found >= (_version_tuple(need) or (0,)):
-        return Check(name, "ok", f"driver {driver} ≥ {need}, the minimum for {cuda}")
-    compat = release.min_driver_compat
-    if compat and found >= (_version_tuple(compat) or (0,)):
-        return Check(
-            name,
-            "warn",
-            f"driver {driver} is older than {need}, which {cuda} asks for; it runs through CUDA minor-version "
-            f"compatibility (≥ {compat}), but kernels that need PTX JIT compilation can fail",
-            upgrade,
-        )
-    return Check(
-        name,
-        "fail",
-        f"driver {driver} is too old for {cuda}: it needs {need}"
-        + (f" (or {compat} with minor-version compatibility)" if compat else "")
-        + "; TensorFlow will see no GPU",
-        upgrade,
-        blocking=mode == "on",
-    )
-
-
-def host_driver_version(proc_file: str = "/proc/driver/nvidia/version") -> str | None:
-    try:
-        text = Path(proc_file).read_text()
-    except OSError:
-        text = ""
-    match = re.search(r"Kernel Module\s+(?:for \S+\s+)?(\d+(?:\.\d+)+)", text)
-    if match:
-        return match.group(1)
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(
-                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                capture_output=True,
-                text=True,
-                timeout=20,
-            ).stdout.split()
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out[0] if out else None
-    return None
-
-
-def _version_tuple(text: str) -> tuple[int, ...] | None:
-    if not re.match(r"^\d+(\.\d+)*$", text.strip()):
-        return None
-    return tuple(int(part) for part in text.strip().split("."))
-
-
 # ---- disk and inotify ----------------------------------------------------------------------------------------------
 
 
@@ -474,11 +255,12 @@ def disk_check(name: str, free: int, needed: int, where: str) -> Check:
 _FREE = "free some space (`docker system prune` removes stopped containers and unused images)"
 
 
-def _docker_disk_check(engine: Engine, about: EngineAbout, images: LocalImages, local: bool) -> Check:
-    """Free space where the engine keeps images and volumes: looked at here, or from a probe container there."""
+def _docker_disk_check(engine: Engine, about: EngineAbout, images: LocalImages, root_here: bool) -> Check:
+    """Free space where the engine keeps images and volumes: looked at here (`root_here`: its data root is a folder
+    of this machine), or from a probe container there."""
     name = "disk (images)"
     built = images.built is not None
-    if local:
+    if root_here:
         try:
             free = shutil.disk_usage(about.root_dir).free
         except OSError as exc:

@@ -1,5 +1,6 @@
 """Training as a Kubernetes Job: the manifests (rendered here; the user applies them with kubectl and their own
-kubeconfig and context).
+kubeconfig and context). KubernetesQueue is the queue interface to it: it prepares the manifests, and says which
+kubectl command does the rest, since rasa-gpu talks to no API server itself (none can run where it is tested).
 
 The bot's training inputs travel in the manifests themselves, as a gzipped tar in a ConfigMap of the run (a few KB
 for most bots; a ConfigMap holds up to 1 MiB), so `kubectl apply -f` of one file is all it takes: no transfer pod,
@@ -15,17 +16,26 @@ Never`; load it with `docker save | ctr -n k8s.io images import -`).
 from __future__ import annotations
 
 import base64
+import re
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .. import __version__
-from ..errors import RasaGpuError
-from .base import (
+from ..errors import RasaGpuError, SettingsError
+from ..runners.base import (
     BOT_MOUNT,  # the bot's path in every rasa-gpu container: Rasa's cache keys depend on it
     rasa_environment,
 )
+from .base import JobState, Prepared, Queue, QueueUnsupported, Request, Resources
+
+if TYPE_CHECKING:
+    from ..project import BotProject
+    from ..settings import Settings
 
 LABEL = "rasa-gpu.io/bot"
 WORK = "/work"
@@ -57,6 +67,50 @@ class KubeOptions:
     tolerations: tuple[dict[str, Any], ...] = ()
     backoff_limit: int = 0
     ttl_seconds: int = 3600
+    deadline_seconds: int | None = None  # [resources] time: the Job's activeDeadlineSeconds
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KubeOptions:
+        """The [kubernetes] and [resources] settings with the flags on top (typed where they were read)."""
+        resources = Resources.from_settings(settings)
+        return cls(
+            namespace=settings.kubernetes_namespace,
+            gpus=resources.gpus,
+            cpus=None if resources.cpus is None else str(resources.cpus),
+            memory=resources.memory,
+            storage=settings.kubernetes_storage or cls.storage,
+            storage_class=settings.kubernetes_storage_class,
+            node_selector=dict(settings.kubernetes_node_selector),
+            tolerations=tuple(settings.kubernetes_tolerations),
+            deadline_seconds=deadline_seconds(resources.time, settings.subject("resources_time")),
+        )
+
+
+#: Slurm's time formats ([resources] time is the same for every queue): minutes, minutes:seconds, hours:minutes:
+#: seconds, days-hours, days-hours:minutes, days-hours:minutes:seconds.
+_SLURM_TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
+
+
+def deadline_seconds(time: str | None, subject: str = "[resources] time") -> int | None:
+    """A Slurm time limit in seconds (None: no limit, as UNLIMITED and INFINITE say in Slurm)."""
+    if time is None or time.upper() in ("UNLIMITED", "INFINITE"):
+        return None
+    found = _SLURM_TIME.fullmatch(time)
+    if found is None:
+        raise SettingsError(
+            f"{subject} must be a time limit as Slurm writes it (minutes, HH:MM:SS or D-HH:MM), not '{time}'"
+        )
+    days, first, second, third = found.groups()
+    if days is not None:  # D-H, D-H:M, D-H:M:S
+        hours, minutes, seconds = int(first), int(second or 0), int(third or 0)
+        total = int(days) * 86400 + hours * 3600 + minutes * 60 + seconds
+    elif third is not None:  # H:M:S
+        total = int(first) * 3600 + int(second) * 60 + int(third)
+    else:  # M or M:S
+        total = int(first) * 60 + int(second or 0)
+    if total <= 0:
+        raise SettingsError(f"{subject} must be a time limit above zero, not '{time}'")
+    return total
 
 
 @dataclass(frozen=True)
@@ -170,6 +224,7 @@ def manifests(job: KubeJob) -> list[dict[str, Any]]:
         "spec": {
             "backoffLimit": o.backoff_limit,
             "ttlSecondsAfterFinished": o.ttl_seconds,
+            **({"activeDeadlineSeconds": o.deadline_seconds} if o.deadline_seconds else {}),
             "template": {"metadata": {"labels": dict(metadata["labels"])}, "spec": pod_spec},
         },
     }
@@ -190,3 +245,66 @@ def _dns(name: str) -> str:
     """A DNS-1123 label from a bot's folder name."""
     cleaned = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
     return cleaned[:40] or "bot"
+
+
+class KubernetesQueue(Queue[KubeJob]):
+    """A Kubernetes Job, applied by the user: rasa-gpu prepares the manifests and says which kubectl command does the
+    rest (it talks to no API server itself)."""
+
+    name = "kubernetes"
+    title = "Kubernetes"
+    submits_itself = False
+
+    def __init__(self, options: KubeOptions | None = None, license_secret: str | None = None) -> None:
+        self.options = options or KubeOptions()
+        self.license_secret = license_secret or "rasa-pro-license"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KubernetesQueue:
+        return cls(KubeOptions.from_settings(settings), settings.kubernetes_license_secret)
+
+    def prepare(self, request: Request, folder: Path) -> Prepared[KubeJob]:
+        """The manifests: the image is the published one when the spec names a registry, else its local tag."""
+        from ..images import published_ref
+
+        spec = request.spec
+        if spec is None:
+            raise SettingsError("a Kubernetes Job needs the training image; give the bot's image settings")
+        job = KubeJob(
+            bot_name=request.project.name,
+            run_id=uuid.uuid4().hex[:12],
+            image=published_ref(spec, spec.registry, spec.image_name) if spec.registry else spec.tag(),
+            pulled=spec.registry is not None,
+            options=self.options,
+            train_args=request.rasa_args,
+            license_secret=self.license_secret if spec.release.pro else None,
+            inputs=request.project.inputs_archive(),
+        )
+        return Prepared(request, folder, job, render(job))
+
+    def submit(self, prepared: Prepared[KubeJob]) -> str:
+        raise QueueUnsupported(
+            "rasa-gpu does not apply Kubernetes manifests itself: save them and `kubectl apply -f` them with your "
+            'kubeconfig and context (README, "Kubernetes")'
+        )
+
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        raise self._by_kubectl(f"kubectl get jobs -l {LABEL}", "shows them")
+
+    def cancel(self, job_id: str) -> None:
+        raise self._by_kubectl(f"kubectl delete job {job_id}", "cancels it")
+
+    def logs(self, folder: Path, job_id: str) -> Path:
+        raise self._by_kubectl(f"kubectl logs job/{job_id}", "shows its output")
+
+    def fetch(self, project: BotProject, job_id: str) -> Path | None:
+        raise self._by_kubectl(
+            f"kubectl cp POD:{WORK}/RUN/out {project.name}/models",
+            f"copies the model out of a pod that mounts the claim rasa-gpu-{_dns(project.name)}",
+        )
+
+    @staticmethod
+    def _by_kubectl(command: str, does: str) -> QueueUnsupported:
+        return QueueUnsupported(
+            f'rasa-gpu talks to no Kubernetes API server; `{command}` {does} (README, "Kubernetes")'
+        )
