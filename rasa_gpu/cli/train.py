@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ..overrides import Override
     from ..project import BotProject
     from ..runners import Runner
-    from ..train import TrainResult
+    from ..training import TrainResult
 
 
 @click.command("train", context_settings={"ignore_unknown_options": True})
@@ -86,7 +86,7 @@ def train_cmd(
       rasa-gpu train . -- --augmentation 0
     """
     from ..gpu import parse_gpu_request
-    from ..train import TrainOptions, train
+    from ..training import TrainOptions, train
     from ._common import say
     from .views import TrainView
 

@@ -72,7 +72,7 @@ def watch(
     from ..errors import Interrupted
     from ..gpu import parse_gpu_request
     from ..overrides import parse_overrides
-    from ..train import TrainOptions
+    from ..training import TrainOptions
     from ._common import err
 
     resolved = load(bot, image, gpu=gpu, gpus=gpus, set=overrides)
