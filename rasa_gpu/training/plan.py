@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -113,6 +114,52 @@ class TrainingPlan:
 
     def fingerprint_for(self, spec: ImageSpec) -> str:
         return fingerprint(self.inputs.digest, spec, self.options)
+
+    def lines(self) -> list[str]:
+        """The plan in a few lines, as `rasa-gpu train --dry-run` shows it."""
+        verdict = "would train" if self.train else "nothing to train"
+        shown = [f"{verdict}: {self.reason}"]
+        if not self.train:
+            model = self.previous_model
+            return shown + ([f"model: {self.project.relative(model)} is up to date"] if model else [])
+        how = (
+            "the bot folder is mounted"
+            if self.capabilities.mounts_bot_folder
+            else "the bot's inputs travel there in a volume"
+        )
+        shown.append(f"where: {self.where} ({how})")
+        if self.image is not None:
+            shown.append(f"image: {self.image.describe()}")
+            shown += [f"  {step}" for step in self.image.steps]
+        shown.append(f"GPU: {self._gpu_words()}")
+        shown.append(f"fine-tune: {self._finetune_words()}")
+        shown.append(f"command: {shlex.join(['rasa', *self.command()])}")
+        return shown
+
+    def _gpu_words(self) -> str:
+        asked = self.options.gpu
+        if self.gpu_error:
+            return f"the training would stop: {self.gpu_error}"
+        if not asked.wanted:
+            return "none (--gpu off): it trains on the CPU"
+        if self.gpu_note:
+            return f"none: {self.gpu_note}"
+        words = f"{asked.mode}: {asked.describe()}"
+        if self.image is not None and self.image.gpu_ready is None:
+            words += " if the new image passes its CUDA check"
+        return words + (", else the CPU" if asked.mode == "auto" else "")
+
+    def _finetune_words(self) -> str:
+        if not self.options.finetune:
+            return "no (--finetune not given)"
+        if self.finetune_base is None:
+            return f"no, from scratch: {self.finetune_reason or 'there is no model to continue from'}"
+        words = f"from {self.project.relative(self.finetune_base)} (only training examples changed)"
+        if self.keep_policies:
+            words += "; the dialogue policies keep their last training"
+        if self.eager_diet:
+            words += f"; DIET without graph tracing (about {self.diet_steps} steps)"
+        return words
 
     def to_json(self) -> dict[str, Any]:
         """The plan as `rasa-gpu train --dry-run --json` prints it (stable keys; no secret)."""
