@@ -193,3 +193,53 @@ def test_dry_run_with_nothing_to_train_exits_0_and_writes_nothing(bot):
 def test_json_without_dry_run_is_one_line(bot):
     assert_one_line_error(run_cli("train", str(bot), "--json"), 1, "--json", "add --dry-run")
     assert not (bot / ".rasa-gpu").exists()
+
+
+def test_the_fine_tune_switches_are_typed_fields_that_become_the_entry_scripts_environment(bot):
+    """The plan's booleans decide the container's switches (nothing is read back from an environment), named as the
+    image's entry script reads them."""
+    from dataclasses import replace
+
+    from rasa_gpu import templates
+    from rasa_gpu.training.container import EAGER_DIET_ENV, KEEP_POLICIES_ENV, switches
+
+    project, model = _trained(bot)
+    spec = resolve(str(bot), {"base_image": os.environ.get("RASA_GPU_BASE_IMAGE")}, "gpu").spec
+    skip = make_plan(project, spec, OPTIONS, LocalRunner("unix:///nonexistent/docker.sock"))
+    assert switches(skip) == {}
+    tuned = replace(
+        skip,
+        train=True,
+        finetune_base=model,
+        keep_policies=True,
+        eager_diet=True,
+        diet_steps=20,
+        config_text="recipe: default.v1\n",
+        options=replace(OPTIONS, finetune=True, rasa_args=["--augmentation", "0"]),
+    )
+    assert switches(tuned) == {KEEP_POLICIES_ENV: "1", EAGER_DIET_ENV: "1"}
+    assert switches(replace(tuned, keep_policies=False)) == {EAGER_DIET_ENV: "1"}
+    entry = templates.read_text("docker", "rasa-gpu-entry.py")
+    assert f'KEEP_POLICIES = "{KEEP_POLICIES_ENV}"' in entry and f'EAGER_DIET = "{EAGER_DIET_ENV}"' in entry
+    run = f"/bot/.rasa-gpu/tmp/{tuned.run_id}"
+    assert tuned.command() == [
+        "train",
+        "--out",
+        f"{run}/out",
+        "--config",
+        f"{run}/config.yml",  # the overridden config, written into the run's folder
+        "--domain",
+        "/bot/domain.yml",
+        "--data",
+        "/bot/data",
+        "--augmentation",
+        "0",
+        "--finetune",
+        f"/bot/models/{model.name}",
+        "--epoch-fraction",
+        "0.2",
+    ]
+    assert (
+        f"fine-tune: from models/{model.name} (only training examples changed); the dialogue policies keep "
+        in ("\n".join(tuned.lines()))
+    )
