@@ -36,7 +36,7 @@ OWNED_ARGS = ("--out",)
 @dataclass(frozen=True)
 class TrainingPlan:
     project: BotProject
-    #: The image spec (on a stand-in base where the image step picks one).
+    #: The image spec asked for (the image's own spec, on a stand-in base where one is picked, is image.spec).
     spec: ImageSpec
     options: TrainOptions
     #: Where it runs (the runner's name) and what that place can do.
@@ -293,7 +293,6 @@ def with_image(plan: TrainingPlan, image: ImagePlan, newest: Path | None) -> Tra
     )
     return replace(
         plan,
-        spec=spec,
         fingerprint=plan.fingerprint_for(spec),
         image=image,
         gpu=gpu,

@@ -113,7 +113,7 @@ def execute(
         with build_log.recording(build_log.of_bot(project), on_event) as build_line:
             image = ensure_image(runner.engine, spec, build_line, rebuild=options.rebuild)
         record.image_id = image.image_id
-        if image.spec is not None and image.spec != spec:  # another base settled since the plan was made
+        if image.spec is not None and image.spec != spec:  # built on a stand-in base (settle_base)
             spec = image.spec
             record.image = spec.tag()
         # The plan knew the image's GPU readiness only if it was there; a build's CUDA check tells it now.
