@@ -46,40 +46,27 @@ def train(
     """Train once on the runner's engine (no container at all when nothing changed since the newest model): the plan
     is made under the bot's lock, then carried out. With `warm` (rasa-gpu watch, a runner that keeps a warm trainer)
     Rasa trains in its serving container."""
-    started = time.monotonic()
     check_request(project, options)
-    published: list[Path] = []  # the model, once it is in models/
     try:
         with bot_lock(project, options.wait, on_event):
             stale = remove_stale_folders(project)
             plan = make_plan(project, spec, options, runner)
-            return execute(
-                plan, runner, on_event, warm=warm, started=started, stale=stale, published=published
-            )
+            # the engine's leftovers of this bot wait for the next training: a skip never contacts the engine
+            report_leftovers(runner.sweep(project) if plan.train else 0, stale, on_event)
+            return execute(plan, runner, on_event, warm=warm)
     except Interrupted:
         raise
     except KeyboardInterrupt:
-        if published:
-            raise Interrupted(f"the model was already written: {published[0]}") from None
         raise Interrupted("stopped before the training container started; no model was written") from None
 
 
 def execute(
-    plan: TrainingPlan,
-    runner: Runner,
-    on_event: EventSink,
-    *,
-    warm: WarmTrainer | None = None,
-    started: float | None = None,
-    stale: int = 0,
-    published: list[Path] | None = None,
+    plan: TrainingPlan, runner: Runner, on_event: EventSink, *, warm: WarmTrainer | None = None
 ) -> TrainResult:
     """Carry out a plan made by make_plan (under the bot's lock): nothing to do, or one training whose model lands in
     models/, recorded in the run history and in last-train.json."""
-    started = time.monotonic() if started is None else started
-    project, options = plan.project, plan.options
+    started = time.monotonic()
     if not plan.train:
-        report_leftovers(0, stale, on_event)  # the engine's leftovers wait for the next training
         model, state = plan.previous_model, plan.state or TrainState()
         assert model is not None  # a plan that does not train names the model that is up to date
         return TrainResult(
@@ -92,11 +79,29 @@ def execute(
             rasa_version=plan.spec.release.version,
             host=state.host,
         )
+    published: list[Path] = []  # the model, once it is in models/
+    try:
+        return _train(plan, runner, on_event, warm, published, started)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        if published:
+            raise Interrupted(f"the model was already written: {published[0]}") from None
+        raise
+
+
+def _train(
+    plan: TrainingPlan,
+    runner: Runner,
+    on_event: EventSink,
+    warm: WarmTrainer | None,
+    published: list[Path],
+    started: float,
+) -> TrainResult:
     from .. import build_log, history
     from ..images import ensure_image
 
-    report_leftovers(runner.sweep(project), stale, on_event)
-    spec = plan.spec
+    project, options, spec = plan.project, plan.options, plan.spec
     record = history.Run(
         kind="train",
         bot_fingerprint=plan.inputs.digest,
@@ -143,23 +148,27 @@ def execute(
         )
         record.measured(result.device, result.wall_seconds, result.components)
         record.model_path, record.model_sha256 = project.relative(ran.model), history.file_sha256(ran.model)
-        # the policies' configured epochs are in this machine's Rasa cache after a full training here or a fine-tune
-        # that kept them
-        kept = plan.capabilities.mounts_bot_folder and (plan.finetune_base is None or plan.keep_policies)
-        TrainState(
-            fingerprint=plan.fingerprint_for(spec),
-            model=project.relative(result.model),
-            basis=basis(spec, options),
-            shape=plan.shape,
-            dialogue=plan.dialogue if kept else None,
-            inputs=plan.inputs.files,
-            device=result.device,
-            image=result.image,
-            rasa=result.rasa_version,
-            host=result.host,
-        ).write(project)
+        _state_after(plan, spec, result).write(project)
     result.run_id = record.id
     return result
+
+
+def _state_after(plan: TrainingPlan, spec: ImageSpec, result: TrainResult) -> TrainState:
+    """last-train.json after the plan's training in an image of `spec`. The dialogue digest is kept when the policies'
+    configured epochs are in this machine's Rasa cache: after a full training here, or a fine-tune that kept them."""
+    kept = plan.capabilities.mounts_bot_folder and (plan.finetune_base is None or plan.keep_policies)
+    return TrainState(
+        fingerprint=plan.fingerprint_for(spec),
+        model=plan.project.relative(result.model),
+        basis=basis(spec, plan.options),
+        shape=plan.shape,
+        dialogue=plan.dialogue if kept else None,
+        inputs=plan.inputs.files,
+        device=result.device,
+        image=result.image,
+        rasa=result.rasa_version,
+        host=result.host,
+    )
 
 
 def _say_finetune(plan: TrainingPlan, on_event: EventSink) -> None:
