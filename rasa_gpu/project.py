@@ -225,10 +225,7 @@ class BotProject:
 
     def inputs_digest(self, contents: Mapping[Path, bytes] | None = None) -> str:
         """Hash of the training inputs (input_digests, combined)."""
-        digest = hashlib.sha256()
-        for name, each in self.input_digests(contents).items():
-            digest.update(name.encode() + b"\0" + bytes.fromhex(each))
-        return digest.hexdigest()
+        return combined_digest(self.input_digests(contents))
 
     # ---- custom actions --------------------------------------------------------------------------------------
 
@@ -320,6 +317,14 @@ class BotProject:
         """Where `path` (inside the bot) really is, for writing or removing there; refuses a link that leads out of
         the bot, or any link in .rasa-gpu/ (safefs.check)."""
         return safefs.check(self.root, path)
+
+
+def combined_digest(digests: Mapping[str, str]) -> str:
+    """The digest of all training inputs from each one's (BotProject.input_digests)."""
+    digest = hashlib.sha256()
+    for name, each in digests.items():
+        digest.update(name.encode() + b"\0" + bytes.fromhex(each))
+    return digest.hexdigest()
 
 
 def is_training_input(relative: PurePosixPath) -> bool:

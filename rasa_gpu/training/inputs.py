@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from .. import finetune
-from ..project import BotProject
+from ..project import BotProject, combined_digest
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class BotInputs:
             parsed = _mapping(project, project.config, config_raw) if config_raw is not None else None
             config = dict(parsed) if parsed is not None else {}
         return cls(
-            digest=project.inputs_digest(contents),
+            digest=combined_digest(digests),
             files=digests,
             domain=tuple(domain),
             data=tuple(data),

@@ -5,6 +5,7 @@ The run (run.py) follows it; `rasa-gpu train --dry-run` shows it."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import shlex
@@ -212,8 +213,10 @@ def make_plan(project: BotProject, spec: ImageSpec, options: TrainOptions, runne
     """The plan of one training, from the bot's files (each read once), its last-train.json (read once), and, only
     when it would train, the runner's engine (asked read-only which image there is). Writes nothing, starts nothing."""
     check_request(project, options)
-    config_text = config_with_overrides(project, options.overrides)
-    inputs = BotInputs.read(project, training_config(config_text))
+    inputs = BotInputs.read(project)
+    config_text = config_with_overrides(project, inputs.config, options.overrides)
+    if config_text is not None:  # what the fine-tune decisions see is the config the training uses
+        inputs = replace(inputs, config=training_config(config_text))
     state = TrainState.read(project)
     newest = project.newest_model()
     prints = [fingerprint(inputs.digest, s, options) for s in (spec, *stand_ins(spec))]
@@ -317,8 +320,8 @@ def timed_plan(
 ) -> TrainingPlan:
     """The plan of a measured training (benchmarks) in an image that is there: always trained, with a fresh Rasa
     cache and the container's limits; its model is thrown away and no state is kept."""
-    config_text = config_with_overrides(project, options.overrides)
-    inputs = BotInputs.read(project, training_config(config_text))
+    inputs = BotInputs.read(project)
+    config_text = config_with_overrides(project, inputs.config, options.overrides)
     return TrainingPlan(
         project=project,
         spec=image.spec,
@@ -433,18 +436,22 @@ def basis(spec: ImageSpec, options: TrainOptions) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def config_with_overrides(project: BotProject, overrides: list[Override]) -> str | None:
+def config_with_overrides(
+    project: BotProject, config: dict[str, Any], overrides: list[Override]
+) -> str | None:
+    """config.yml's content `config` with --set overrides applied, as the file the training reads (None: no
+    overrides, config.yml itself)."""
     if not overrides:
         return None
     from ..overrides import apply_overrides, render_config
 
-    config = project.config_data()
-    return render_config(apply_overrides(config, overrides, config_name=project.relative(project.config)))
+    changed = apply_overrides(copy.deepcopy(config), overrides, config_name=project.relative(project.config))
+    return render_config(changed)
 
 
-def training_config(config_text: str | None) -> dict[str, Any] | None:
-    """The config a training uses when --set overrides rewrote config.yml (parsed once); None: config.yml itself."""
+def training_config(config_text: str) -> dict[str, Any]:
+    """The config a training uses when --set overrides rewrote config.yml, parsed once."""
     from .. import yamlfile
 
-    config = yamlfile.load(config_text) if config_text is not None else None
-    return config if isinstance(config, dict) else None
+    config = yamlfile.load(config_text)
+    return config if isinstance(config, dict) else {}
