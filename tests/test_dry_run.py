@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -81,6 +83,7 @@ def _plan(bot: Path, *args: str, env: dict[str, str] | None = None) -> tuple[lis
     as_json = run_cli("train", str(bot), "--dry-run", "--json", *args, env=env)
     assert shown.returncode == as_json.returncode, (shown.output, as_json.output)
     assert "Traceback" not in shown.output + as_json.output
+    assert shown.returncode in (0, WOULD_TRAIN), shown.output
     return shown.stdout.splitlines(), {**json.loads(as_json.stdout), "exit": as_json.returncode}
 
 
@@ -166,7 +169,7 @@ REMOTE_SOCKET = os.environ.get("RASA_GPU_TEST_REMOTE_SOCKET", "")
 
 
 @pytest.mark.slow
-def test_on_an_engine_over_ssh_the_plan_says_where_and_nothing_is_created_there(tmp_path):
+def test_on_an_engine_over_ssh_the_plan_says_where_and_nothing_is_created_there(tmp_path, request):
     if not (SSH_HOST and SSH_PATH and REMOTE_SOCKET):
         if _require_docker():
             pytest.fail(
@@ -177,8 +180,9 @@ def test_on_an_engine_over_ssh_the_plan_says_where_and_nothing_is_created_there(
 
     remote = docker.DockerClient(base_url=REMOTE_SOCKET)
     bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot")
-    tunnels = tmp_path / "tmp"  # the SSH tunnel's folder is made here (TMPDIR) and must be gone afterwards
-    tunnels.mkdir()
+    # the SSH tunnel's folder is made here (TMPDIR) and must be gone afterwards; a short path: its sockets live there
+    tunnels = Path(tempfile.mkdtemp(prefix="rg-plan-"))
+    request.addfinalizer(lambda: shutil.rmtree(tunnels, ignore_errors=True))
     env = {"PATH": f"{SSH_PATH}:{os.environ['PATH']}", "RASA_GPU_CUDA": "none", "TMPDIR": str(tunnels)}
     untouched = Untouched(remote, bot)
     lines, plan = _plan(bot, "--host", SSH_HOST, env=env)
