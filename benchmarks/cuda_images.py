@@ -37,7 +37,7 @@ from rasa_gpu.images import ImageSpec, candidate, checked_build, cpu_twin, ensur
 from rasa_gpu.resolve import resolve  # noqa: E402
 from rasa_gpu.runners import LocalRunner  # noqa: E402
 from rasa_gpu.settings import Settings  # noqa: E402
-from rasa_gpu.train import TrainOptions, train  # noqa: E402
+from rasa_gpu.training import TrainOptions, train  # noqa: E402
 
 TRAIN_TARGET = 1.05
 GB = 1e9

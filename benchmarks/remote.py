@@ -32,7 +32,7 @@ from rasa_gpu.resolve import resolve  # noqa: E402
 from rasa_gpu.runners import Where, connect  # noqa: E402
 from rasa_gpu.runners.remote import cache_volume  # noqa: E402
 from rasa_gpu.settings import Settings  # noqa: E402
-from rasa_gpu.train import TrainOptions, TrainResult, train  # noqa: E402
+from rasa_gpu.training import TrainOptions, TrainResult, train  # noqa: E402
 
 TARGET = 1.10
 

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__, build_log, history, license_key, templates
+from . import __version__, build_log, history, templates
 from .engine import ContainerSpec, labels_for
 from .errors import GpuUnavailable, RasaGpuError
 from .events import EventSink, Notice
@@ -25,7 +25,7 @@ from .images import ImageSpec, ensure_image
 from .overrides import Override
 from .project import BotProject
 from .runners import Runner
-from .train import Limits, TimedRun, bot_session, timed_training
+from .training import Limits, TimedRun, bot_session, timed_training
 
 if TYPE_CHECKING:
     from .license_key import License
@@ -266,12 +266,13 @@ def run_benchmark(
                 run = timed_training(
                     runner,
                     project,
+                    built.spec or spec,
                     image,
                     options.overrides,
                     requests[name],
                     on_event,
                     limits,
-                    secrets=license_key.environment(options.license),
+                    license=options.license,
                 )
                 record.measured(run.device, run.wall_seconds, run.components)
         except GpuUnavailable as exc:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Union
 if TYPE_CHECKING:
     from .errors import RasaGpuError
     from .progress import ProgressEvent
-    from .train import TrainResult
+    from .training import TrainResult
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .project import BotProject
+if TYPE_CHECKING:
+    from .project import BotProject
+    from .training.inputs import BotInputs
 
 #: The share of each model's epochs a fine-tune trains (rasa train --epoch-fraction), unless told otherwise.
 DEFAULT_EPOCH_FRACTION = 0.2
@@ -64,21 +65,21 @@ class Shape:
 def shape_of(project: BotProject, config: dict | None = None) -> Shape:
     """The bot's shape now, from its domain, its NLU data, its config (`config`: the one a training uses, e.g. with
     --set overrides; default config.yml) and its code."""
+    return _read(project, config).shape()
+
+
+def shape_from(domain: Iterable[dict], data: Iterable[dict], config: dict, code: str) -> Shape:
+    """The shape of a bot whose domain and data files hold these contents (parsed YAML), trained with `config`, and
+    whose custom component code has the digest `code`."""
     labels: dict[str, set[str]] = {kind: set() for kind in LABELS}
-    for content in _yaml_contents(project, _domain_files(project)):
+    for content in domain:
         _domain_labels(content, labels)
-    for content in _yaml_contents(project, _data_files(project)):
+    for content in data:
         _data_labels(content, labels)
-    code = hashlib.sha256()
-    for path in project.training_inputs():
-        if path.suffix == ".py":
-            code.update(project.relative(path).encode() + b"\0" + path.read_bytes() + b"\0")
     return Shape(
         labels={kind: sorted(values) for kind, values in labels.items()},
-        config=json.dumps(
-            _without_epochs(project.config_data() if config is None else config), sort_keys=True, default=str
-        ),
-        code=code.hexdigest(),
+        config=json.dumps(_without_epochs(config), sort_keys=True, default=str),
+        code=code,
     )
 
 
@@ -129,9 +130,14 @@ def dialogue_digest(project: BotProject, config: dict | None = None) -> str | No
     (`config` as for shape_of). None when a story or rule has end-to-end user text, since the policies then also learn
     from the NLU data. While it stays the same, a fine-tune leaves the policies' epochs as configured, so that Rasa's
     cache gives back their last training instead of fine-tuning them on the same data."""
-    parts: list[Any] = [(project.config_data() if config is None else config).get("policies")]
-    parts.extend(_yaml_contents(project, _domain_files(project)))
-    for content in _yaml_contents(project, _data_files(project)):
+    return _read(project, config).dialogue()
+
+
+def dialogue_digest_from(domain: Iterable[dict], data: Iterable[dict], config: dict) -> str | None:
+    """dialogue_digest of these contents (as for shape_from)."""
+    parts: list[Any] = [config.get("policies")]
+    parts.extend(domain)
+    for content in data:
         dialogue = {key: content.get(key) for key in ("stories", "rules") if content.get(key)}
         if any("user" in step for step in _steps(dialogue)):
             return None
@@ -148,9 +154,14 @@ def _steps(dialogue: dict) -> Iterator[dict]:
 
 def nlu_examples(project: BotProject) -> int:
     """How many NLU training examples the bot has (the `- ` lines of its intents' examples)."""
+    return _read(project, None).nlu_examples()
+
+
+def nlu_examples_in(data: Iterable[dict]) -> int:
+    """How many NLU training examples these data files' contents hold."""
     return sum(
         _example_count(item.get("examples"))
-        for content in _yaml_contents(project, _data_files(project))
+        for content in data
         for item in content.get("nlu") or []
         if isinstance(item, dict) and "intent" in item
     )
@@ -165,21 +176,10 @@ def _example_count(examples: Any) -> int:
 # ---- reading the bot -----------------------------------------------------------------------------------------------
 
 
-def _domain_files(project: BotProject) -> list[Path]:
-    if project.domain.is_file():
-        return [project.domain]
-    return sorted(p for p in project.domain.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+def _read(project: BotProject, config: dict | None) -> BotInputs:
+    from .training.inputs import BotInputs  # the one reading of the bot's files (it uses the rules above)
 
-
-def _data_files(project: BotProject) -> list[Path]:
-    return sorted(p for p in project.data.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
-
-
-def _yaml_contents(project: BotProject, paths: Iterable[Path]) -> Iterator[dict]:
-    for path in paths:
-        content = project._parse(path, path.read_bytes())
-        if isinstance(content, dict):
-            yield content
+    return BotInputs.read(project, config)
 
 
 def _names(value: Any) -> Iterator[str]:

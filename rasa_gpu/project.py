@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -203,23 +203,29 @@ class BotProject:
                 tar.addfile(info, io.BytesIO(data))
         return buffer.getvalue()
 
-    def inputs_digest(self) -> str:
-        """Hash of the training inputs. YAML is hashed by content, not bytes: Rasa rewrites the comments of
+    def input_digests(self, contents: Mapping[Path, bytes] | None = None) -> dict[str, str]:
+        """Each training input's digest by its path in the bot, in training_inputs' order (`contents`: their bytes as
+        already read, else they are read here). YAML is hashed by content, not bytes: Rasa rewrites the comments of
         config.yml while training (its auto-configuration) and adds an assistant_id, which must not count as a
         change."""
         import yaml
 
-        digest = hashlib.sha256()
-        for path in self.training_inputs():
-            data = path.read_bytes()
+        if contents is None:
+            contents = {path: path.read_bytes() for path in self.training_inputs()}
+        digests = {}
+        for path, data in contents.items():
             if path.suffix in (".yml", ".yaml"):
                 with contextlib.suppress(yaml.YAMLError, UnicodeDecodeError):  # then hashed as bytes
                     content = self._parse(path, data)
                     if path == self.config and isinstance(content, dict):
                         content = {k: v for k, v in content.items() if k not in _CONFIG_KEYS_NOT_TRAINED}
                     data = json.dumps(content, sort_keys=True, default=str).encode()
-            digest.update(self.relative(path).encode() + b"\0" + hashlib.sha256(data).digest())
-        return digest.hexdigest()
+            digests[self.relative(path)] = hashlib.sha256(data).hexdigest()
+        return digests
+
+    def inputs_digest(self, contents: Mapping[Path, bytes] | None = None) -> str:
+        """Hash of the training inputs (input_digests, combined)."""
+        return combined_digest(self.input_digests(contents))
 
     # ---- custom actions --------------------------------------------------------------------------------------
 
@@ -311,6 +317,14 @@ class BotProject:
         """Where `path` (inside the bot) really is, for writing or removing there; refuses a link that leads out of
         the bot, or any link in .rasa-gpu/ (safefs.check)."""
         return safefs.check(self.root, path)
+
+
+def combined_digest(digests: Mapping[str, str]) -> str:
+    """The digest of all training inputs from each one's (BotProject.input_digests)."""
+    digest = hashlib.sha256()
+    for name, each in digests.items():
+        digest.update(name.encode() + b"\0" + bytes.fromhex(each))
+    return digest.hexdigest()
 
 
 def is_training_input(relative: PurePosixPath) -> bool:

@@ -36,8 +36,8 @@ from .images import (
 )
 from .license_key import License
 from .project import BotProject
-from .runners import Runner, rasa_environment
-from .train import BOT_MOUNT, sweep
+from .runners import BOT_MOUNT, Runner, rasa_environment
+from .training import sweep
 
 COMPOSE_FILE = "rasa-gpu.compose.yml"
 OVERRIDE_FILE = "rasa-gpu.compose.override.yml"

@@ -29,7 +29,7 @@ from .images import ImageSpec
 from .project import BotProject, is_training_input
 from .requirements import ACTIONS_FILES
 from .runners import Runner
-from .train import TrainOptions, sweep, train
+from .training import TrainOptions, sweep, train
 from .warm import WarmTrainer
 
 QUIET_SECONDS = 0.5

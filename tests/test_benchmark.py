@@ -10,7 +10,7 @@ import pytest
 from conftest import copy_bot, leftover_containers, models, run_cli
 
 from rasa_gpu.benchmark import BenchmarkReport, DeviceReport, Price, Stats
-from rasa_gpu.train import TimedRun
+from rasa_gpu.training import TimedRun
 
 QUICK = ["--repeat", "1", "--no-warmup", "--set", "DIETClassifier.epochs=2", "--set", "TEDPolicy.epochs=2"]
 

@@ -324,7 +324,7 @@ def test_language_models_are_cached_in_the_bot_for_every_later_container(built_i
     from rasa_gpu.project import BotProject
     from rasa_gpu.rasa_commands import rasa_container
     from rasa_gpu.runners import LocalRunner
-    from rasa_gpu.train import training_container
+    from rasa_gpu.training import training_container
 
     bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot")
     project = BotProject.load(bot)

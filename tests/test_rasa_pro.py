@@ -29,7 +29,7 @@ from rasa_gpu.gpu import GpuRequest
 from rasa_gpu.project import BotProject
 from rasa_gpu.runners.local import BindWorkspace
 from rasa_gpu.settings import Settings, resolve_rasa
-from rasa_gpu.train import TrainOptions, training_container
+from rasa_gpu.training import TrainOptions, training_container
 
 DUMMY = "rasa-gpu-dummy-license-0123456789abcdef"
 

@@ -431,7 +431,7 @@ def test_progress_parser_reads_rasa_output():
 def test_training_container_runs_as_the_bot_owner_with_labels(tmp_path):
     from rasa_gpu.project import BotProject
     from rasa_gpu.runners.local import BindWorkspace
-    from rasa_gpu.train import training_container
+    from rasa_gpu.training import training_container
 
     for name in ("config.yml", "domain.yml"):
         (tmp_path / name).write_text("{}\n")
@@ -463,7 +463,7 @@ def test_every_container_that_runs_rasa_shares_one_environment_with_the_language
     from rasa_gpu.rasa_commands import rasa_container
     from rasa_gpu.runners import rasa_environment
     from rasa_gpu.runners.local import BindWorkspace
-    from rasa_gpu.train import training_container
+    from rasa_gpu.training import training_container
 
     for name in ("config.yml", "domain.yml"):
         (tmp_path / name).write_text("{}\n")

@@ -13,7 +13,7 @@ from pathlib import Path
 import json5
 import pytest
 import yaml
-from conftest import EXAMPLE_BOT, copy_bot
+from conftest import EXAMPLE_BOT, copy_bot, free_ports
 
 from rasa_gpu import services, vscode, watch
 from rasa_gpu.compat import load_matrix
@@ -78,8 +78,10 @@ def test_duckling_is_a_service_that_rasa_is_pointed_at_without_touching_config_y
     assert data["rasa"]["depends_on"] == ["actions"]  # Rasa starts whether or not a Duckling runs
     assert "#   duckling " in text and services.DUCKLING_IMAGE.startswith("rasa/duckling:")
     assert ":" in services.DUCKLING_IMAGE.split("/")[-1] and not services.DUCKLING_IMAGE.endswith(":latest")
+    rasa_port, actions_port = free_ports(2)  # a user's (or a parallel test's) services may hold the defaults
+    ports = {**services.DEFAULT_PORTS, "rasa": rasa_port, "actions": actions_port}
     services.check_ports(
-        plan(duckling_image="d"), ["actions", "duckling", "rasa"], []
+        plan(duckling_image="d", ports=ports), ["actions", "duckling", "rasa"], []
     )  # not published: no port
 
 

@@ -327,7 +327,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the re
 dry_run_option = click.option(
     "--dry-run",
     is_flag=True,
-    help="Show what would be done and do nothing (submit: print the sbatch script or the Kubernetes manifests).",
+    help="Show what would be done and do nothing (train: the plan, exit 0 when there is nothing to train and 10 "
+    "when it would train; submit: the sbatch script or the Kubernetes manifests).",
 )
 timeout_option = click.option(
     "--timeout", default=300, show_default=True, help="Seconds to wait until the services are healthy."

@@ -11,24 +11,30 @@ from ._common import (
     ImageOptions,
     PassesToRasa,
     bot_argument,
+    dry_run_option,
     finetune_option,
     force_option,
     gpu_option,
     gpus_option,
     image_options,
+    json_option,
     load,
     set_option,
     show_notice,
     verbose_option,
 )
 
+#: `train --dry-run`'s exit code when it would train (0: nothing to train; errors keep their codes).
+WOULD_TRAIN = 10
+
 if TYPE_CHECKING:
     from pathlib import Path
 
     from ..overrides import Override
     from ..project import BotProject
+    from ..resolve import Resolved
     from ..runners import Runner
-    from ..train import TrainResult
+    from ..training import TrainOptions, TrainResult
 
 
 @click.command("train", cls=PassesToRasa)
@@ -57,6 +63,8 @@ if TYPE_CHECKING:
 @click.option(
     "--job", hidden=True, help="The scheduler's job this training runs in (set by a submitted job)."
 )
+@dry_run_option
+@json_option
 def train_cmd(
     bot: str,
     rasa_args: Sequence[str],
@@ -71,6 +79,8 @@ def train_cmd(
     finetune: bool,
     epoch_fraction: float,
     job: str | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Train BOT (default: the current folder) in a container; the model lands in BOT/models/.
 
@@ -81,12 +91,17 @@ def train_cmd(
       rasa-gpu train example_bot
       rasa-gpu train example_bot --gpu off --set DIETClassifier.epochs=20
       rasa-gpu train . -- --augmentation 0
+      rasa-gpu train example_bot --dry-run --json
     """
     from ..settings import Settings
-    from ..train import TrainOptions, train
+    from ..training import TrainOptions, train
     from ._common import say
     from .views import TrainView
 
+    if as_json and not dry_run:
+        from ..errors import SettingsError
+
+        raise SettingsError("--json prints the plan of --dry-run: add --dry-run")
     resolved = load(bot, image, Settings(gpu=gpu, gpus=gpus, set=list(overrides)))
     if job:  # a queued job trains on its node's own engine, whatever host or context the bot's settings name
         resolved.settings.host = resolved.settings.context = None
@@ -109,6 +124,8 @@ def train_cmd(
         finetune=finetune,
         epoch_fraction=epoch_fraction,
     )
+    if dry_run:
+        return _dry_run(resolved, options, as_json)
     say(
         ("rasa-gpu", {"bold": True}),
         " training ",
@@ -124,6 +141,23 @@ def train_cmd(
     _print_summary(result)
     if removed:
         say(f"removed {len(removed)} older model(s) (keep_models = {settings.keep_models})")
+
+
+def _dry_run(resolved: Resolved, options: TrainOptions, as_json: bool) -> None:
+    """The training's plan, made without writing or starting anything; exit 0 or WOULD_TRAIN."""
+    import json
+
+    from ..errors import GpuUnavailable
+    from ..training import make_plan
+    from ._common import say
+
+    with resolved.runner(show_notice) as runner:
+        plan = make_plan(resolved.project, resolved.spec, options, runner)
+    for line in [json.dumps(plan.to_json(), indent=2)] if as_json else plan.lines():
+        say(line, err=False)
+    if plan.gpu_error:
+        raise GpuUnavailable(plan.gpu_error)
+    raise SystemExit(WOULD_TRAIN if plan.train else 0)
 
 
 def _tidy(project: BotProject, keep: int | None, runner: Runner) -> list[Path]:

@@ -74,7 +74,7 @@ def watch(
     from ..errors import Interrupted
     from ..overrides import parse_overrides
     from ..settings import Settings
-    from ..train import TrainOptions
+    from ..training import TrainOptions
     from ._common import err
 
     resolved = load(bot, image, Settings(gpu=gpu, gpus=gpus, set=list(overrides)))
