@@ -517,7 +517,9 @@ def require_local(runner: Runner) -> Engine:
     return runner.engine_for(
         f"the services run on this machine's Docker engine only, not on {runner.name}: train there with "
         "`rasa-gpu train --host …`, then run `rasa-gpu up` without --host (the model is in models/ here); "
-        "or run rasa-gpu on that machine itself"
+        "or run rasa-gpu on that machine itself",
+        mounts_bot_folder=True,
+        serves_here=True,
     )
 
 

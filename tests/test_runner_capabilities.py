@@ -37,3 +37,12 @@ def test_no_command_asks_where_the_engine_is():
             if pattern.search(line) and '".local"' not in line:
                 found.append(f"{relative}:{number}: {line.strip()}")
     assert found == []
+
+
+def test_up_is_refused_on_an_engine_elsewhere_before_it_is_reached():
+    from rasa_gpu import services
+
+    runner = connect(Where(host="ssh://me@gpu-box.invalid:2222"), lambda event: None)
+    with pytest.raises(RemoteUnsupported, match="^the services run on this machine's Docker engine only"):
+        services.require_local(runner)
+    assert runner._engine is None  # type: ignore[attr-defined]
