@@ -197,3 +197,30 @@ def test_the_names_callers_import_are_where_they_were():
     engine = rasa_gpu.engine.Engine
     for probe in ("cuda_check", "run_check", "image_python", "python_bases", "gpu_request_works"):
         assert not hasattr(engine, probe), f"{probe} belongs to its owner, not to the engine"
+
+
+# ---- leftovers: whose process is gone -------------------------------------------------------------------------------
+
+
+def test_a_leftover_whose_pid_now_names_another_process_is_an_orphan(tmp_path):
+    """Pids wrap around (at 32768 on many hosts): a killed rasa-gpu's pid may be another process's by the time the
+    next run sweeps. The start time in the labels tells them apart."""
+    import subprocess
+    import sys
+
+    from rasa_gpu.engine import labels_for
+    from rasa_gpu.engine.containers import alive, process_start
+
+    mine = labels_for("train", tmp_path)
+    assert mine[f"{LABEL}.started"] == process_start(os.getpid()) and alive(mine)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        reused = {**mine, f"{LABEL}.pid": str(other.pid)}  # this pid, another process's start time
+        assert process_start(other.pid) not in (None, mine[f"{LABEL}.started"])
+        assert not alive(reused)
+        assert alive({f"{LABEL}.pid": str(other.pid)})  # labelled by an older rasa-gpu: the pid alone
+    finally:
+        other.kill()
+        other.wait()
+    assert not alive({f"{LABEL}.pid": str(other.pid)}) and process_start(other.pid) is None
+    assert not alive({f"{LABEL}.pid": "not a pid"}) and not alive({})

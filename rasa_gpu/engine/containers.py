@@ -111,6 +111,7 @@ def labels_for(role: str, bot_root: Path, **extra: str) -> dict[str, str]:
         f"{LABEL}.bot": str(bot_root),
         f"{LABEL}.host": socket.gethostname(),
         f"{LABEL}.pid": str(os.getpid()),
+        **({f"{LABEL}.started": started} if (started := process_start(os.getpid())) else {}),
         **{f"{LABEL}.{k}": v for k, v in extra.items()},
     }
 
@@ -141,15 +142,35 @@ def probe_spec(
     )
 
 
-def alive(pid: str) -> bool:
-    """Whether a process with this pid runs on this host (one we may not signal counts as running)."""
+def process_start(pid: int) -> str | None:
+    """When the process started, in clock ticks since boot (/proc/PID/stat's field 22): with the pid, it names one
+    process, where a pid alone may by now be another's (pids wrap around, at 32768 on many hosts). None where /proc
+    has no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()  # after "PID (name)", whose name may hold spaces and parentheses
+    return fields[19] if len(fields) > 19 else None
+
+
+def alive(labels: dict[str, str]) -> bool:
+    """Whether the rasa-gpu process that made something (its pid label, and its start time where the label has it)
+    still runs on this host; one we may not signal counts as running."""
+    pid = labels.get(f"{LABEL}.pid", "")
     try:
         os.kill(int(pid), 0)
     except (ValueError, ProcessLookupError):
         return False
     except PermissionError:
+        pass
+    if int(pid) <= 0:
+        return False
+    started = labels.get(f"{LABEL}.started")
+    if started is None:  # made by a rasa-gpu that did not label it (older), or on a host without /proc
         return True
-    return int(pid) > 0
+    now = process_start(int(pid))
+    return now is None or now == started  # another start time: the pid is another process's now
 
 
 class RunningContainer:
@@ -316,7 +337,7 @@ class Containers(Connection):
         removed = 0
         for container in self.client.containers.list(all=True, filters=filters, ignore_removed=True):
             role = container.labels.get(f"{LABEL}.role")
-            if role in ORPHAN_ROLES and not alive(container.labels.get(f"{LABEL}.pid", "")):
+            if role in ORPHAN_ROLES and not alive(container.labels):
                 RunningContainer(container).remove(stop_timeout=2)
                 removed += 1
         return removed

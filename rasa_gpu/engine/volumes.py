@@ -67,7 +67,7 @@ class Volumes(Connection):
         except docker.errors.APIError:
             return 0
         for volume in volumes:
-            if not alive((volume.get("Labels") or {}).get(f"{LABEL}.pid", "")):
+            if not alive(volume.get("Labels") or {}):
                 self.remove_volume(volume["Name"])
                 removed += 1
         return removed
