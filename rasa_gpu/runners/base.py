@@ -118,12 +118,6 @@ class Runner(ABC):
     capabilities: Capabilities = HERE
 
     @property
-    def local(self) -> bool:
-        """Transitional, for train.py alone until its training plan asks `capabilities` (then this goes): the
-        engine is on this machine."""
-        return self.capabilities.mounts_bot_folder
-
-    @property
     @abstractmethod
     def name(self) -> str:
         """How the user named the place: "this machine", "ssh://me@gpu-box", a context name…"""
