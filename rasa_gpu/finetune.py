@@ -62,13 +62,15 @@ class Shape:
             return None
 
 
-def shape_of(project: BotProject, config: dict | None = None) -> Shape:
+def shape_of(project: BotProject, config: dict[str, Any] | None = None) -> Shape:
     """The bot's shape now, from its domain, its NLU data, its config (`config`: the one a training uses, e.g. with
     --set overrides; default config.yml) and its code."""
     return _read(project, config).shape()
 
 
-def shape_from(domain: Iterable[dict], data: Iterable[dict], config: dict, code: str) -> Shape:
+def shape_from(
+    domain: Iterable[dict[str, Any]], data: Iterable[dict[str, Any]], config: dict[str, Any], code: str
+) -> Shape:
     """The shape of a bot whose domain and data files hold these contents (parsed YAML), trained with `config`, and
     whose custom component code has the digest `code`."""
     labels: dict[str, set[str]] = {kind: set() for kind in LABELS}
@@ -109,7 +111,7 @@ def _difference(kind: str, old: set[str], new: set[str]) -> str:
     return " and ".join(parts)
 
 
-def diet_steps(config: dict | None, examples: int, fraction: float) -> int | None:
+def diet_steps(config: dict[str, Any] | None, examples: int, fraction: float) -> int | None:
     """About how many batches DIETClassifier trains in a fine-tune (its epochs × `fraction`, each epoch the NLU
     examples in batches of its smallest batch size); None when the pipeline has no DIETClassifier."""
     pipeline = (config or {}).get("pipeline")
@@ -125,7 +127,7 @@ def diet_steps(config: dict | None, examples: int, fraction: float) -> int | Non
     return None
 
 
-def dialogue_digest(project: BotProject, config: dict | None = None) -> str | None:
+def dialogue_digest(project: BotProject, config: dict[str, Any] | None = None) -> str | None:
     """A digest of what the dialogue policies learn from: the domain, the stories and rules, and the config's policies
     (`config` as for shape_of). None when a story or rule has end-to-end user text, since the policies then also learn
     from the NLU data. While it stays the same, a fine-tune leaves the policies' epochs as configured, so that Rasa's
@@ -133,7 +135,9 @@ def dialogue_digest(project: BotProject, config: dict | None = None) -> str | No
     return _read(project, config).dialogue()
 
 
-def dialogue_digest_from(domain: Iterable[dict], data: Iterable[dict], config: dict) -> str | None:
+def dialogue_digest_from(
+    domain: Iterable[dict[str, Any]], data: Iterable[dict[str, Any]], config: dict[str, Any]
+) -> str | None:
     """dialogue_digest of these contents (as for shape_from)."""
     parts: list[Any] = [config.get("policies")]
     parts.extend(domain)
@@ -145,7 +149,7 @@ def dialogue_digest_from(domain: Iterable[dict], data: Iterable[dict], config: d
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _steps(dialogue: dict) -> Iterator[dict]:
+def _steps(dialogue: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for items in dialogue.values():
         for item in items if isinstance(items, list) else []:
             steps = item.get("steps") if isinstance(item, dict) else None
@@ -157,7 +161,7 @@ def nlu_examples(project: BotProject) -> int:
     return _read(project, None).nlu_examples()
 
 
-def nlu_examples_in(data: Iterable[dict]) -> int:
+def nlu_examples_in(data: Iterable[dict[str, Any]]) -> int:
     """How many NLU training examples these data files' contents hold."""
     return sum(
         _example_count(item.get("examples"))
@@ -176,7 +180,7 @@ def _example_count(examples: Any) -> int:
 # ---- reading the bot -----------------------------------------------------------------------------------------------
 
 
-def _read(project: BotProject, config: dict | None) -> BotInputs:
+def _read(project: BotProject, config: dict[str, Any] | None) -> BotInputs:
     from .training.inputs import BotInputs  # the one reading of the bot's files (it uses the rules above)
 
     return BotInputs.read(project, config)
@@ -194,7 +198,7 @@ def _names(value: Any) -> Iterator[str]:
                 yield str(item)
 
 
-def _domain_labels(content: dict, labels: dict[str, set[str]]) -> None:
+def _domain_labels(content: dict[str, Any], labels: dict[str, set[str]]) -> None:
     labels["intents"].update(_names(content.get("intents")))
     for entity in content.get("entities") or []:
         if isinstance(entity, dict):
@@ -211,7 +215,7 @@ def _domain_labels(content: dict, labels: dict[str, set[str]]) -> None:
     labels["responses"].update(_names(content.get("responses")))
 
 
-def _data_labels(content: dict, labels: dict[str, set[str]]) -> None:
+def _data_labels(content: dict[str, Any], labels: dict[str, set[str]]) -> None:
     for item in content.get("nlu") or []:
         if not isinstance(item, dict):
             continue

@@ -14,8 +14,12 @@ before Rasa's.
 from __future__ import annotations
 
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from .compat import RasaRelease
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 #: In the build context: locks/py<X.Y>.txt, and the installer's pins.
 CONTEXT_FOLDER = "locks"
@@ -25,7 +29,7 @@ CUDA_FOLDER = "cuda"
 CUDA_LOCK = "lock.txt"
 
 
-def _folder():  # type: ignore[no-untyped-def]
+def _folder() -> Traversable:
     return resources.files("rasa_gpu").joinpath("data/locks")
 
 

@@ -157,7 +157,7 @@ def _checked(item: str, key: str, value: Any) -> Any:
 
 def apply_overrides(
     config: dict[str, Any], overrides: list[Override], *, config_name: str = "config.yml"
-) -> dict:
+) -> dict[str, Any]:
     """A copy of the Rasa config with every override applied to every pipeline/policy entry of that name."""
     if not overrides:
         return config

@@ -133,7 +133,7 @@ class BotProject:
         self._parsed[path] = (data, content)
         return content
 
-    def config_data(self) -> dict:
+    def config_data(self) -> dict[str, Any]:
         """config.yml's content, the caller's own copy to change."""
         data = self._parse(self.config, self.config.read_bytes())
         return copy.deepcopy(data) if isinstance(data, dict) else {}

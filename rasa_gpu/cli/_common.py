@@ -191,7 +191,7 @@ class ImageOptions:
         return {SECRET_ENVVARS[name]: str(value) for name, value in values.items() if value}
 
 
-def image_options(func: Any = None, *, builds: bool = True) -> Any:
+def image_options(func: Callable[..., Any] | None = None, *, builds: bool = True) -> Callable[..., Any]:
     """Add the image options to a command; it receives them as one ImageOptions argument named `image`.
     `builds=False` (doctor) leaves out the options that only matter when an image is built or pulled."""
     if func is None:

@@ -70,6 +70,7 @@ def watch(
     """
     from rich.markup import escape
 
+    from .. import retention
     from .. import watch as watch_mod
     from ..errors import Interrupted
     from ..overrides import parse_overrides
@@ -88,7 +89,7 @@ def watch(
             finetune=finetune,
         ),
         quiet=quiet_period,
-        keep_models=settings.keep_models or watch_mod.retention.WATCH_DEFAULT,
+        keep_models=settings.keep_models or retention.WATCH_DEFAULT,
         warm=warm,
     )
     err.print(

@@ -97,9 +97,9 @@ class ContainerSpec:
             request = self.gpu.device_request()
             kwargs["device_requests"] = [
                 DeviceRequest(
-                    count=request.get("Count"),  # type: ignore[arg-type]
-                    device_ids=request.get("DeviceIDs"),  # type: ignore[arg-type]
-                    capabilities=request["Capabilities"],  # type: ignore[arg-type]
+                    count=request.get("Count"),
+                    device_ids=request.get("DeviceIDs"),
+                    capabilities=request["Capabilities"],
                 )
             ]
         return kwargs
@@ -354,4 +354,4 @@ class Containers(Connection):
             raw = self.client.containers.get(container_id).logs(tail=lines, stdout=True, stderr=True)
         except docker.errors.NotFound:
             return []
-        return raw.decode("utf-8", errors="replace").splitlines()
+        return [str(line) for line in raw.decode("utf-8", errors="replace").splitlines()]

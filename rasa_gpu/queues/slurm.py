@@ -34,7 +34,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import SettingsError
@@ -359,7 +359,7 @@ def _number(value: object, *, zero: bool = False) -> int | None:
     return None
 
 
-def _from_json(raw: dict) -> JobState:
+def _from_json(raw: dict[str, Any]) -> JobState:
     slurm_state = raw.get("job_state")
     if isinstance(slurm_state, list):  # Slurm 23+: a list of flags
         slurm_state = slurm_state[0] if slurm_state else "UNKNOWN"
@@ -384,7 +384,7 @@ def _from_json(raw: dict) -> JobState:
     )
 
 
-def _gpus(raw: dict) -> str:
+def _gpus(raw: dict[str, Any]) -> str:
     given = raw.get("gres_detail") or []
     if given:
         return ",".join(str(g) for g in given)

@@ -159,7 +159,7 @@ def _tls(client_cert: tuple[str, str] | None, ca_cert: str | None, verify: bool)
     (requests lets those replace a client's CA, psf/requests#3829; the docker CLI reads no such variable)."""
     from docker.tls import TLSConfig
 
-    class OwnCA(TLSConfig):
+    class OwnCA(TLSConfig):  # type: ignore[misc]  # docker-py has no type hints
         def configure_client(self, client: Any) -> None:
             super().configure_client(client)
             merge, own = client.merge_environment_settings, client.verify
@@ -189,6 +189,7 @@ def _current_context() -> str | None:
 
     folder = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
     try:
-        return json.loads((folder / "config.json").read_text()).get("currentContext")
+        context = json.loads((folder / "config.json").read_text()).get("currentContext")
+        return context if isinstance(context, str) else None
     except (OSError, ValueError, AttributeError):
         return None
