@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import (
+from support import (
     BOT_UID,
     COMPOSE_DIR_LABEL,
     EXAMPLE_BOT,

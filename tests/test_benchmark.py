@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from conftest import copy_bot, leftover_containers, models, run_cli
+from support import copy_bot, leftover_containers, models, run_cli
 
 from rasa_gpu.benchmark import BenchmarkReport, DeviceReport, Price, Stats
 from rasa_gpu.training import TimedRun

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import BOT_UID, EXAMPLE_BOT, copy_bot
+from support import BOT_UID, EXAMPLE_BOT, copy_bot
 
 from rasa_gpu import base_image, build_log
 from rasa_gpu import cli as cli_mod

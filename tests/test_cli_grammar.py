@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 import pytest
-from conftest import EXAMPLE_BOT, REPO, assert_one_line_error, copy_bot, run_cli
+from support import EXAMPLE_BOT, REPO, assert_one_line_error, copy_bot, run_cli
 
 from rasa_gpu import gpu as gpu_rules
 from rasa_gpu.cli import COMMANDS, cli

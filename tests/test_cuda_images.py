@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_BOT, assert_one_line_error, run_cli
+from support import EXAMPLE_BOT, assert_one_line_error, run_cli
 
 from rasa_gpu import templates
 from rasa_gpu.compat import load_matrix

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import (
+from support import (
     REPO,
     CliResult,
     assert_one_line_error,
@@ -190,7 +190,7 @@ def test_keep_models_three_after_five_trainings_never_the_served_one(bot_copy):
 
 
 def test_test_without_a_model_is_one_line(tmp_path):
-    from conftest import EXAMPLE_BOT, copy_bot
+    from support import EXAMPLE_BOT, copy_bot
 
     bot = copy_bot(EXAMPLE_BOT, tmp_path / "bot")
     assert_one_line_error(run_cli("test", str(bot)), 1, "no model in", "rasa-gpu train")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import docker.errors
 import pytest
-from conftest import (
+from support import (
     BOT_UID,
     CliResult,
     assert_one_line_error,

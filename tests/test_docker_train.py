@@ -11,7 +11,7 @@ import urllib.request
 import uuid
 
 import pytest
-from conftest import (
+from support import (
     BOT_UID,
     EXAMPLE_BOT,
     RASA_SERVER_WAIT,

@@ -337,7 +337,7 @@ def test_every_rasa_gpu_variable_named_is_read_somewhere():
         for folder in ("rasa_gpu", "docker", "scripts")
         for path in (REPO / folder).rglob("*")
         if path.is_file() and path.suffix in (".py", ".sh", "")
-    ) + (REPO / "tests" / "conftest.py").read_text(encoding="utf-8")
+    ) + "".join((REPO / "tests" / name).read_text(encoding="utf-8") for name in ("conftest.py", "support.py"))
     named = {v for page in PAGES for v in re.findall(r"\bRASA_GPU_[A-Z_]*[A-Z]\b", page.read_text("utf-8"))}
     assert named, "the docs name no RASA_GPU_ variable"
     assert sorted(v for v in named if v not in sources) == []

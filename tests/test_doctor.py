@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import EXAMPLE_BOT, copy_bot, run_cli
+from support import EXAMPLE_BOT, copy_bot, run_cli
 
 import docker
 from rasa_gpu import doctor

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_BOT, _require_docker, copy_bot, models, run_cli
+from support import EXAMPLE_BOT, copy_bot, models, require_docker, run_cli
 
 pytestmark = [pytest.mark.docker]
 
@@ -171,7 +171,7 @@ REMOTE_SOCKET = os.environ.get("RASA_GPU_TEST_REMOTE_SOCKET", "")
 @pytest.mark.slow
 def test_on_an_engine_over_ssh_the_plan_says_where_and_nothing_is_created_there(tmp_path, request):
     if not (SSH_HOST and SSH_PATH and REMOTE_SOCKET):
-        if _require_docker():
+        if require_docker():
             pytest.fail(
                 "the SSH engine is not set up; scripts/test.sh starts it with scripts/remote-engine.sh"
             )

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import copy_bot, free_ports, remove_containers_under, run_cli
+from support import copy_bot, free_ports, remove_containers_under, run_cli
 from test_services import require_compose
 
 from rasa_gpu import services

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import BOT_UID, EXAMPLE_BOT, assert_one_line_error, copy_bot, models, run_cli
+from support import BOT_UID, EXAMPLE_BOT, assert_one_line_error, copy_bot, models, run_cli
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import EXAMPLE_BOT, copy_bot
+from support import EXAMPLE_BOT, copy_bot
 
 from rasa_gpu.finetune import (
     EAGER_DIET_MAX_STEPS,

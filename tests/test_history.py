@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import BOT_UID, EXAMPLE_BOT, copy_bot, models, run_cli
+from support import BOT_UID, EXAMPLE_BOT, copy_bot, models, run_cli
 
 from rasa_gpu import comparison, history
 from rasa_gpu.errors import SettingsError, TrainingFailed

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
+from support import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
 
 from rasa_gpu import retention, scratch, services
 from rasa_gpu.errors import ProjectError, RasaGpuError

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import BOT_UID, EXAMPLE_BOT, REPO, _require_docker, copy_bot, intent_of
+from support import BOT_UID, EXAMPLE_BOT, REPO, copy_bot, intent_of, require_docker
 
 from rasa_gpu.queues import kubernetes
 
@@ -24,7 +24,7 @@ def kubectl() -> str:
     found = shutil.which("kubectl")
     if found is None:
         message = "no kubectl (Debian: kubernetes-client; scripts/test.sh installs it)"
-        if _require_docker():
+        if require_docker():
             pytest.fail(message)
         pytest.skip(message)
     return found

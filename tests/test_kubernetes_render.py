@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 import yaml
-from conftest import EXAMPLE_BOT, copy_bot
+from support import EXAMPLE_BOT, copy_bot
 
 from rasa_gpu.errors import SettingsError
 from rasa_gpu.project import BotProject

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import (
+from support import (
     BOT_UID,
     EXAMPLE_BOT,
     copy_bot,

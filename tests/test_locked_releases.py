@@ -13,7 +13,7 @@ import re
 import urllib.request
 
 import pytest
-from conftest import EXAMPLE_BOT, copy_bot, models, run_cli
+from support import EXAMPLE_BOT, copy_bot, models, run_cli
 
 from rasa_gpu import locks
 from rasa_gpu.compat import load_matrix

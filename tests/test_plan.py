@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
+from support import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
 
 from rasa_gpu.finetune import dialogue_digest, nlu_examples, shape_of
 from rasa_gpu.gpu import GpuRequest

@@ -29,8 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
 from docker.errors import ImageNotFound
+from support import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
 
 from rasa_gpu.compat import load_matrix
 from rasa_gpu.errors import BuildError

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_BOT, _require_docker, assert_one_line_error, run_cli
 from relay import host_port_in
+from support import EXAMPLE_BOT, assert_one_line_error, require_docker, run_cli
 
 import docker
 
@@ -71,7 +71,7 @@ def registry(tmp_path_factory) -> Iterator[Registry]:
     if not binary or not htpasswd:
         missing = " and ".join(n for n, p in (("docker-registry", binary), ("htpasswd", htpasswd)) if not p)
         message = f"{missing} not installed; `sudo bash scripts/registry.sh` installs them"
-        if _require_docker():
+        if require_docker():
             pytest.fail(f"{message} (this run requires the push tests)")
         pytest.skip(message)
     root = tmp_path_factory.mktemp("registry")
@@ -243,7 +243,7 @@ def test_push_with_host_pushes_from_that_engine_with_this_machines_login(registr
     )
     if not (host and ssh_path and socket_url and os.path.exists(REMOTE_NETNS)):
         message = "the SSH engine is not set up; scripts/test.sh starts it with scripts/remote-engine.sh"
-        if _require_docker():
+        if require_docker():
             pytest.fail(message)
         pytest.skip(message)
     remote = docker.DockerClient(base_url=socket_url)

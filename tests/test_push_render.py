@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import EXAMPLE_BOT, run_cli
+from support import EXAMPLE_BOT, run_cli
 
 from rasa_gpu.compat import load_matrix
 from rasa_gpu.engine import CHECK_LABEL

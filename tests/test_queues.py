@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
+from support import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
 
 from rasa_gpu import jobs, queues
 from rasa_gpu.errors import SettingsError

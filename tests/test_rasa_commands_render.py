@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import EXAMPLE_BOT, copy_bot
+from support import EXAMPLE_BOT, copy_bot
 
 from rasa_gpu.cli._common import split_bot as _split_bot
 from rasa_gpu.errors import SettingsError

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import (
+from support import (
     EXAMPLE_BOT,
     CliResult,
     assert_one_line_error,

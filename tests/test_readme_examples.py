@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_BOT, REPO, models
+from support import EXAMPLE_BOT, REPO, models
 
 README = REPO / "README.md"
 #: The pages whose examples are run: the README and the reference under docs/.

@@ -13,16 +13,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import (
+from support import (
     BOT_UID,
     EXAMPLE_BOT,
-    _require_docker,
     assert_one_line_error,
     copy_bot,
     free_port,
     intent_of,
     leftover_containers,
     models,
+    require_docker,
     run_cli,
     start_cli,
     wait_for_line,
@@ -48,7 +48,7 @@ class Where:
 
 def _ssh_rig() -> tuple[str, str, str]:
     if not (SSH_HOST and SSH_PATH and REMOTE_SOCKET):
-        if _require_docker():
+        if require_docker():
             pytest.fail(
                 "the SSH engine is not set up; scripts/test.sh starts it with scripts/remote-engine.sh"
             )

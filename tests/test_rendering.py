@@ -498,7 +498,7 @@ def test_the_language_model_cache_follows_the_bot_folder_rules(tmp_path):
     import tempfile
     from pathlib import Path
 
-    from conftest import EXAMPLE_BOT, copy_bot
+    from support import EXAMPLE_BOT, copy_bot
 
     from rasa_gpu.errors import ProjectError
     from rasa_gpu.project import BotProject

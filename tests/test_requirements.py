@@ -615,7 +615,7 @@ def test_an_index_with_a_login_in_the_file_reaches_pip_as_the_command_lines_does
 
 
 def test_the_cli_says_in_one_line_which_index_it_builds_from(tmp_path):
-    from conftest import run_cli
+    from support import run_cli
 
     project = spacy_bot(
         tmp_path, "    model: en_core_web_sm\n", f"-i https://files.corp/simple\n./models-spacy/{WHEEL}\n"

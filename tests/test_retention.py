@@ -42,7 +42,7 @@ def test_the_newest_always_stays_and_order_is_by_time_not_name():
 def test_scan_reads_runs_and_pins_from_the_history_and_tidy_removes_the_rest(tmp_path):
     import os
 
-    from conftest import EXAMPLE_BOT, copy_bot
+    from support import EXAMPLE_BOT, copy_bot
 
     from rasa_gpu import history, retention
     from rasa_gpu.project import BotProject

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import REPO
+from support import REPO
 
 from rasa_gpu.errors import RemoteUnsupported
 from rasa_gpu.runners import ELSEWHERE, HERE, LocalRunner, RemoteRunner, Where, connect

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import BOT_UID, DEFAULT_SERVICE_PORTS, copy_bot, free_ports, remove_containers_under, run_cli
+from support import BOT_UID, DEFAULT_SERVICE_PORTS, copy_bot, free_ports, remove_containers_under, run_cli
 
 from rasa_gpu.project import BotProject
 from rasa_gpu.services import project_name

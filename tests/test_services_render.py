@@ -13,7 +13,7 @@ from pathlib import Path
 import json5
 import pytest
 import yaml
-from conftest import EXAMPLE_BOT, copy_bot, free_ports
+from support import EXAMPLE_BOT, copy_bot, free_ports
 
 from rasa_gpu import services, vscode, watch
 from rasa_gpu.compat import load_matrix

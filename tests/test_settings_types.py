@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
+from support import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
 
 from rasa_gpu import settings
 from rasa_gpu.errors import SettingsError

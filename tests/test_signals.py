@@ -11,7 +11,7 @@ import time
 
 import docker.errors
 import pytest
-from conftest import SIGNALS, leftover_containers, models, run_cli, send_and_wait, start_cli, wait_for_line
+from support import SIGNALS, leftover_containers, models, run_cli, send_and_wait, start_cli, wait_for_line
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -14,15 +14,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import (
+from support import (
     BOT_UID,
     EXAMPLE_BOT,
-    _require_docker,
     assert_one_line_error,
     copy_bot,
     intent_of,
     leftover_containers,
     models,
+    require_docker,
     run_cli,
     send_and_wait,
     start_cli,
@@ -39,7 +39,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 def slurm_cluster(docker_client) -> None:
     if os.environ.get("RASA_GPU_TEST_SLURM") != "1" or shutil.which("sbatch") is None:
         message = "no Slurm cluster (scripts/slurm.sh starts one; then export RASA_GPU_TEST_SLURM=1)"
-        if _require_docker():
+        if require_docker():
             pytest.fail(message)
         pytest.skip(message)
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
+from support import EXAMPLE_BOT, assert_one_line_error, copy_bot, run_cli
 
 from rasa_gpu import jobs
 from rasa_gpu.errors import SettingsError

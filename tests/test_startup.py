@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import EXAMPLE_BOT, copy_bot
+from support import EXAMPLE_BOT, copy_bot
 
 from rasa_gpu import yamlfile
 from rasa_gpu.project import BotProject

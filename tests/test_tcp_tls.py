@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_BOT, REPO, CliResult, assert_one_line_error, cli_command, copy_bot
 from relay import Relay, listen_in, private_netns
+from support import EXAMPLE_BOT, REPO, CliResult, assert_one_line_error, cli_command, copy_bot
 
 from rasa_gpu.errors import SettingsError
 from rasa_gpu.events import Notice

@@ -3,7 +3,7 @@ Python warnings from rasa.shared.utils.io.raise_warning, log lines, and a schema
 
 from __future__ import annotations
 
-from conftest import EXAMPLE_BOT, copy_bot
+from support import EXAMPLE_BOT, copy_bot
 
 from rasa_gpu.project import BotProject
 from rasa_gpu.validation import problems

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import json5
 import pytest
-from conftest import EXAMPLE_BOT, assert_one_line_error, copy_bot, free_ports, models, run_cli
+from support import EXAMPLE_BOT, assert_one_line_error, copy_bot, free_ports, models, run_cli
 from test_services import project_containers, require_compose, say
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

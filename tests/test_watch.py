@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_ports, leftover_containers, models, run_cli, start_cli
+from support import free_ports, leftover_containers, models, run_cli, start_cli
 from test_services import order_conversation, project_containers, require_compose
 
 from rasa_gpu import vscode
