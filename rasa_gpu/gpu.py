@@ -17,10 +17,7 @@ from .events import EventSink, Notice
 if TYPE_CHECKING:
     from .engine import ContainerSpec, Engine, RunningContainer
 
-#: Printed by the entry script inside the container, followed by a JSON list of the GPUs TensorFlow sees.
-DEVICES_MARKER = "RASA_GPU_DEVICES "
-#: Exit code of the entry script when --gpu on was asked for and TensorFlow sees no GPU.
-EXIT_NO_GPU_IN_TF = 86
+from .entry_contract import DEVICES_MARKER
 
 NO_RUNTIME = "this Docker engine has no NVIDIA runtime for GPU requests"
 TOOLKIT_HINT = (

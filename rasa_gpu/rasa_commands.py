@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import evaluation
 from . import gpu as gpu_rules
+from .entry_contract import MODE_ENV
 from .errors import SettingsError, TrainingFailed
 from .events import EventSink, Notice
 from .project import BotProject
@@ -54,7 +55,7 @@ def rasa_container(
     uid, gid = project.owner
     environment = rasa_environment()
     if gpu.wanted:
-        environment["RASA_GPU_MODE"] = gpu.mode
+        environment[MODE_ENV] = gpu.mode
     environment.update(secrets)
     return ContainerSpec(
         image=image,

@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import gpu as gpu_rules
 from . import progress
+from .entry_contract import DONE_MARKER
 from .events import EventSink
 
 if TYPE_CHECKING:
     from .engine import ContainerSpec, Engine, RunningContainer
 
-#: Set in the warm trainer's container: the entry script serves trainings instead of running one.
-SERVE_ENV = "RASA_GPU_SERVE"
-_DONE = re.compile(r"RASA_GPU_DONE (-?\d+)")
+_DONE = re.compile(rf"{DONE_MARKER} (-?\d+)")
 
 
 class WarmTrainer:

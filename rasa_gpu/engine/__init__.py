@@ -15,13 +15,13 @@ image's CUDA, Python and smoke test, base_image for the registry-less bases, gpu
 
 from __future__ import annotations
 
+from ..entry_contract import TIED_ENV
 from .compose import Compose, ComposeProjects, ServiceState
 from .connection import DEFAULT_SOCKET, START_HINT, EngineAbout
 from .containers import (
     CHECK_LABEL,
     LABEL,
     ORPHAN_ROLES,
-    TIED_ENV,
     Containers,
     ContainerSpec,
     RunningContainer,

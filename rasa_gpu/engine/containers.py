@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import gpu as gpu_rules
 from .. import signals
+from ..entry_contract import TIED_ENV
 from ..errors import GpuUnavailable, RasaGpuError
 from .connection import Connection
 from .sdk import mapped
@@ -28,8 +29,6 @@ else:
     from .sdk import docker
 
 LABEL = "io.rasa-gpu"
-#: Set in a tied container: the entry script then ends the container when its stdin closes.
-TIED_ENV = "RASA_GPU_TIED"
 #: Roles of containers that live only as long as the rasa-gpu process that started them (services are not among them).
 ORPHAN_ROLES = ("train", "chown", "probe", "transfer", "rasa")
 

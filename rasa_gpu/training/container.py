@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .. import gpu as gpu_rules
 from .. import progress
+from ..entry_contract import EAGER_DIET_ENV, KEEP_POLICIES_ENV, MODE_ENV, NO_GPU_EXIT
 from ..errors import DiskFull, GpuUnavailable, Interrupted, TrainingFailed
 from ..events import EventSink, Notice, TrainingStarted
 from ..runners import BOT_MOUNT, Workspace, rasa_environment
@@ -22,10 +23,6 @@ if TYPE_CHECKING:
     from ..engine import ContainerSpec, Engine, RunningContainer
     from ..warm import WarmTrainer
     from .plan import TrainingPlan
-
-#: The entry script's fine-tune switches (docker/rasa-gpu-entry.py reads them).
-KEEP_POLICIES_ENV = "RASA_GPU_KEEP_POLICIES"
-EAGER_DIET_ENV = "RASA_GPU_EAGER_DIET"
 
 
 def switches(plan: TrainingPlan) -> dict[str, str]:
@@ -96,7 +93,7 @@ def _run_warm(
 ) -> Outcome:
     """One training in the warm trainer's serving container: what belongs to this training (its cache folder, the
     fine-tune switches, secrets) travels with the request, not in the container's environment."""
-    from ..warm import SERVE_ENV
+    from ..entry_contract import SERVE_ENV
 
     def build(request: gpu_rules.GpuRequest) -> ContainerSpec:
         spec = training_container(workspace, image, [], request, limits)
@@ -141,7 +138,7 @@ def training_container(
     uid, gid = project.owner
     environment = rasa_environment()
     if gpu.wanted:
-        environment["RASA_GPU_MODE"] = gpu.mode
+        environment[MODE_ENV] = gpu.mode
     environment.update(workspace.environment)
     environment.update(limits.environment)
     environment.update(extra_environment or {})
@@ -201,7 +198,7 @@ def _follow(
             restored.append(event.name)
         on_event(event)
     code = wait()
-    if code == gpu_rules.EXIT_NO_GPU_IN_TF:
+    if code == NO_GPU_EXIT:
         raise GpuUnavailable(
             "GPU requested with --gpu on, but TensorFlow inside the container sees no GPU (the driver may be too "
             "old for this TensorFlow's CUDA, see `rasa-gpu doctor`); nothing was trained"
