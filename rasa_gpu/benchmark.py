@@ -20,7 +20,7 @@ from . import __version__, build_log, history, templates
 from .engine import ContainerSpec, labels_for
 from .errors import GpuUnavailable, RasaGpuError
 from .events import EventSink, Notice
-from .gpu import GpuRequest
+from .gpu import CPU, GpuRequest
 from .images import ImageSpec, ensure_image
 from .overrides import Override
 from .project import BotProject
@@ -219,7 +219,7 @@ def run_benchmark(
     image = built.tag
     limits = Limits(cpus=options.cpus, memory=options.memory)
     devices = {name: DeviceReport(name, options.prices[name]) for name in ("cpu", "gpu")}
-    requests = {"cpu": GpuRequest("off"), "gpu": GpuRequest("on", options.gpus)}
+    requests = {"cpu": CPU, "gpu": GpuRequest("on", options.gpus)}
     report = BenchmarkReport(
         bot=str(project.root),
         started_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),

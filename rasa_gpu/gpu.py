@@ -91,7 +91,7 @@ def for_image(
             f"--gpu on, but {cpu_only}; build one that can (--cuda wheels, or a TensorFlow GPU base image with "
             f"--cuda base), or {doing} on the CPU with --gpu off"
         )
-    return GpuRequest("off"), f"{cpu_only}: going on to {doing} on the CPU"
+    return CPU, f"{cpu_only}: going on to {doing} on the CPU"
 
 
 def without_runtime(request: GpuRequest, doing: str, *, remembered: bool = False) -> str:

@@ -24,7 +24,7 @@ from . import retention, services
 from .engine import Compose, Engine
 from .errors import RasaGpuError
 from .events import ActionsRestarted, Changed, EventSink, Invalid, Notice, Trained, TrainFailed, Watching
-from .gpu import GpuRequest
+from .gpu import CPU
 from .images import ImageSpec
 from .project import BotProject, is_training_input
 from .requirements import ACTIONS_FILES
@@ -210,7 +210,7 @@ def _retrain(
         on_event(
             Notice("no usable GPU: this watch trains on the CPU from now on (restart it after fixing that)")
         )
-        options = replace(options, train=replace(options.train, gpu=GpuRequest("off")))
+        options = replace(options, train=replace(options.train, gpu=CPU))
     loaded = None
     try:
         # Services (rasa-gpu up) run only where they serve here; a no-op if the server serves it already.

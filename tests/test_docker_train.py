@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import tarfile
 import time
-import urllib.request
 import uuid
 
 import pytest
 from support import (
     BOT_UID,
     EXAMPLE_BOT,
-    RASA_SERVER_WAIT,
     SIGNALS,
     copy_bot,
+    intent_of,
     leftover_containers,
     models,
     run_cli,
@@ -131,42 +129,7 @@ def test_example_bot_trains_into_models_owned_by_the_bot_owner(trained_bot, dock
 def test_trained_model_answers_model_parse(trained_bot, built_image, docker_client):
     bot, _ = trained_bot
     [model] = models(bot)
-    container = docker_client.containers.run(
-        built_image,
-        ["run", "--enable-api", "--model", f"/bot/models/{model.name}", "--port", "5005"],
-        entrypoint=["rasa"],
-        user=f"{BOT_UID}:{BOT_UID}",
-        working_dir="/bot",
-        detach=True,
-        volumes={str(bot): {"bind": "/bot", "mode": "ro"}},
-        ports={"5005/tcp": ("127.0.0.1", None)},
-        environment={"HOME": "/tmp"},
-        labels={"io.rasa-gpu.test": "parse"},
-    )
-    try:
-        container.reload()
-        port = container.attrs["NetworkSettings"]["Ports"]["5005/tcp"][0]["HostPort"]
-        deadline = time.monotonic() + RASA_SERVER_WAIT
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as resp:
-                    if json.load(resp).get("model_file"):
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, container.logs()[-2000:].decode()
-            time.sleep(1)
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/model/parse",
-            method="POST",
-            data=json.dumps({"text": "hello there"}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            parsed = json.load(resp)
-        assert parsed["intent"]["name"] == "greet"
-    finally:
-        container.remove(force=True)
+    assert intent_of(docker_client, built_image, bot, model, "hello there") == "greet"
 
 
 def test_no_change_skip_then_force(bot_copy, docker_client):
