@@ -17,6 +17,7 @@ import rasa_gpu.engine
 import rasa_gpu.images
 from rasa_gpu.base_image import PYTHON_LABEL, python_bases
 from rasa_gpu.engine import CHECK_LABEL, LABEL, probe_spec
+from rasa_gpu.engine.connection import engine_identity
 from rasa_gpu.engine.sdk import explain, mapped
 from rasa_gpu.errors import BuildError, GpuUnavailable, RasaGpuError
 from rasa_gpu.gpu import GpuRequest
@@ -224,3 +225,15 @@ def test_a_leftover_whose_pid_now_names_another_process_is_an_orphan(tmp_path):
         other.wait()
     assert not alive({f"{LABEL}.pid": str(other.pid)}) and process_start(other.pid) is None
     assert not alive({f"{LABEL}.pid": "not a pid"}) and not alive({})
+
+
+def test_an_engines_identity_tells_apart_engines_that_share_an_id():
+    shared = "HBLZ:JFJV:PXYD"
+    one = engine_identity({"ID": shared, "Name": "box", "DockerRootDir": "/var/lib/docker"})
+    other = engine_identity({"ID": shared, "Name": "box", "DockerRootDir": "/var/lib/rasa-gpu-stub"})
+    clone = engine_identity({"ID": shared, "Name": "box2", "DockerRootDir": "/var/lib/docker"})
+    assert len({one, other, clone}) == 3
+    assert one == engine_identity(
+        {"ID": shared, "Name": "box", "DockerRootDir": "/var/lib/docker", "Images": 3}
+    )
+    assert engine_identity({"Name": "box"}) == ""

@@ -41,6 +41,14 @@ def test_the_engine_with_the_stand_in_hook_grants_it(stub_engine, built_image):
     assert request_works(Engine.connect(stub_engine), built_image, GpuRequest("on", ("0",))) is True
 
 
+def test_two_engines_on_one_machine_are_two_engines_to_the_refusal_memory(stub_engine, docker_client):
+    """dockerd 20.10 takes its ID from /etc/docker/key.json, which the stand-in engine shares with the plain one: a
+    refusal by the plain engine must not make the one with the hook look refused."""
+    plain, hooked = Engine.connect().engine_id(), Engine.connect(stub_engine).engine_id()
+    assert plain and hooked and plain != hooked
+    assert plain == Engine.connect().about().engine_id
+
+
 @pytest.fixture
 def tiny_images(docker_client, built_image):
     """Images made FROM the training image with only a Python label of our choosing; removed afterwards."""

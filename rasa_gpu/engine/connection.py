@@ -125,9 +125,9 @@ class Connection:
         return engine
 
     def engine_id(self) -> str:
-        """The engine's own ID (`docker info`), stable across restarts; "" when it does not say."""
+        """Which engine this is, stable across restarts (see engine_identity); "" when it does not say."""
         try:
-            return str(self.api.info().get("ID", ""))
+            return engine_identity(self.api.info())
         except docker.errors.APIError:
             return ""
 
@@ -138,7 +138,7 @@ class Connection:
         host = self.shown_as
         return EngineAbout(
             name=str(info.get("Name", "")),
-            engine_id=str(info.get("ID", "")),
+            engine_id=engine_identity(info),
             version=str(version.get("Version", "?")),
             api_version=str(version.get("ApiVersion", "?")),
             runtimes=sorted((info.get("Runtimes") or {}).keys()),
@@ -146,6 +146,16 @@ class Connection:
             host=host or "unix:///var/run/docker.sock",
             local=not host or host.startswith("unix://"),
         )
+
+
+def engine_identity(info: dict[str, Any]) -> str:
+    """An engine's identity from its `docker info`: its ID with its host name and data folder. The ID alone is not
+    enough: dockerd 20.10 derives it from /etc/docker/key.json, so two engines on one machine (a second dockerd with
+    its own data root) or cloned machines share it. "" when the engine gives no ID."""
+    engine_id = str(info.get("ID", ""))
+    if not engine_id:
+        return ""
+    return f"{engine_id} {info.get('Name', '')}:{info.get('DockerRootDir', '')}"
 
 
 class _UnixConnection(http.client.HTTPConnection):
