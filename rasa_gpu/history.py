@@ -84,7 +84,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 STATUSES = ("ok", "failed", "interrupted", "error")
-KINDS = ("train", "benchmark", "test")
+KINDS = ("train", "benchmark", "test", "ci")
 _JSON_FIELDS = ("components", "overrides", "rasa_args", "metrics")
 
 

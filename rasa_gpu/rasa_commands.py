@@ -148,6 +148,9 @@ class RasaTestOptions:
     model: Path | None = None  # default: the newest in models/
     folds: int | None = None  # NLU cross-validation
     extra: list[str] = field(default_factory=list)
+    nlu: Path | None = None  # the NLU test data (default: the bot's data/)
+    stories: Path | None = None  # the test stories (default: Rasa's, tests/)
+    results: str = RESULTS  # where in the bot the reports end
 
 
 @dataclass
@@ -170,7 +173,9 @@ def rasa_test_args(project: BotProject, options: RasaTestOptions, model: Path | 
     elif model is not None:
         args += ["--model", f"{BOT_MOUNT}/{project.relative(model)}"]
     if options.kind in ("nlu", "all"):
-        args += ["--nlu", f"{BOT_MOUNT}/{project.relative(project.data)}"]
+        args += ["--nlu", f"{BOT_MOUNT}/{project.relative(options.nlu or project.data)}"]
+    if options.kind in ("core", "all") and options.stories is not None:
+        args += ["--stories", f"{BOT_MOUNT}/{project.relative(options.stories)}"]
     if options.kind != "core":
         args += ["--domain", f"{BOT_MOUNT}/{project.relative(project.domain)}"]
     return [*args, "--out", out, *options.extra]
@@ -202,7 +207,7 @@ def run_tests(
         output: list[tuple[int, bytes]] = []
 
         inside = f"{BOT_MOUNT}/{project.relative(fresh)}".encode()
-        shown = f"{BOT_MOUNT}/{RESULTS}".encode()
+        shown = f"{BOT_MOUNT}/{options.results}".encode()
 
         def show(chunk: bytes) -> None:
             on_output(
@@ -222,7 +227,7 @@ def run_tests(
         if code != 0:
             raise TrainingFailed(f"rasa test failed inside the container: {_cause(output)}", exit_code=code)
         figures = evaluation.read_results(fresh)
-        results = project.make_owned_dirs(project.root / RESULTS)
+        results = project.make_owned_dirs(project.root / options.results)
         for path in sorted(fresh.rglob("*")):
             target = results / path.relative_to(fresh)
             if path.is_symlink():

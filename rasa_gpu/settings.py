@@ -38,9 +38,11 @@ _OPTION_NAMES = {
     **{f"slurm_{key}": f"--{key}" for key in ("partition", "account")},
     **{f"resources_{key}": f"--{key}" for key in ("time", "gpus", "cpus", "memory")},
     "resources_gpus": "--gpu-count",
+    "ci_fail_on": "--fail-on",
+    "ci_baseline": "--baseline",
 }
 #: The tables of rasa-gpu.toml: `partition` under [slurm] is the setting slurm_partition.
-TABLES = ("slurm", "kubernetes", "resources")
+TABLES = ("slurm", "kubernetes", "resources", "ci")
 #: What a queued training asks for, shared by every queue: [resources]. Read from [slurm] too (where they were
 #: before Kubernetes used them), with a notice.
 RESOURCES = ("gpus", "cpus", "memory", "time")
@@ -232,6 +234,11 @@ class Settings:
     kubernetes_storage_class: str | None = _setting(LINE)
     #: A Secret with the key RASA_PRO_LICENSE (Rasa Pro).
     kubernetes_license_secret: str | None = _setting(LINE)
+    # ---- rasa-gpu ci; the [ci] table of rasa-gpu.toml ----
+    #: Rules on the figures' change from the baseline, e.g. "intent_f1 < -0.02" (ci.rules).
+    ci_fail_on: list[str] = _setting(Lines(), [])
+    #: What the report is compared with: a report .json, a model .tar.gz, a run id, or pinned (ci.baseline).
+    ci_baseline: str | None = _setting(LINE)
     #: Where the settings came from, for messages.
     source: str = "defaults"
     #: Settings given on the command line (they name the option in messages).

@@ -35,6 +35,20 @@ class Problem:
         return f"{self.severity}: {self.file}:{self.line}:{self.column}: {self.message}"
 
 
+def validate_args(project: BotProject) -> list[str]:
+    """`rasa data validate` of the bot's own domain, data and config, as paths in its container."""
+    return [
+        "data",
+        "validate",
+        "--domain",
+        f"/bot/{project.relative(project.domain)}",
+        "--data",
+        f"/bot/{project.relative(project.data)}",
+        "--config",
+        f"/bot/{project.relative(project.config)}",
+    ]
+
+
 def problems(output: str, project: BotProject) -> list[Problem]:
     """The findings in Rasa's output, each placed in the bot's files as well as its words allow."""
     from .progress import ANSI

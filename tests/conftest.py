@@ -187,6 +187,7 @@ def _load_into(image: str, env: dict[str, str]) -> None:
 #: them starting a long file when the others are done. A file not named here runs after them, in the usual order.
 LONG_FILES = (
     "test_day.py",
+    "test_ci.py",
     "test_remote.py",
     "test_locked_releases.py",
     "test_watch.py",

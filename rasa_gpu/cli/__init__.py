@@ -36,6 +36,7 @@ COMMANDS = {
     "base-image": "build:base_image_cmd",
     "benchmark": "benchmark:benchmark_cmd",
     "build": "build:build",
+    "ci": "ci:ci_cmd",
     "doctor": "doctor:doctor",
     "down": "services:down",
     "jobs": "jobs:jobs_cmd",

@@ -145,16 +145,7 @@ def validate_cmd(bot: str, image: ImageOptions, verbose: bool) -> None:
 
     resolved = load(bot, image)
     project = resolved.project
-    args = [
-        "data",
-        "validate",
-        "--domain",
-        f"/bot/{project.relative(project.domain)}",
-        "--data",
-        f"/bot/{project.relative(project.data)}",
-        "--config",
-        f"/bot/{project.relative(project.config)}",
-    ]
+    args = validation.validate_args(project)
     output: list[bytes] = []
     with resolved.runner(show_notice) as runner:
         tag, options = _prepare(resolved, runner, CPU, False, verbose)
