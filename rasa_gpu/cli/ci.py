@@ -107,7 +107,9 @@ def ci_cmd(
     _summary(outcome)
 
 
-def _run(resolved: Resolved, image: ImageOptions, force: bool, report: str | None, verbose: bool) -> CiOutcome:
+def _run(
+    resolved: Resolved, image: ImageOptions, force: bool, report: str | None, verbose: bool
+) -> CiOutcome:
     from .. import build_log, license_key
     from .. import gpu as gpu_rules
     from ..ci.rules import parse_rule
