@@ -346,3 +346,30 @@ def test_the_ci_script_runs_rasa_gpu_ci_with_the_baseline_only_when_there_is_one
     (tmp_path / "base.json").write_text("{}")
     run = subprocess.run(["bash", "-c", templates.CI_SCRIPT], env=env, capture_output=True, text=True)
     assert run.stdout.splitlines()[-2:] == ["[--baseline]", f"[{tmp_path / 'base.json'}]"]
+
+
+def test_a_run_of_the_history_is_a_baseline_and_pinned_is_the_newest_pinned_ci_run(tmp_path, bot):
+    from rasa_gpu import history
+    from rasa_gpu.ci.baseline import saved_report
+
+    project = BotProject.load(bot)
+    with pytest.raises(SettingsError, match="has no run history yet"):
+        resolve_baseline(project, "pinned", "--baseline")
+    run = history.Run(kind="ci", metrics={"intent_f1": 0.8})
+    history.record(project, run)
+    assert run.id is not None
+    project.write_owned(saved_report(project, run.id), json.dumps(_report(tmp_path).to_json()))
+    test_run = history.Run(kind="test", metrics={"intent_f1": 0.7})
+    history.record(project, test_run)
+    with pytest.raises(SettingsError, match="no ci run is pinned"):
+        resolve_baseline(project, "pinned", "--baseline")
+    with history.History.of(project) as runs:
+        runs.pin(str(run.id))
+    pinned = resolve_baseline(project, "pinned", "[ci] baseline")
+    assert pinned.kind == "report" and pinned.source.startswith(f"run {run.id} ")
+    assert pinned.scores is not None and "ask_stock" in pinned.scores.intents
+    figures_only = resolve_baseline(project, str(test_run.id), "--baseline")
+    assert figures_only.scores is not None and figures_only.scores.figures == {"intent_f1": 0.7}
+    assert "figures only" in figures_only.source
+    with pytest.raises(SettingsError, match="no run 99"):
+        resolve_baseline(project, "99", "--baseline")

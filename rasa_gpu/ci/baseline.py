@@ -60,6 +60,10 @@ def _from_report(data: dict[str, Any], source: str, path: Path | None) -> Baseli
 def _from_history(project: BotProject, ref: str, subject: str) -> Baseline:
     from ..history import History, RunQuery
 
+    if not History.of(project).path.is_file():
+        raise SettingsError(
+            f"{subject}: {project.root} has no run history yet; run `rasa-gpu ci` once to make one"
+        )
     try:
         with History.of(project) as history:
             if ref == "pinned":

@@ -34,8 +34,8 @@ BASELINE_RESULTS = "ci/baseline-results"
 BASELINE_MODEL = "ci/baseline-model"
 #: Why ci refuses an engine elsewhere (for now: its tests mount the bot folder, as `rasa-gpu test` does).
 LOCAL_ONLY = (
-    "rasa-gpu ci runs on this machine's Docker engine only (its tests mount the bot folder); run it on the GPU "
-    "machine itself, e.g. as a CI runner there (docs: Teams and CI)"
+    "rasa-gpu ci validates and tests on this machine's Docker engine (the bot folder is mounted), and DOCKER_HOST "
+    "or the Docker context names another; unset it (--host still trains elsewhere)"
 )
 #: The report's default place, in the bot.
 DEFAULT_REPORT = "results/ci-report.md"
@@ -67,10 +67,14 @@ def run_ci(
     prepare: Callable[[], tuple[str, RasaOptions]],
     on_event: EventSink,
     on_train_event: EventSink,
+    tests_runner: Runner | None = None,
 ) -> CiOutcome:
-    """Validate, train (or find the model), test, compare and write the report. `prepare` gives the image's tag
-    (built once, as for a training) and the options of Rasa's containers."""
-    runner.engine_for(LOCAL_ONLY, mounts_bot_folder=True)
+    """Validate, train (or find the model), test, compare and write the report. The training runs on `runner` (an
+    engine over SSH too: the model comes back into the bot), validation and tests on `tests_runner` (default the same),
+    which must mount the bot folder. `prepare` gives the image's tag on the tests' engine (built once, as for a
+    training) and the options of Rasa's containers."""
+    tests_runner = tests_runner or runner
+    tests_runner.engine_for(LOCAL_ONLY, mounts_bot_folder=True)
     base = (
         baselines.resolve(project, request.baseline, request.baseline_subject) if request.baseline else None
     )
@@ -87,7 +91,7 @@ def run_ci(
     warn: Callable[[str], None] = lambda text: on_event(Notice(f"warning: {text}", "warn"))  # noqa: E731
     with history.recording(project, record, warn):
         tag, options = prepare()
-        warnings = _validate(project, tag, replace(options, gpu=CPU), runner, on_event)
+        warnings = _validate(project, tag, replace(options, gpu=CPU), tests_runner, on_event)
         tests, trained_from = testset.prepare(project)
         on_event(Notice(f"testing on {tests.describe()}"))
         result = train(trained_from, spec, request.train, on_train_event, runner=runner)
@@ -97,13 +101,15 @@ def run_ci(
             retention.tidy(trained_from, COPY_MODELS, None)
         record.device, record.wall_seconds = result.device, result.wall_seconds
         record.bot_fingerprint = project.inputs_digest()
-        scores = _test(project, tag, options, runner, on_event, tests, result.model, RESULTS, record)
+        scores = _test(project, tag, options, tests_runner, on_event, tests, result.model, RESULTS, record)
         if base is not None and base.kind == "model":
             assert base.path is not None
             model = _inside(project, base.path)
             base = replace(
                 base,
-                scores=_test(project, tag, options, runner, on_event, tests, model, BASELINE_RESULTS, None),
+                scores=_test(
+                    project, tag, options, tests_runner, on_event, tests, model, BASELINE_RESULTS, None
+                ),
             )
         report = _report(project, spec, tests, result, scores, base, runner)
         deltas = report.deltas()

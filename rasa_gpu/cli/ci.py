@@ -4,6 +4,7 @@ on a rule; `--init github|gitlab` writes the CI job that runs it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,6 +117,7 @@ def _run(
     from ..ci.run import CiRequest, run_ci
     from ..images import ensure_image
     from ..rasa_commands import RasaOptions
+    from ..runners import Where, connect
     from ..training import TrainOptions
     from ._common import err, say
     from .train import _parse_overrides
@@ -156,8 +158,14 @@ def _run(
             err.print(f"warning: {warning}", markup=False)
         return built.tag, RasaOptions(gpu=gpu, secrets=license_key.environment(resolved.license()))
 
-    with resolved.runner(show_notice) as runner, TrainView(verbose) as view:
-        return run_ci(project, spec, request, runner, prepare, show_notice, view.handle)
+    with ExitStack() as stack:
+        runner = stack.enter_context(resolved.runner(show_notice))
+        tests = runner
+        if not runner.capabilities.mounts_bot_folder:  # trains there; validates and tests here
+            say(f"training on the Docker engine at {runner.name}; validating and testing on this machine's")
+            tests = stack.enter_context(connect(Where(), show_notice))
+        view = stack.enter_context(TrainView(verbose))
+        return run_ci(project, spec, request, runner, prepare, show_notice, view.handle, tests_runner=tests)
 
 
 def _summary(outcome: CiOutcome) -> None:
