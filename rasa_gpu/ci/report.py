@@ -266,10 +266,14 @@ class Report:
             more = f" and {len(new) - 3} more" if len(new) > 3 else ""
             lines += [f"**New confusions:** {shown}{more}", ""]
         run = self.run
+        trained = (
+            f"Trained in {_seconds(run.get('training_seconds'))}"
+            if run.get("trained")
+            else "The model for these inputs was trained earlier"
+        )
         lines.append(
-            f"Tested on {self.tested_on.get('described', '?')}. "
-            f"{'Trained' if run.get('trained') else 'Model reused'} in {_seconds(run.get('training_seconds'))} "
-            f"on {run.get('device') or '?'} ({run.get('host') or '?'}), Rasa {run.get('rasa_version')}."
+            f"Tested on {self.tested_on.get('described', '?')}. {trained} on {run.get('device') or '?'} "
+            f"({run.get('host') or '?'}), Rasa {run.get('rasa_version')}."
         )
         lines += ["", "<details><summary>Details</summary>", ""]
         lines += _details(self, movers)
