@@ -309,6 +309,8 @@ def _details(report: Report, shown: list[Mover]) -> list[str]:
             lines.append(
                 f"| {name} | {score.f1:.3f} | {score.support} | {training.get(name, '?')} | {confused or '–'} |"
             )
+    if report.rules:
+        lines.append("")
     for rule in report.rules:
         state = (
             "fails" if rule.get("failed") else ("holds" if rule.get("value") is not None else "not checked")
