@@ -373,3 +373,20 @@ def test_a_run_of_the_history_is_a_baseline_and_pinned_is_the_newest_pinned_ci_r
     assert "figures only" in figures_only.source
     with pytest.raises(SettingsError, match="no run 99"):
         resolve_baseline(project, "99", "--baseline")
+
+
+def test_ci_seeds_the_components_the_config_leaves_unseeded():
+    from rasa_gpu.ci.run import SEED, seed_overrides
+
+    config = {
+        "pipeline": [{"name": "WhitespaceTokenizer"}, {"name": "DIETClassifier", "epochs": 50}],
+        "policies": [{"name": "TEDPolicy", "random_seed": 7}, {"name": "my.custom.ResponseSelector"}],
+    }
+    assert seed_overrides(config, []) == [
+        f"DIETClassifier.random_seed={SEED}",
+        f"ResponseSelector.random_seed={SEED}",
+    ]
+    assert seed_overrides(config, ["DIETClassifier.random_seed=1"]) == [
+        f"ResponseSelector.random_seed={SEED}"
+    ]
+    assert seed_overrides({"language": "en"}, []) == []  # Rasa picks the pipeline: nothing to seed here

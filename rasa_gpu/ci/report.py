@@ -286,7 +286,8 @@ def _details(report: Report, shown: list[Mover]) -> list[str]:
     lines = [
         f"- baseline: {report.baseline_source or 'none'}",
         f"- image: `{run.get('image')}` (lock: {run.get('lock') or 'none'}), TensorFlow {run.get('tensorflow')}",
-        f"- model: `{run.get('model')}`",
+        f"- model: `{run.get('model')}`"
+        + (f" (config for this run: {', '.join(run['overrides'])})" if run.get("overrides") else ""),
         f"- test set: {report.tested_on.get('nlu_examples', 0)} NLU examples "
         f"({report.tested_on.get('source')}), {report.tested_on.get('stories', 0)} test stories",
     ]

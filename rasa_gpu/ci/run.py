@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from .. import history, locks, rasa_commands, retention, safefs, validation
 from ..errors import ProjectError
@@ -26,6 +27,10 @@ from . import testset
 from .report import Report, Scores, read_scores
 from .rules import Rule
 
+#: The components whose training draws random numbers; ci seeds each one the config leaves unseeded, so that what
+#: moves between two reports is the bot's change, not the draw.
+SEEDED = ("DIETClassifier", "TEDPolicy", "ResponseSelector", "UnexpecTEDIntentPolicy")
+SEED = 2026
 #: How many models the training copy keeps (an earlier one may be a --baseline).
 COPY_MODELS = 3
 #: Where the reports of `rasa test` go (this run's, and the baseline model's), inside the bot's state folder.
@@ -111,7 +116,7 @@ def run_ci(
                     project, tag, options, tests_runner, on_event, tests, model, BASELINE_RESULTS, None
                 ),
             )
-        report = _report(project, spec, tests, result, scores, base, runner)
+        report = _report(project, spec, tests, result, scores, base, runner, request.train)
         deltas = report.deltas()
         report = replace(report, rules=[rule.check(deltas, base is not None) for rule in request.rules])
         record.metrics = scores.figures
@@ -122,6 +127,16 @@ def run_ci(
     if record.id:
         project.write_owned(baselines.saved_report(project, record.id), text)
     return CiOutcome(report, markdown, json_path, record.id, warnings)
+
+
+def seed_overrides(config: dict[str, Any], given: list[str]) -> list[str]:
+    """`--set NAME.random_seed=SEED` for each component of SEEDED in the config that no entry, and no `--set`,
+    seeds."""
+    entries = [e for key in ("pipeline", "policies") for e in (config.get(key) or []) if isinstance(e, dict)]
+    names = {str(e.get("name", "")).rsplit(".", 1)[-1] for e in entries}
+    seeded = {str(e.get("name", "")).rsplit(".", 1)[-1] for e in entries if "random_seed" in e}
+    seeded |= {item.partition("=")[0].rpartition(".")[0] for item in given if ".random_seed=" in item}
+    return [f"{name}.random_seed={SEED}" for name in SEEDED if name in names and name not in seeded]
 
 
 def _validate(
@@ -198,6 +213,7 @@ def _report(
     scores: Scores,
     base: baselines.Baseline | None,
     runner: Runner,
+    options: TrainOptions,
 ) -> Report:
     return Report(
         bot=project.root.name,
@@ -215,6 +231,7 @@ def _report(
             "tensorflow": spec.release.tensorflow,
             "model": project.relative(result.model),
             "model_sha256": history.file_sha256(result.model),
+            "overrides": [o.text for o in options.overrides],
         },
         baseline=base.scores if base is not None else None,
         baseline_source=base.source if base is not None else None,

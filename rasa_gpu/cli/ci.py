@@ -114,7 +114,7 @@ def _run(
     from .. import build_log, license_key
     from .. import gpu as gpu_rules
     from ..ci.rules import parse_rule
-    from ..ci.run import CiRequest, run_ci
+    from ..ci.run import CiRequest, run_ci, seed_overrides
     from ..images import ensure_image
     from ..rasa_commands import RasaOptions
     from ..runners import Where, connect
@@ -125,10 +125,11 @@ def _run(
 
     project, settings, spec = resolved.project, resolved.settings, resolved.spec
     rules = [parse_rule(text, settings.subject("ci_fail_on")) for text in settings.ci_fail_on]
+    seeds = seed_overrides(project.config_data(), list(settings.set))
     request = CiRequest(
         train=TrainOptions(
             gpu=settings.gpu_request(),
-            overrides=_parse_overrides(list(settings.set)),
+            overrides=_parse_overrides(list(settings.set) + seeds),
             force=force,
             rebuild=image.rebuild,
             license=resolved.license(),
