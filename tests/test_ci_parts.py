@@ -163,7 +163,7 @@ def _report(tmp_path, baseline: bool = True, **kw) -> ci_report.Report:
 
 
 def test_the_report_names_the_mover_its_counts_and_the_new_confusion(tmp_path):
-    report = _report(tmp_path)
+    report = _report(tmp_path, validation_warnings=2)
     assert report.deltas()["intent_f1"] == pytest.approx(-0.15)
     [top, second] = report.movers()
     assert (top.name, top.trained_on, top.trained_on_before, top.support) == ("ask_stock", 2, 11, 3)
@@ -175,6 +175,7 @@ def test_the_report_names_the_mover_its_counts_and_the_new_confusion(tmp_path):
     assert "ask_stock F1 1.000 → 0.400 (−0.600, 3 tested, trained on 11 → 2)" in text
     assert "**New confusions:** ask_stock → inform (2)" in text
     assert "<details>" in text and text.index("Moved most") < text.index("<details>")
+    assert "- rasa data validate: no error, 2 warning(s)" in text
     data = report.to_json()
     assert data["movers"][0]["name"] == "ask_stock" and data["baseline"]["source"] == "report main.json"
     again = ci_report.Scores.from_json(data, "x")

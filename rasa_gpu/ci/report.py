@@ -141,6 +141,7 @@ class Report:
     baseline_training: dict[str, int] = field(default_factory=dict)
     rules: list[dict[str, Any]] = field(default_factory=list)  # rules.Verdict.to_json()
     created_at: str = ""
+    validation_warnings: int = 0  # what `rasa data validate` warned about (an error stops the run)
 
     def deltas(self) -> dict[str, float]:
         if self.baseline is None:
@@ -229,6 +230,7 @@ class Report:
                 for c in self.new_confusions()
             ],
             "rules": self.rules,
+            "validation_warnings": self.validation_warnings,
             "passed": not self.failed,
         }
 
@@ -288,6 +290,8 @@ def _details(report: Report, shown: list[Mover]) -> list[str]:
         f"- image: `{run.get('image')}` (lock: {run.get('lock') or 'none'}), TensorFlow {run.get('tensorflow')}",
         f"- model: `{run.get('model')}`"
         + (f" (config for this run: {', '.join(run['overrides'])})" if run.get("overrides") else ""),
+        f"- rasa data validate: no error, {report.validation_warnings} warning(s)"
+        + (" (`rasa-gpu validate` lists them)" if report.validation_warnings else ""),
         f"- test set: {report.tested_on.get('nlu_examples', 0)} NLU examples "
         f"({report.tested_on.get('source')}), {report.tested_on.get('stories', 0)} test stories",
     ]

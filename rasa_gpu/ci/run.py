@@ -61,7 +61,6 @@ class CiOutcome:
     markdown: Path
     json: Path
     run_id: int | None
-    warnings: int  # rasa data validate's warnings
 
 
 def run_ci(
@@ -118,7 +117,11 @@ def run_ci(
             )
         report = _report(project, spec, tests, result, scores, base, runner, request.train)
         deltas = report.deltas()
-        report = replace(report, rules=[rule.check(deltas, base is not None) for rule in request.rules])
+        report = replace(
+            report,
+            rules=[rule.check(deltas, base is not None) for rule in request.rules],
+            validation_warnings=warnings,
+        )
         record.metrics = scores.figures
         json_path = markdown.with_name(markdown.name[: -len(".md")] + ".json")
         text = _json_text(report)
@@ -126,7 +129,7 @@ def run_ci(
         _write(project, json_path, text)
     if record.id:
         project.write_owned(baselines.saved_report(project, record.id), text)
-    return CiOutcome(report, markdown, json_path, record.id, warnings)
+    return CiOutcome(report, markdown, json_path, record.id)
 
 
 def seed_overrides(config: dict[str, Any], given: list[str]) -> list[str]:
@@ -142,7 +145,7 @@ def seed_overrides(config: dict[str, Any], given: list[str]) -> list[str]:
 def _validate(
     project: BotProject, tag: str, options: RasaOptions, runner: Runner, on_event: EventSink
 ) -> int:
-    """rasa data validate; an error stops the run in one line (the first finding), warnings are counted."""
+    """rasa data validate; an error stops the run in one line (the first finding). Returns how many warnings."""
     output: list[bytes] = []
     code = rasa_commands.run(
         project, tag, validation.validate_args(project), options, runner, on_event, output.append
