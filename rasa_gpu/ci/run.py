@@ -99,9 +99,8 @@ def run_ci(
         tests, trained_from = testset.prepare(project)
         on_event(Notice(f"testing on {tests.describe()}"))
         result = train(trained_from, spec, request.train, on_train_event, runner=runner)
-        if (
-            trained_from != project and not result.skipped
-        ):  # the copy's models: this one and the two before it
+        # the training copy keeps this model and the two before it (the bot's own models/ follow keep_models)
+        if trained_from != project and not result.skipped:
             retention.tidy(trained_from, COPY_MODELS, None)
         record.device, record.wall_seconds = result.device, result.wall_seconds
         record.bot_fingerprint = project.inputs_digest()
