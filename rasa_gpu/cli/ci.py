@@ -116,11 +116,11 @@ def _run(
     from ..ci.rules import parse_rule
     from ..ci.run import CiRequest, run_ci, seed_overrides
     from ..images import ensure_image
+    from ..overrides import parse_overrides
     from ..rasa_commands import RasaOptions
     from ..runners import Where, connect
     from ..training import TrainOptions
     from ._common import err, say
-    from .train import _parse_overrides
     from .views import BuildView, TrainView
 
     project, settings, spec = resolved.project, resolved.settings, resolved.spec
@@ -129,7 +129,7 @@ def _run(
     request = CiRequest(
         train=TrainOptions(
             gpu=settings.gpu_request(),
-            overrides=_parse_overrides(list(settings.set) + seeds),
+            overrides=parse_overrides(list(settings.set) + seeds),
             force=force,
             rebuild=image.rebuild,
             license=resolved.license(),
