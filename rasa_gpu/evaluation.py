@@ -30,25 +30,20 @@ def read_results(folder: Path) -> dict[str, float]:
     """The figures found in a results folder (weighted averages over labels; entity F1 of the first extractor by
     name when there are several, each also as entity_f1[Extractor])."""
     figures: dict[str, float] = {}
-    intents = _report(folder / INTENT_REPORT)
+    intents = read_report(folder / INTENT_REPORT)
     if intents is not None:
         _put(figures, "intent_f1", _weighted(intents, "f1-score"))
         _put(figures, "intent_accuracy", _accuracy(intents))
-    extractors = sorted(
-        p
-        for p in folder.glob("*_report.json")
-        if p.name not in (INTENT_REPORT, STORY_REPORT, RESPONSE_REPORT)
-    )
-    for path in extractors:
-        report = _report(path)
+    for path in extractor_reports(folder):
+        report = read_report(path)
         value = _weighted(report, "f1-score") if report is not None else None
         if value is not None:
             figures.setdefault("entity_f1", value)
             figures[f"entity_f1[{path.name[: -len('_report.json')]}]"] = value
-    responses = _report(folder / RESPONSE_REPORT)
+    responses = read_report(folder / RESPONSE_REPORT)
     if responses is not None:
         _put(figures, "response_f1", _weighted(responses, "f1-score"))
-    stories = _report(folder / STORY_REPORT)
+    stories = read_report(folder / STORY_REPORT)
     if stories is not None:
         conversations = stories.get("conversation_accuracy")
         if isinstance(conversations, dict):
@@ -64,7 +59,17 @@ def label(name: str) -> str:
     return FIGURES.get(name, name.replace("_", " "))
 
 
-def _report(path: Path) -> dict[str, Any] | None:
+def extractor_reports(folder: Path) -> list[Path]:
+    """The entity extractors' reports in a results folder (`<Extractor>_report.json`), by name."""
+    return sorted(
+        p
+        for p in folder.glob("*_report.json")
+        if p.name not in (INTENT_REPORT, STORY_REPORT, RESPONSE_REPORT)
+    )
+
+
+def read_report(path: Path) -> dict[str, Any] | None:
+    """One of Rasa's JSON reports, or None when it is missing, unreadable or not a mapping."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

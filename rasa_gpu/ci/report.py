@@ -75,25 +75,17 @@ class Scores:
 
 def read_scores(folder: Path) -> Scores:
     """The scores in a results folder of `rasa test` (evaluation.read_results for the figures)."""
-    intents = _labels(folder / evaluation.INTENT_REPORT)
-    entities: dict[str, LabelScore] = {}
-    for path in sorted(folder.glob("*_report.json")):
-        if path.name not in (evaluation.INTENT_REPORT, evaluation.STORY_REPORT, evaluation.RESPONSE_REPORT):
-            entities = _labels(path)
-            break  # the first extractor by name, as entity_f1
-    return Scores(evaluation.read_results(folder), intents, entities)
+    extractors = evaluation.extractor_reports(folder)  # the first by name, as entity_f1
+    entities = _labels(extractors[0]) if extractors else {}
+    return Scores(evaluation.read_results(folder), _labels(folder / evaluation.INTENT_REPORT), entities)
 
 
 _SUMMARY_ROWS = ("accuracy", "macro avg", "weighted avg", "micro avg", "conversation_accuracy")
 
 
 def _labels(path: Path) -> dict[str, LabelScore]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
     found = {}
-    for name, row in data.items() if isinstance(data, dict) else ():
+    for name, row in (evaluation.read_report(path) or {}).items():
         if name in _SUMMARY_ROWS or not isinstance(row, dict) or "f1-score" not in row:
             continue
         confused = row.get("confused_with")

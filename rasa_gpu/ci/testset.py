@@ -151,18 +151,17 @@ def nlu_documents(project: BotProject) -> dict[str, Any]:
     return docs
 
 
-def training_copy_files(project: BotProject, held: set[tuple[str, str]]) -> dict[str, bytes]:
-    """The training copy's files (path in the copy: bytes): every training input of the bot, with the held-out
-    examples taken out of its NLU files."""
+def training_copy_files(
+    project: BotProject, docs: dict[str, Any], held: set[tuple[str, str]]
+) -> dict[str, bytes]:
+    """The training copy's files (path in the copy: bytes): every training input of the bot, its NLU files (`docs`,
+    as nlu_documents parsed them) without the held-out examples."""
     files = {}
     for path in project.training_inputs():
         relative = project.relative(path)
-        data = path.read_bytes()
-        if relative.startswith("data/") and path.suffix in (".yml", ".yaml"):
-            content = _load(path)
-            if _nlu_items(content):
-                data = dump(_without(content, held)).encode()
-        files[relative] = data
+        files[relative] = (
+            dump(_without(docs[relative], held)).encode() if relative in docs else path.read_bytes()
+        )
     return files
 
 
@@ -207,7 +206,7 @@ def prepare(project: BotProject) -> tuple[TestSet, BotProject]:
             project,
         )
     held = held_out_examples(docs)
-    copy = write_training_copy(project, training_copy_files(project, held))
+    copy = write_training_copy(project, training_copy_files(project, docs, held))
     test_file = project.state_dir / HELD_OUT_FILE
     project.write_owned(test_file, held_out_file(docs, held))
     trained = [pair for pair in intent_examples(docs) if pair not in held]

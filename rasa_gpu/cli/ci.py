@@ -111,17 +111,15 @@ def ci_cmd(
 def _run(
     resolved: Resolved, image: ImageOptions, force: bool, report: str | None, verbose: bool
 ) -> CiOutcome:
-    from .. import build_log, license_key
-    from .. import gpu as gpu_rules
     from ..ci.rules import parse_rule
     from ..ci.run import CiRequest, run_ci, seed_overrides
-    from ..images import ensure_image
     from ..overrides import parse_overrides
     from ..rasa_commands import RasaOptions
     from ..runners import Where, connect
     from ..training import TrainOptions
-    from ._common import err, say
-    from .views import BuildView, TrainView
+    from ._common import say
+    from .rasa import prepare_image
+    from .views import TrainView
 
     project, settings, spec = resolved.project, resolved.settings, resolved.spec
     rules = [parse_rule(text, settings.subject("ci_fail_on")) for text in settings.ci_fail_on]
@@ -146,19 +144,6 @@ def _run(
         f" with {spec.release.name} ({resolved.why})",
     )
 
-    def prepare() -> tuple[str, RasaOptions]:
-        with (
-            BuildView(verbose) as view,
-            build_log.recording(build_log.of_bot(project), view.handle) as on_line,
-        ):
-            built = ensure_image(runner.engine, spec, on_line)
-        gpu, warning = gpu_rules.for_image(
-            request.train.gpu, built.tag, built.gpu_ready, built.cuda_note, "run rasa"
-        )
-        if warning:
-            err.print(f"warning: {warning}", markup=False)
-        return built.tag, RasaOptions(gpu=gpu, secrets=license_key.environment(resolved.license()))
-
     with ExitStack() as stack:
         runner = stack.enter_context(resolved.runner(show_notice))
         tests = runner
@@ -166,6 +151,10 @@ def _run(
             say(f"training on the Docker engine at {runner.name}; validating and testing on this machine's")
             tests = stack.enter_context(connect(Where(), show_notice))
         view = stack.enter_context(TrainView(verbose))
+
+        def prepare() -> tuple[str, RasaOptions]:  # the image on the tests' engine, where Rasa's commands run
+            return prepare_image(resolved, tests, request.train.gpu, False, verbose)
+
         return run_ci(project, spec, request, runner, prepare, show_notice, view.handle, tests_runner=tests)
 
 

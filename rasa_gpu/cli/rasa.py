@@ -26,10 +26,11 @@ if TYPE_CHECKING:
     from ..runners import Runner
 
 
-def _prepare(
+def prepare_image(
     resolved: Resolved, runner: Runner, gpu: GpuRequest, terminal: bool, verbose: bool = False
 ) -> tuple[str, RasaOptions]:
-    """The bot's image (built once, as for a training; -v: its raw output) and the options of its container."""
+    """The bot's image on the runner's engine (built once, as for a training; -v: its raw output) and the options of
+    Rasa's container there (`rasa`, `shell`, `validate`, `test` and `ci`'s tests)."""
     from .. import build_log, license_key
     from .. import gpu as gpu_rules
     from ..images import ensure_image
@@ -97,7 +98,7 @@ def _run(bot: str, args: list[str], image: ImageOptions, gpu: str | None, tty: b
     resolved = load(bot, image, Settings(gpu=gpu))
     request = resolved.settings.gpu_request()
     with resolved.runner(show_notice) as runner:
-        tag, options = _prepare(resolved, runner, request, terminal_wanted)
+        tag, options = prepare_image(resolved, runner, request, terminal_wanted)
         code = rasa_commands.run(
             resolved.project, tag, args, options, runner, _notice, _write, pump=terminal.pump
         )
@@ -148,7 +149,7 @@ def validate_cmd(bot: str, image: ImageOptions, verbose: bool) -> None:
     args = validation.validate_args(project)
     output: list[bytes] = []
     with resolved.runner(show_notice) as runner:
-        tag, options = _prepare(resolved, runner, CPU, False, verbose)
+        tag, options = prepare_image(resolved, runner, CPU, False, verbose)
         code = rasa_commands.run(project, tag, args, options, runner, _notice, output.append)
     text = b"".join(output).decode("utf-8", errors="replace")
     if verbose:
@@ -234,7 +235,9 @@ def test_cmd(
         )  # refused before a history row is opened
         record.host = runner.machine()
         with history.recording(project, record, lambda text: err.print(f"warning: {text}", markup=False)):
-            tag, rasa_options = _prepare(resolved, runner, resolved.settings.gpu_request(), False, verbose)
+            tag, rasa_options = prepare_image(
+                resolved, runner, resolved.settings.gpu_request(), False, verbose
+            )
             err.print(
                 f"rasa test {options.kind} of {project.name} in {tag} (-v shows Rasa's output)", markup=False
             )
