@@ -49,6 +49,8 @@ def test_test_nlu_writes_the_reports_and_its_figures_in_the_history(bot_copy, do
             trained = run_cli("train", str(bot_copy))
             assert trained.returncode == 0, trained.output
             trainings += 1
+            # one every few seconds is enough: back to back, they held a core for the whole test
+            time.sleep(2)
         stdout, stderr = proc.communicate()
     finally:
         if proc.poll() is None:
@@ -178,8 +180,10 @@ def test_keep_models_three_after_five_trainings_never_the_served_one(bot_copy):
     try:
         served = models(bot_copy)[-1].name
         (bot_copy / "rasa-gpu.toml").write_text("keep_models = 3\n")
+        # what is tested is which models stay, not what they learnt: trainings of one epoch each
+        few = ("--set", "DIETClassifier.epochs=1", "--set", "TEDPolicy.epochs=1")
         for _ in range(5):
-            result = run_cli("train", str(bot_copy), "--force")
+            result = run_cli("train", str(bot_copy), "--force", *few)
             assert result.returncode == 0, result.output
         left = [m.name for m in models(bot_copy)]
         listed = json.loads(run_cli("models", str(bot_copy), "--json").stdout)

@@ -56,7 +56,8 @@ def _ssh_rig() -> tuple[str, str, str]:
     return SSH_HOST, SSH_PATH, REMOTE_SOCKET
 
 
-@pytest.fixture(scope="module", params=["local", "ssh"])
+# The SSH engine first: its image builds there while the run's shared training (trained_bot) is made here.
+@pytest.fixture(scope="module", params=["ssh", "local"])
 def where(request, docker_client) -> Where:
     if request.param == "local":
         return Where("local", (), {}, docker_client)
@@ -70,11 +71,17 @@ def where(request, docker_client) -> Where:
 
 
 @pytest.fixture(scope="module")
-def trained_there(where, built_image, tmp_path_factory) -> Path:
+def trained_there(where, request, tmp_path_factory) -> Path:
     """example_bot (owned by a non-root uid) trained once on that engine; on the SSH one this also builds the image
-    there (the build context goes over SSH)."""
-    bot = copy_bot(EXAMPLE_BOT, tmp_path_factory.mktemp(f"remote-{where.name}") / "bot")
-    result = run_cli(*where.cli("train", str(bot)), env=where.env)
+    there (the build context goes over SSH). On this machine's engine that training is the run's shared one
+    (trained_bot: the same `rasa-gpu train BOT` of the same sources), copied with its model, cache and history."""
+    folder = tmp_path_factory.mktemp(f"remote-{where.name}") / "bot"
+    if where.name == "local":
+        shared, result = request.getfixturevalue("trained_bot")
+        bot = copy_bot(shared, folder)
+    else:
+        bot = copy_bot(EXAMPLE_BOT, folder)
+        result = run_cli(*where.cli("train", str(bot)), env=where.env)
     assert result.returncode == 0, result.output
     assert "Model ready" in result.stdout
     return bot
