@@ -161,16 +161,36 @@ class StringTable(Kind):
 
 @dataclass(frozen=True)
 class TableList(Kind):
-    """A list of tables (their values are the caller's to check)."""
+    """A list of tables whose keys are among `fields`, each value read by that field's Kind."""
+
+    fields: tuple[tuple[str, Kind], ...] = ()
 
     def read(self, value: Any, subject: str) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(t, dict) for t in value):
             raise self.wrong(value, subject)
-        return list(value)
+        kinds = dict(self.fields)
+        tables = []
+        for number, table in enumerate(value, 1):
+            where = f"{subject}, table {number}"
+            unknown = [key for key in table if key not in kinds]
+            if unknown:
+                raise SettingsError(
+                    f"{where} has no field {_shown(str(unknown[0]))} (its fields: {', '.join(kinds)})"
+                )
+            tables.append({key: kinds[key].read(item, f"{where}, {key}") for key, item in table.items()})
+        return tables
 
 
 LINE = Line()
 PORT = Number("a port number (1-65535)", low=1, high=65535)
+#: The fields of a Kubernetes toleration (core/v1 Toleration), as a Job's pod takes them.
+TOLERATION: tuple[tuple[str, Kind], ...] = (
+    ("key", LINE),
+    ("operator", Line(choices=("Exists", "Equal"))),
+    ("value", LINE),
+    ("effect", Line(choices=("NoSchedule", "PreferNoSchedule", "NoExecute"))),
+    ("tolerationSeconds", Number("a whole number of seconds")),
+)
 
 
 def _setting(kind: Kind, default: Any = None) -> Any:
@@ -226,7 +246,8 @@ class Settings:
     kubernetes_tolerations: list[dict[str, Any]] = _setting(
         TableList(
             'a list of tables, e.g. tolerations = [{ key = "nvidia.com/gpu", operator = "Exists", '
-            'effect = "NoSchedule" }]'
+            'effect = "NoSchedule" }]',
+            fields=TOLERATION,
         ),
         [],
     )

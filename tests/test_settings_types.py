@@ -193,3 +193,37 @@ def test_right_values_are_taken_as_given(tmp_path):
     ]
     with pytest.raises(SettingsError, match="^--ca-cert holds a line break"):
         s.merged(settings.Settings(ca_certs=("a.pem\n",)))
+
+
+@pytest.mark.parametrize(
+    "toleration, words",
+    [
+        (
+            '{ key = "nvidia.com/gpu", operater = "Exists" }',
+            "table 1 has no field 'operater' (its fields: key, ",
+        ),
+        ('{ key = "a" }, { operator = "Sometimes" }', "table 2, operator must be one of Exists, Equal, not"),
+        ('{ effect = "NoSchedule\\nx" }', "table 1, effect holds a line break"),
+        ("{ key = 5 }", "table 1, key must be a string (in quotes), not the number 5"),
+        (
+            '{ tolerationSeconds = "60" }',
+            "table 1, tolerationSeconds must be a whole number of seconds, not '60'",
+        ),
+    ],
+)
+def test_each_toleration_is_checked_field_by_field(tmp_path, toleration, words):
+    """A toleration with a misspelt field or a wrong value is refused where it is read, not by the cluster later."""
+    (tmp_path / "rasa-gpu.toml").write_text(f"[kubernetes]\ntolerations = [{toleration}]\n")
+    with pytest.raises(SettingsError) as refused:
+        settings.load_settings(tmp_path)
+    message = str(refused.value)
+    assert message.startswith(f"rasa-gpu.toml: [kubernetes] tolerations, {words}"), message
+    assert "\n" not in message
+
+
+def test_a_full_toleration_is_taken_as_given(tmp_path):
+    line = '{ key = "gpu", operator = "Equal", value = "a100", effect = "NoExecute", tolerationSeconds = 60 }'
+    (tmp_path / "rasa-gpu.toml").write_text(f"[kubernetes]\ntolerations = [{line}]\n")
+    assert settings.load_settings(tmp_path).kubernetes_tolerations == [
+        {"key": "gpu", "operator": "Equal", "value": "a100", "effect": "NoExecute", "tolerationSeconds": 60}
+    ]
