@@ -174,7 +174,7 @@ def apply_overrides(
             entry
             for entries in sections.values()
             for entry in entries
-            if isinstance(entry, dict) and _matches(entry.get("name"), override.component)
+            if isinstance(entry, dict) and matches(entry.get("name"), override.component)
         ]
         if not hits:
             known = sorted(
@@ -192,7 +192,7 @@ def apply_overrides(
     return result
 
 
-def _matches(name: Any, component: str) -> bool:
+def matches(name: Any, component: str) -> bool:
     """Match by the full name or by the last dotted part (custom components are given as module.Class)."""
     if not isinstance(name, str):
         return False

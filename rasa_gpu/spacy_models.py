@@ -51,7 +51,7 @@ def needed(
 
 def _models(project: BotProject, overrides: list[str]) -> list[str | None]:
     """The `model` of each SpacyNLP entry of the pipeline (None where it names none)."""
-    from .overrides import _matches, apply_overrides, parse_overrides
+    from .overrides import apply_overrides, matches, parse_overrides
 
     mine = [
         item for item in overrides if item.partition("=")[0].strip().rpartition(".")[0].endswith(COMPONENT)
@@ -60,7 +60,7 @@ def _models(project: BotProject, overrides: list[str]) -> list[str | None]:
     pipeline = config.get("pipeline") if isinstance(config, dict) else None
     found: list[str | None] = []
     for entry in pipeline if isinstance(pipeline, list) else []:
-        if not isinstance(entry, dict) or not _matches(entry.get("name"), COMPONENT):
+        if not isinstance(entry, dict) or not matches(entry.get("name"), COMPONENT):
             continue
         model: Any = entry.get("model")
         if model is not None and not isinstance(model, str):

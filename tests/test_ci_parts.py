@@ -378,16 +378,19 @@ def test_a_run_of_the_history_is_a_baseline_and_pinned_is_the_newest_pinned_ci_r
 
 def test_ci_seeds_the_components_the_config_leaves_unseeded():
     from rasa_gpu.ci.run import SEED, seed_overrides
+    from rasa_gpu.overrides import parse_overrides
+
+    def seeds(config, *given):
+        return [o.text for o in seed_overrides(config, parse_overrides(list(given)))]
 
     config = {
         "pipeline": [{"name": "WhitespaceTokenizer"}, {"name": "DIETClassifier", "epochs": 50}],
         "policies": [{"name": "TEDPolicy", "random_seed": 7}, {"name": "my.custom.ResponseSelector"}],
     }
-    assert seed_overrides(config, []) == [
-        f"DIETClassifier.random_seed={SEED}",
-        f"ResponseSelector.random_seed={SEED}",
-    ]
-    assert seed_overrides(config, ["DIETClassifier.random_seed=1"]) == [
-        f"ResponseSelector.random_seed={SEED}"
-    ]
-    assert seed_overrides({"language": "en"}, []) == []  # Rasa picks the pipeline: nothing to seed here
+    assert seeds(config) == [f"DIETClassifier.random_seed={SEED}", f"ResponseSelector.random_seed={SEED}"]
+    assert seeds(config, "DIETClassifier.random_seed=1") == [f"ResponseSelector.random_seed={SEED}"]
+    # a seed given for the full name counts too, and so does one in the config for either of two entries
+    assert seeds(config, "my.custom.ResponseSelector.random_seed=3") == [f"DIETClassifier.random_seed={SEED}"]
+    two = {"pipeline": [{"name": "DIETClassifier", "random_seed": 5}, {"name": "DIETClassifier"}]}
+    assert seeds(two) == []
+    assert seeds({"language": "en"}) == []  # Rasa picks the pipeline: nothing to seed here

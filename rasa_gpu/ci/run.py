@@ -18,6 +18,7 @@ from ..errors import ProjectError
 from ..events import EventSink, Notice
 from ..gpu import CPU
 from ..images import ImageSpec
+from ..overrides import Override, matches, parse_overrides
 from ..project import BotProject
 from ..rasa_commands import RasaOptions, RasaTestOptions
 from ..runners import Runner
@@ -131,14 +132,23 @@ def run_ci(
     return CiOutcome(report, markdown, json_path, record.id)
 
 
-def seed_overrides(config: dict[str, Any], given: list[str]) -> list[str]:
-    """`--set NAME.random_seed=SEED` for each component of SEEDED in the config that no entry, and no `--set`,
-    seeds."""
+def seed_overrides(config: dict[str, Any], given: list[Override]) -> list[Override]:
+    """`NAME.random_seed=SEED` for each component of SEEDED that is in the config and that no entry seeds and no
+    given override (`--set`, `[ci]`'s settings) reaches: a seed the user chose, for any entry, is left as it is. Put
+    them before the given ones."""
     entries = [e for key in ("pipeline", "policies") for e in (config.get(key) or []) if isinstance(e, dict)]
-    names = {str(e.get("name", "")).rsplit(".", 1)[-1] for e in entries}
-    seeded = {str(e.get("name", "")).rsplit(".", 1)[-1] for e in entries if "random_seed" in e}
-    seeded |= {item.partition("=")[0].rpartition(".")[0] for item in given if ".random_seed=" in item}
-    return [f"{name}.random_seed={SEED}" for name in SEEDED if name in names and name not in seeded]
+    seeds = []
+    for name in SEEDED:
+        hits = [e for e in entries if matches(e.get("name"), name)]
+        chosen = [
+            e
+            for e in hits
+            if "random_seed" in e
+            or any(o.key == "random_seed" and matches(e.get("name"), o.component) for o in given)
+        ]
+        if hits and not chosen:
+            seeds += parse_overrides([f"{name}.random_seed={SEED}"])
+    return seeds
 
 
 def _validate(

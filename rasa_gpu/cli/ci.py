@@ -123,11 +123,11 @@ def _run(
 
     project, settings, spec = resolved.project, resolved.settings, resolved.spec
     rules = [parse_rule(text, settings.subject("ci_fail_on")) for text in settings.ci_fail_on]
-    seeds = seed_overrides(project.config_data(), list(settings.set))
+    given = parse_overrides(list(settings.set))
     request = CiRequest(
         train=TrainOptions(
             gpu=settings.gpu_request(),
-            overrides=parse_overrides(list(settings.set) + seeds),
+            overrides=seed_overrides(project.config_data(), given) + given,
             force=force,
             rebuild=image.rebuild,
             license=resolved.license(),
