@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +74,12 @@ def run_ci(
     on_event: EventSink,
     on_train_event: EventSink,
     tests_runner: Runner | None = None,
+    on_output: Callable[[bytes], None] = lambda chunk: None,
 ) -> CiOutcome:
     """Validate, train (or find the model), test, compare and write the report. The training runs on `runner` (an
     engine over SSH too: the model comes back into the bot), validation and tests on `tests_runner` (default the same),
     which must mount the bot folder. `prepare` gives the image's tag on the tests' engine (built once, as for a
-    training) and the options of Rasa's containers."""
+    training) and the options of Rasa's containers. `on_output` gets the raw output of validation and tests (-v)."""
     tests_runner = tests_runner or runner
     tests_runner.engine_for(LOCAL_ONLY, mounts_bot_folder=True)
     base = (
@@ -96,7 +98,7 @@ def run_ci(
     warn: Callable[[str], None] = lambda text: on_event(Notice(f"warning: {text}", "warn"))  # noqa: E731
     with history.recording(project, record, warn):
         tag, options = prepare()
-        warnings = _validate(project, tag, replace(options, gpu=CPU), tests_runner, on_event)
+        warnings = _validate(project, tag, replace(options, gpu=CPU), tests_runner, on_event, on_output)
         tests, trained_from = testset.prepare(project)
         on_event(Notice(f"testing on {tests.describe()}"))
         result = train(trained_from, spec, request.train, on_train_event, runner=runner)
@@ -105,15 +107,14 @@ def run_ci(
             retention.tidy(trained_from, COPY_MODELS, None)
         record.device, record.wall_seconds = result.device, result.wall_seconds
         record.bot_fingerprint = project.inputs_digest()
-        scores = _test(project, tag, options, tests_runner, on_event, tests, result.model, RESULTS, record)
+        test = partial(_test, project, tag, options, tests_runner, on_event, on_output, tests)
+        scores = test(result.model, RESULTS, record)
         if base is not None and base.kind == "model":
             assert base.path is not None
             model = _inside(project, base.path)
             base = replace(
                 base,
-                scores=_test(
-                    project, tag, options, tests_runner, on_event, tests, model, BASELINE_RESULTS, None
-                ),
+                scores=test(model, BASELINE_RESULTS, None),
             )
         report = _report(project, spec, tests, result, scores, base, runner, request.train)
         deltas = report.deltas()
@@ -152,13 +153,21 @@ def seed_overrides(config: dict[str, Any], given: list[Override]) -> list[Overri
 
 
 def _validate(
-    project: BotProject, tag: str, options: RasaOptions, runner: Runner, on_event: EventSink
+    project: BotProject,
+    tag: str,
+    options: RasaOptions,
+    runner: Runner,
+    on_event: EventSink,
+    on_output: Callable[[bytes], None],
 ) -> int:
     """rasa data validate; an error stops the run in one line (the first finding). Returns how many warnings."""
     output: list[bytes] = []
-    code = rasa_commands.run(
-        project, tag, validation.validate_args(project), options, runner, on_event, output.append
-    )
+
+    def kept(chunk: bytes) -> None:
+        output.append(chunk)
+        on_output(chunk)
+
+    code = rasa_commands.run(project, tag, validation.validate_args(project), options, runner, on_event, kept)
     found = validation.problems(b"".join(output).decode("utf-8", errors="replace"), project)
     errors = [p for p in found if p.severity == "error"]
     if code != 0 or errors:
@@ -176,6 +185,7 @@ def _test(
     options: RasaOptions,
     runner: Runner,
     on_event: EventSink,
+    on_output: Callable[[bytes], None],
     tests: testset.TestSet,
     model: Path,
     results: str,
@@ -199,7 +209,7 @@ def _test(
         options,
         runner,
         on_event,
-        lambda chunk: None,
+        on_output,
         record or history.Run(kind="ci"),
     )
     return read_scores(folder)

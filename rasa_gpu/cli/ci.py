@@ -118,7 +118,7 @@ def _run(
     from ..runners import Where, connect
     from ..training import TrainOptions
     from ._common import say
-    from .rasa import prepare_image
+    from .rasa import prepare_image, rasa_output
     from .views import TrainView
 
     project, settings, spec = resolved.project, resolved.settings, resolved.spec
@@ -155,7 +155,17 @@ def _run(
         def prepare() -> tuple[str, RasaOptions]:  # the image on the tests' engine, where Rasa's commands run
             return prepare_image(resolved, tests, request.train.gpu, False, verbose)
 
-        return run_ci(project, spec, request, runner, prepare, show_notice, view.handle, tests_runner=tests)
+        return run_ci(
+            project,
+            spec,
+            request,
+            runner,
+            prepare,
+            show_notice,
+            view.handle,
+            tests_runner=tests,
+            on_output=rasa_output(verbose),
+        )
 
 
 def _summary(outcome: CiOutcome) -> None:

@@ -20,6 +20,8 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..gpu import GpuRequest
     from ..rasa_commands import RasaOptions
     from ..resolve import Resolved
@@ -242,7 +244,7 @@ def test_cmd(
                 f"rasa test {options.kind} of {project.name} in {tag} (-v shows Rasa's output)", markup=False
             )
             result = rasa_commands.run_tests(
-                project, tag, options, rasa_options, runner, _notice, _progress if verbose else _quiet, record
+                project, tag, options, rasa_options, runner, _notice, rasa_output(verbose), record
             )
     table = Table("figure", "value", box=None, padding=(0, 2))
     for name, value in result.figures.items():
@@ -254,6 +256,12 @@ def test_cmd(
 
 #: What `rasa-gpu test` tests (KIND).
 TEST_KINDS = ("nlu", "core", "e2e", "all")
+
+
+def rasa_output(verbose: bool) -> Callable[[bytes], None]:
+    """Where the raw output of Rasa's commands goes: to stderr as it comes with -v, else nowhere (it is kept for the
+    cause of a failure)."""
+    return _progress if verbose else _quiet
 
 
 def _quiet(chunk: bytes) -> None:
