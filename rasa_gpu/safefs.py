@@ -24,6 +24,7 @@ import secrets
 import shutil
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import ProjectError
 
@@ -118,11 +119,12 @@ def make_dirs(root: Path, path: Path, owner: tuple[int, int] | None = None) -> t
 
 
 def write_file(
-    root: Path, path: Path, data: bytes, *, mode: int = 0o644, owner: tuple[int, int] | None = None
+    root: Path, path: Path, data: bytes | BinaryIO, *, mode: int = 0o644, owner: tuple[int, int] | None = None
 ) -> Path:
-    """Write `data` to `path` inside `root` atomically: a fresh file beside it, created exclusively without
-    following links and at `mode` from its first byte, owned by `owner`, then renamed over `path`. A `path` that is
-    a link is refused (in rasa-gpu's own folder) or replaced as a link is (elsewhere, when it leads inside)."""
+    """Write `data` (bytes, or a file read in chunks: a model is not held in memory) to `path` inside `root`
+    atomically: a fresh file beside it, created exclusively without following links and at `mode` from its first
+    byte, owned by `owner`, then renamed over `path`. A `path` that is a link is refused (in rasa-gpu's own folder)
+    or replaced as a link is (elsewhere, when it leads inside)."""
     folder, _ = make_dirs(root, path.parent, owner)
     target = check(root, folder / path.name)
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
@@ -131,9 +133,11 @@ def write_file(
         os.fchmod(fd, mode)  # the umask may have taken bits away; nothing was written yet
         if owner is not None and os.geteuid() == 0:
             os.fchown(fd, *owner)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        chunks = [data] if isinstance(data, bytes) else iter(lambda: data.read(1 << 20), b"")
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
         os.close(fd)
         fd = -1
         os.replace(temporary, target)

@@ -106,7 +106,9 @@ def test_ci_reports_an_intents_drop_fails_the_rule_and_holds_with_a_loose_one(
         "--fail-on", "intent_f1 < -0.9", "-v", *FAST,
     )  # fmt: skip
     assert holds.returncode == 0, holds.output
-    assert holds.stderr.count("Intent evaluation results") == 2, holds.output  # -v: Rasa's own lines, both tests
+    assert holds.stderr.count("Intent evaluation results") == 2, (
+        holds.output
+    )  # -v: Rasa's own lines, both tests
     again = json.loads(third.with_suffix(".json").read_text())
     assert again["run"]["trained"] is False and again["run"]["model"] == report["run"]["model"]
     assert again["baseline"]["source"].startswith(f"model {first_model.name}")

@@ -394,3 +394,25 @@ def test_ci_seeds_the_components_the_config_leaves_unseeded():
     two = {"pipeline": [{"name": "DIETClassifier", "random_seed": 5}, {"name": "DIETClassifier"}]}
     assert seeds(two) == []
     assert seeds({"language": "en"}) == []  # Rasa picks the pipeline: nothing to seed here
+
+
+def test_a_baseline_model_outside_the_bot_is_copied_in_and_one_inside_is_used_where_it_is(bot, tmp_path):
+    """The test container sees only the bot folder: a model from elsewhere is copied (in chunks) into
+    .rasa-gpu/ci/baseline-model/, replacing the one an earlier run copied there."""
+    from rasa_gpu.ci.run import BASELINE_MODEL, _inside
+
+    project = BotProject.load(bot)
+    outside = tmp_path / "elsewhere" / "base.tar.gz"
+    outside.parent.mkdir()
+    data = os.urandom(3 * (1 << 20) + 17)  # more than one chunk
+    outside.write_bytes(data)
+    earlier = project.state_dir / BASELINE_MODEL / "old.tar.gz"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"old")
+    copy = _inside(project, outside)
+    assert copy == project.state_dir / BASELINE_MODEL / "base.tar.gz" and copy.read_bytes() == data
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["base.tar.gz"]
+    inside = project.root / "models" / "m.tar.gz"
+    inside.parent.mkdir(exist_ok=True)
+    inside.write_bytes(b"m")
+    assert _inside(project, inside) == inside

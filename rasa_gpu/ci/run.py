@@ -223,7 +223,8 @@ def _inside(project: BotProject, model: Path) -> Path:
     target = project.state_dir / BASELINE_MODEL / model.name
     safefs.remove(project.root, target.parent)
     owner = project.owner if os.geteuid() == 0 else None
-    safefs.write_file(project.root, target, model.read_bytes(), owner=owner)
+    with model.open("rb") as source:  # a path the user gave, outside the bot
+        safefs.write_file(project.root, target, source, owner=owner)
     return target
 
 
