@@ -4,6 +4,7 @@ no Kubernetes API server can run here): what each queue makes of one request, wh
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,14 @@ def test_a_slurm_jobs_output_and_an_unknown_queue(bot):
     with pytest.raises(SettingsError, match="no queue named 'pbs'; use one of slurm, kubernetes"):
         queues.named("pbs")
     assert isinstance(queue, slurm.SlurmQueue)
+
+
+def test_jobs_model_of_a_job_without_a_model_is_one_line(bot):
+    """`rasa-gpu jobs model` asks the job's queue (Queue.fetch): a job whose training recorded no model yet."""
+    folder = jobs.jobs_dir(BotProject.load(bot)) / "j1"
+    folder.mkdir(parents=True)
+    record = {"scheduler": "slurm", "job_id": "7", "name": "j1", "submitted_at": "2026-12-06T10:00:00Z"}
+    (folder / jobs.RECORD_FILE).write_text(json.dumps(record))
+    result = run_cli("jobs", "model", "7", str(bot))
+    assert_one_line_error(result, 1, "slurm:7 has no model in", "(yet); `rasa-gpu jobs ")
+    assert result.stdout == ""

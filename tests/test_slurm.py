@@ -237,3 +237,7 @@ def test_the_queue_interface_finds_the_jobs_state_output_and_model(slurm_cluster
     assert "Model ready" in queue.logs(jobs.jobs_dir(project) / record.name, job_id).read_text()
     assert queue.fetch(project, job_id).resolve() == model.resolve()
     assert queue.fetch(project, "999999") is None
+    # and through the CLI
+    shown = run_cli("jobs", "model", job_id, str(bot_copy))
+    assert shown.returncode == 0 and Path(shown.stdout.strip()).resolve() == model.resolve(), shown.output
+    assert_one_line_error(run_cli("jobs", "model", "999999", str(bot_copy)), 1, "no job 999999")

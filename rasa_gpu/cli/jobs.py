@@ -170,6 +170,7 @@ def jobs_cmd() -> None:
       rasa-gpu jobs example_bot
       rasa-gpu jobs cancel 42 example_bot
       rasa-gpu jobs logs 42 example_bot -f
+      rasa-gpu jobs model 42 example_bot
     """
 
 
@@ -224,6 +225,25 @@ def jobs_cancel(job_id: str, bot: str) -> None:
     record = jobs.find(project, job_id)
     jobs.queue_of(record).cancel(record.job_id)
     err.print(f"cancelled {record.ref}")
+
+
+@jobs_cmd.command("model")
+@click.argument("job_id")
+@bot_argument
+def jobs_model(job_id: str, bot: str) -> None:
+    """Print the path of the model a job made (in BOT's models/), or say that it has none yet."""
+    from .. import jobs
+    from ..errors import SettingsError
+    from ..project import BotProject
+
+    project = BotProject.load(bot)
+    record = jobs.find(project, job_id)
+    model = jobs.queue_of(record).fetch(project, record.job_id)
+    if model is None:
+        raise SettingsError(
+            f"{record.ref} has no model in {project.models_dir} (yet); `rasa-gpu jobs {project.root}` shows its state"
+        )
+    sys.stdout.write(f"{model}\n")
 
 
 @jobs_cmd.command("logs")
