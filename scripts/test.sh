@@ -16,8 +16,8 @@ docs_site() {
   rm -rf "$site"
 }
 if [ "${1:-}" = --fast ]; then
-  # The fast tier: lint, types and every test that needs no engine (no Docker, Slurm or SSH started), about two
-  # minutes on 2 cores. The tests it leaves out are marked docker (tests/conftest.py marks each one whose fixtures
+  # The fast tier: lint, types and every test that needs no engine (no Docker, Slurm or SSH started), under a
+  # minute on 2 cores. The tests it leaves out are marked docker (tests/conftest.py marks each one whose fixtures
   # reach an engine).
   shift
   cd "$(dirname "$0")/.."
