@@ -192,6 +192,11 @@ def apply_overrides(
     return result
 
 
+def component_entries(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The config's pipeline and policy entries (those that are mappings), in order."""
+    return [e for key in ("pipeline", "policies") for e in (config.get(key) or []) if isinstance(e, dict)]
+
+
 def matches(name: Any, component: str) -> bool:
     """Match by the full name or by the last dotted part (custom components are given as module.Class)."""
     if not isinstance(name, str):

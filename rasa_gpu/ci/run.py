@@ -19,7 +19,7 @@ from ..errors import ProjectError
 from ..events import EventSink, Notice
 from ..gpu import CPU
 from ..images import ImageSpec
-from ..overrides import Override, matches, parse_overrides
+from ..overrides import Override, component_entries, matches, parse_overrides
 from ..project import BotProject
 from ..rasa_commands import RasaOptions, RasaTestOptions
 from ..runners import Runner
@@ -137,19 +137,19 @@ def seed_overrides(config: dict[str, Any], given: list[Override]) -> list[Overri
     """`NAME.random_seed=SEED` for each component of SEEDED that is in the config and that no entry seeds and no
     given override (`--set`, `[ci]`'s settings) reaches: a seed the user chose, for any entry, is left as it is. Put
     them before the given ones."""
-    entries = [e for key in ("pipeline", "policies") for e in (config.get(key) or []) if isinstance(e, dict)]
-    seeds = []
+
+    def seeded(entry: dict[str, Any]) -> bool:
+        return "random_seed" in entry or any(
+            o.key == "random_seed" and matches(entry.get("name"), o.component) for o in given
+        )
+
+    entries = component_entries(config)
+    unseeded = []
     for name in SEEDED:
         hits = [e for e in entries if matches(e.get("name"), name)]
-        chosen = [
-            e
-            for e in hits
-            if "random_seed" in e
-            or any(o.key == "random_seed" and matches(e.get("name"), o.component) for o in given)
-        ]
-        if hits and not chosen:
-            seeds += parse_overrides([f"{name}.random_seed={SEED}"])
-    return seeds
+        if hits and not any(seeded(e) for e in hits):
+            unseeded.append(f"{name}.random_seed={SEED}")
+    return parse_overrides(unseeded)
 
 
 def _validate(

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from .. import __version__, license_key
+from ..overrides import component_entries, matches
 from ..project import BotProject
 from ..runners import BOT_MOUNT, rasa_environment
 from .plan import (
@@ -183,16 +184,11 @@ def is_user_edited(text: str) -> bool:
 
 def tensorboard_overrides(config: dict[str, Any]) -> list[str]:
     """--set lines that make every component able to log to TensorBoard write into the bot's tensorboard folder."""
-    present = {
-        str(entry.get("name", "")).rsplit(".", 1)[-1]
-        for section in ("pipeline", "policies")
-        for entry in (config.get(section) or [])
-        if isinstance(entry, dict)
-    }
+    entries = component_entries(config)
     return [
         f"{name}.tensorboard_log_directory={TENSORBOARD_DIR}/{name}"
         for name in TENSORBOARD_COMPONENTS
-        if name in present
+        if any(matches(e.get("name"), name) for e in entries)
     ]
 
 
